@@ -1,0 +1,5 @@
+"""`python -m mlxchat` runs the CLI."""
+
+from mlxchat.cli import main
+
+main()
