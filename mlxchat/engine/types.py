@@ -1,0 +1,139 @@
+"""Plain data that crosses the engine boundary: requests, settings and streamed events.
+
+Nothing here imports MLX or textual, so every layer (engine, CLI, UI) can share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+Role = Literal["system", "user", "assistant"]
+
+
+class EngineError(Exception):
+    """A failure the user can act on: the message is one line saying what and what to do."""
+
+
+class ModelLoadError(EngineError):
+    """A model could not be loaded; the previously loaded model (if any) stays."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings, named as in mlx-lm.
+
+    Attributes:
+        temp: Sampling temperature; 0 means greedy.
+        top_p: Nucleus sampling mass; 1.0 disables it.
+        min_p: Minimum probability relative to the top token; 0 disables it.
+        top_k: Keep only the k most likely tokens; 0 disables it.
+        repetition_penalty: Penalty for recently seen tokens; None or 1.0 disables it.
+        repetition_context_size: How many recent tokens the penalty looks at.
+        seed: Random seed for reproducible sampling; None leaves the generator as is.
+        max_tokens: Most tokens to generate for one answer.
+        stop: Strings that end the answer (in addition to the model's EOS tokens).
+    """
+
+    temp: float = 0.0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    top_k: int = 0
+    repetition_penalty: float | None = None
+    repetition_context_size: int = 20
+    seed: int | None = None
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Stats:
+    """Running numbers for one generation (also the final summary).
+
+    Attributes:
+        prompt_tokens: Tokens prefilled for this request (only the new ones in a session).
+        prompt_tps: Prefill speed, tokens per second.
+        generation_tokens: Tokens generated so far.
+        generation_tps: Decode speed, tokens per second.
+        ttft: Seconds from the request reaching the engine thread to the first token.
+        peak_memory: Peak MLX memory in GB.
+        active_memory: Active MLX memory in GB.
+        context_tokens: Tokens in the model's context (cache) after this step.
+    """
+
+    prompt_tokens: int = 0
+    prompt_tps: float = 0.0
+    generation_tokens: int = 0
+    generation_tps: float = 0.0
+    ttft: float = 0.0
+    peak_memory: float = 0.0
+    active_memory: float = 0.0
+    context_tokens: int = 0
+
+
+@dataclass
+class Chunk:
+    """One streamed piece of an answer: a text delta and the stats at that moment.
+
+    `finish_reason` is None on every chunk but the last one of a request.
+    """
+
+    text: str
+    token: int | None
+    stats: Stats
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+
+
+@dataclass
+class Progress:
+    """A throttled status update while generating (never carries text)."""
+
+    phase: Literal["prefill", "generating"]
+    stats: Stats
+    prompt_done: int = 0
+    prompt_total: int = 0
+
+
+@dataclass
+class LoadProgress:
+    """Progress of loading a model: `fraction` in [0, 1], `message` for humans."""
+
+    model: str
+    message: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is loaded: the name the user gave, where it lives, its context size."""
+
+    name: str
+    path: str
+    context_length: int | None = None
+    quantized: bool = False
+    dequantized: bool = False
+    dtype: str = ""
+    num_parameters: int = 0
+
+
+@dataclass
+class Result:
+    """A whole answer: the joined text of every chunk and the final stats."""
+
+    text: str
+    finish_reason: FinishReason
+    stats: Stats
+    tokens: list[int] = field(default_factory=list)
+
+
+Event = Chunk | Progress

@@ -1,0 +1,106 @@
+"""Tiny random MLX models written as real model directories, for fast tests.
+
+Each directory holds what `mlx_lm.load` reads from a Hugging Face checkout:
+`config.json`, `model.safetensors`, `tokenizer.json`, `tokenizer_config.json` (with a
+ChatML chat template). The tokenizer is a real byte-level BPE trained on a small corpus, so
+text round-trips; the weights are random (seeded), so answers are deterministic gibberish.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "What is the capital of France? The capital of France is Paris.",
+    "Translate from English to French. Output only the translation.",
+    "Le chat est sur la table. The cat is on the table.",
+    "Hello, how are you today? I am fine, thank you.",
+    "def add(a, b):\n    return a + b\n",
+    "Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000.",
+    "system user assistant You are a helpful assistant.",
+]
+
+
+def write_tokenizer(path: Path, vocab_size: int = 512) -> None:
+    """Train a byte-level BPE on CORPUS and save it as a Hugging Face fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.save(str(path / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": None,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": None,
+        "chat_template": CHATML,
+        "model_max_length": 2048,
+        "clean_up_tokenization_spaces": False,
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+def make_tiny_model(
+    path: Path,
+    model_type: str = "llama",
+    *,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 2048,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random `llama` or `qwen2` model directory at `path` and return it."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import _get_classes
+
+    path.mkdir(parents=True, exist_ok=True)
+    write_tokenizer(path)
+    from tokenizers import Tokenizer
+
+    vocab_size = Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab_size()
+    config = {
+        "model_type": model_type,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "num_key_value_heads": num_key_value_heads,
+        "intermediate_size": intermediate_size,
+        "vocab_size": vocab_size,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": max_position_embeddings,
+        "tie_word_embeddings": model_type == "qwen2",
+        "eos_token_id": 2,
+    }
+    model_class, args_class = _get_classes(config)
+    mx.random.seed(seed)
+    model = model_class(args_class.from_dict(config))
+    # Scale weights up a little so logits are not nearly flat (distinct greedy choices).
+    params = {k: v * 4 if v.ndim == 2 else v for k, v in tree_flatten(model.parameters())}
+    mx.save_safetensors(str(path / "model.safetensors"), params)
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    return path
