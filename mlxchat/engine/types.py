@@ -68,6 +68,8 @@ class Stats:
         peak_memory: Peak MLX memory in GB.
         active_memory: Active MLX memory in GB.
         context_tokens: Tokens in the model's context (cache) after this step.
+        context_limit: The context size in force (0: unknown).
+        dropped_messages: Oldest messages left out of the prompt to fit the context.
     """
 
     prompt_tokens: int = 0
@@ -78,6 +80,8 @@ class Stats:
     peak_memory: float = 0.0
     active_memory: float = 0.0
     context_tokens: int = 0
+    context_limit: int = 0
+    dropped_messages: int = 0
 
 
 @dataclass

@@ -1,0 +1,386 @@
+"""The engine facade: async and blocking APIs over the one thread that owns MLX.
+
+    engine = Engine()
+    await engine.load("demo")
+    async for event in engine.stream("Hello"):
+        if isinstance(event, Chunk):
+            print(event.text, end="")
+
+Requests are served one after another in arrival order. A stream is cancelled by
+`stream.cancel()`, `engine.cancel()`, leaving the `async for` loop (the stream is closed when
+dropped), or cancelling the task that iterates it; generation stops within one token and
+the cache stays consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from mlxchat.engine.types import (
+    Chunk,
+    EngineError,
+    Event,
+    LoadProgress,
+    ModelInfo,
+    ModelLoadError,
+    Progress,
+    Result,
+    SamplingParams,
+)
+from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
+
+Prompt = Any  # str | Sequence[Message]; see generation.Prompt (kept MLX-free here)
+
+
+class _Loaded:
+    """What the engine thread holds for the current model (engine thread only)."""
+
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+        self.sessions: dict[str, Any] = {}
+
+
+class EventStream:
+    """An async iterator of one request's events; cancels the request when closed or dropped."""
+
+    def __init__(self, job: Job, inbox: asyncio.Queue[Any]) -> None:
+        self._job = job
+        self._inbox = inbox
+        self._finished = False
+        self.value: Any = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            item = await self._inbox.get()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if isinstance(item, Done):
+            self._finished = True
+            self.value = item.value
+            raise StopAsyncIteration
+        if isinstance(item, Failed):
+            self._finished = True
+            raise item.error
+        return item
+
+    def cancel(self) -> None:
+        """Ask the engine to stop this request (it ends with finish_reason `cancelled`)."""
+        self._job.cancel.set()
+
+    async def aclose(self) -> None:
+        """Cancel the request if still running and wait until the engine let go of it."""
+        if not self._finished:
+            self.cancel()
+            async for _ in self:
+                pass
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not self._finished:
+            self._job.cancel.set()
+
+
+class Engine:
+    """Loads models and generates text on a dedicated thread.
+
+    Args:
+        progress_interval: Seconds between `Progress` events in streams (tokens are never
+            throttled).
+        fast_cpu: Apply the CPU fast path (float32 weights with OpenBLAS) when on the CPU.
+    """
+
+    def __init__(self, *, progress_interval: float = 0.25, fast_cpu: bool = True) -> None:
+        self.progress_interval = progress_interval
+        self.fast_cpu = fast_cpu
+        self._thread = EngineThread()
+        self._loaded: _Loaded | None = None
+        self._streams: set[Job] = set()
+
+    # ----- plumbing -------------------------------------------------------------------
+    def submit_async(self, fn: JobFn) -> EventStream:
+        """Run `fn(emit, cancelled)` on the engine thread; iterate what it emits."""
+        deliver, inbox = async_channel(asyncio.get_running_loop())
+        job = self._thread.submit(Job(fn, deliver))
+        return EventStream(job, inbox)
+
+    def submit_sync(self, fn: JobFn) -> Iterator[Any]:
+        """Blocking counterpart of `submit_async`; closing the iterator cancels the job."""
+        inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        job = self._thread.submit(Job(fn, inbox.put))
+        done = False
+        try:
+            while True:
+                item = inbox.get()
+                if isinstance(item, Done):
+                    done = True
+                    return item.value
+                if isinstance(item, Failed):
+                    done = True
+                    raise item.error
+                yield item
+        finally:
+            if not done:
+                job.cancel.set()
+                while not isinstance(inbox.get(), Done | Failed):
+                    pass
+
+    async def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn()` on the engine thread and return its result."""
+        stream = self.submit_async(lambda emit, cancelled: fn())
+        async for _ in stream:
+            pass
+        return stream.value
+
+    def call_sync(self, fn: Callable[[], Any]) -> Any:
+        """Blocking `call`."""
+        iterator = self.submit_sync(lambda emit, cancelled: fn())
+        try:
+            while True:
+                next(iterator)
+        except StopIteration as stop:
+            return stop.value
+
+    # ----- models ---------------------------------------------------------------------
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model, or None."""
+        return self._loaded.info if self._loaded else None
+
+    def _load_job(self, name: str) -> JobFn:
+        def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
+            from mlxchat.engine import models
+
+            previous = self._loaded
+            if previous is not None:  # free the old model first
+                self._loaded = None
+                del previous.model, previous.sessions
+                _free_memory()
+            try:
+                model, tokenizer, info = models.load_model(
+                    name, fast_cpu=self.fast_cpu, on_progress=emit
+                )
+            except ModelLoadError:
+                self._reload(previous, emit)
+                raise
+            except Exception as error:  # a loader bug or a broken model: one line for users
+                self._reload(previous, emit)
+                raise ModelLoadError(f"could not load model '{name}': {error}") from error
+            self._loaded = _Loaded(model, tokenizer, info)
+            emit(LoadProgress(name, "ready", 1.0))
+            return info
+
+        return job
+
+    def _reload(self, previous: _Loaded | None, emit: Callable[[Any], None]) -> None:
+        """Bring the previous model back after a failed switch."""
+        if previous is None:
+            return
+        from mlxchat.engine import models
+
+        name = previous.info.name
+        emit(LoadProgress(name, f"reloading {name}", None))
+        model, tokenizer, info = models.load_model(name, fast_cpu=self.fast_cpu)
+        self._loaded = _Loaded(model, tokenizer, info)
+
+    async def load(
+        self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
+    ) -> ModelInfo:
+        """Load `name` (demo, a .gguf file, an MLX dir or a cached HF repo id).
+
+        Raises:
+            ModelLoadError: with the reason; the previously loaded model stays loaded.
+        """
+        stream = self.submit_async(self._load_job(name))
+        async for event in stream:
+            if on_progress is not None:
+                on_progress(event)
+        return stream.value
+
+    def load_sync(
+        self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
+    ) -> ModelInfo:
+        """Blocking `load`."""
+        iterator = self.submit_sync(self._load_job(name))
+        try:
+            while True:
+                event = next(iterator)
+                if on_progress is not None:
+                    on_progress(event)
+        except StopIteration as stop:
+            return stop.value
+
+    # ----- generation -----------------------------------------------------------------
+    def _generate_job(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        session: str | None,
+        chat_template: bool,
+        max_context: int | None,
+        progress: bool,
+    ) -> JobFn:
+        def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> None:
+            from mlxchat.engine.generation import GenerateRequest, run_generation
+            from mlxchat.engine.sampling import validate
+            from mlxchat.engine.session import CacheSession
+
+            loaded = self._loaded
+            if loaded is None:
+                raise EngineError("no model is loaded; load one first (e.g. `demo`)")
+            try:
+                validate(params)
+            except ValueError as error:
+                raise EngineError(str(error)) from None
+            if isinstance(prompt, str) and not prompt.strip():
+                raise EngineError("the prompt is empty; give some text to answer")
+            cache = loaded.sessions.get(session) if session else None
+            if cache is None:
+                cache = CacheSession(loaded.model)
+                if session:
+                    loaded.sessions[session] = cache
+            request = GenerateRequest(
+                prompt,
+                params,
+                session,
+                chat_template,
+                self.progress_interval if progress else None,
+                max_context,
+            )
+            run_generation(
+                loaded.model,
+                loaded.tokenizer,
+                cache,
+                request,
+                loaded.info.context_length,
+                emit,
+                cancelled,
+            )
+
+        return job
+
+    def stream(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        *,
+        session: str | None = None,
+        chat_template: bool = True,
+        max_context: int | None = None,
+        progress: bool = True,
+    ) -> EventStream:
+        """Stream `Chunk`s (one per token) and throttled `Progress` events for `prompt`.
+
+        Args:
+            prompt: A user prompt, or the whole conversation as `Message`s.
+            params: Sampling settings (greedy defaults when None).
+            session: Keep the KV cache under this name across calls, so a conversation's
+                next turn prefills only its new tokens.
+            chat_template: Apply the model's chat template.
+            max_context: Cap the context below the model's own; the oldest turns are left
+                out of the prompt to fit (reported in `Stats.dropped_messages`).
+            progress: Emit `Progress` events every `progress_interval` seconds.
+        """
+        job = self._generate_job(
+            prompt, params or SamplingParams(), session, chat_template, max_context, progress
+        )
+        return self.submit_async(job)
+
+    async def generate(self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any) -> Result:
+        """The whole answer at once: exactly the streamed text joined."""
+        return _collect([e async for e in self.stream(prompt, params, progress=False, **kw)])
+
+    def iterate(
+        self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
+    ) -> Iterator[Event]:
+        """Blocking stream for scripts; same arguments as `stream`."""
+        progress = kw.pop("progress", True)
+        job = self._generate_job(
+            prompt,
+            params or SamplingParams(),
+            kw.pop("session", None),
+            kw.pop("chat_template", True),
+            kw.pop("max_context", None),
+            progress,
+        )
+        if kw:
+            raise TypeError(f"unexpected arguments: {', '.join(kw)}")
+        return self.submit_sync(job)
+
+    def generate_sync(self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any) -> Result:
+        """Blocking `generate`."""
+        return _collect(list(self.iterate(prompt, params, progress=False, **kw)))
+
+    def cancel(self) -> None:
+        """Stop the request the engine is running now (queued ones still run)."""
+        job = self._thread.current
+        if job is not None:
+            job.cancel.set()
+
+    async def reset_session(self, session: str) -> None:
+        """Forget a session's cache (e.g. for a new conversation)."""
+
+        def drop() -> None:
+            if self._loaded is not None:
+                self._loaded.sessions.pop(session, None)
+
+        await self.call(drop)
+
+    async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
+        """How many tokens `prompt` takes with the loaded model's tokenizer."""
+        from mlxchat.engine.generation import encode_prompt
+
+        def count() -> int:
+            if self._loaded is None:
+                raise EngineError("no model is loaded")
+            return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template))
+
+        return await self.call(count)
+
+    def close(self) -> None:
+        """Cancel what runs and free the model (the idle daemon thread stays parked)."""
+        self.cancel()
+
+        def unload() -> None:
+            self._loaded = None
+            _free_memory()
+
+        self.call_sync(unload)
+
+
+def _collect(events: list[Event]) -> Result:
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    last = chunks[-1]
+    return Result(
+        text="".join(c.text for c in chunks),
+        finish_reason=last.finish_reason or "length",
+        stats=last.stats,
+        tokens=[c.token for c in chunks if c.token is not None],
+    )
+
+
+def _free_memory() -> None:
+    """Release MLX buffers that nothing refers to any more (engine thread only)."""
+    import mlx.core as mx
+
+    gc.collect()
+    mx.clear_cache()
+
+
+__all__ = ["Engine", "EventStream", "Progress", "Chunk"]

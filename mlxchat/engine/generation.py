@@ -1,0 +1,231 @@
+"""One generation request, run on the engine thread: prompt → cache → mlx-lm → chunks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import stream_generate
+
+from mlxchat.engine.sampling import build_logits_processors, build_sampler
+from mlxchat.engine.session import CacheSession
+from mlxchat.engine.types import (
+    Chunk,
+    EngineError,
+    Event,
+    Message,
+    Progress,
+    SamplingParams,
+    Stats,
+)
+
+Prompt = str | Sequence[Message]
+
+
+@dataclass
+class GenerateRequest:
+    """What to generate.
+
+    Attributes:
+        prompt: A plain user prompt, or the whole conversation as messages.
+        params: Sampling settings.
+        session: Name of a cache session kept across turns (None: a one-off cache).
+        chat_template: Apply the model's chat template (False: feed the text as is).
+        progress_interval: Seconds between `Progress` events (None: no progress events).
+        max_context: A cap on the context below the model's own (None: the model's).
+    """
+
+    prompt: Prompt
+    params: SamplingParams
+    session: str | None = None
+    chat_template: bool = True
+    progress_interval: float | None = None
+    max_context: int | None = None
+
+
+class StopMatcher:
+    """Holds back text that might be the start of a stop string; finds complete ones."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Add `text`; return (text safe to show, whether a stop string was reached)."""
+        if not self.stops:
+            return text, False
+        buffer = self.held + text
+        hits = [i for i in (buffer.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.held = ""
+            return buffer[: min(hits)], True
+        keep = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(buffer)), 0, -1):
+                if buffer.endswith(stop[:n]):
+                    keep = max(keep, n)
+                    break
+        self.held = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep], False
+
+    def flush(self) -> str:
+        """Release whatever is held (the answer ended without a stop string)."""
+        text, self.held = self.held, ""
+        return text
+
+
+def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [asdict(m) for m in messages]
+
+
+def encode_prompt(tokenizer: Any, prompt: Prompt, chat_template: bool) -> list[int]:
+    """Token ids for `prompt`, through the chat template when asked and available."""
+    messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    if chat_template and getattr(tokenizer, "has_chat_template", False):
+        return list(tokenizer.apply_chat_template(_as_dicts(messages), add_generation_prompt=True))
+    text = "\n\n".join(m.content for m in messages)
+    return list(tokenizer.encode(text))
+
+
+def fit_to_context(
+    tokenizer: Any, prompt: Prompt, chat_template: bool, limit: int | None, reserve: int
+) -> tuple[list[int], int]:
+    """Encode `prompt`, dropping the oldest turns until it fits in `limit - reserve` tokens.
+
+    The system message and the newest message are never dropped or cut.
+
+    Returns:
+        The prompt tokens and how many messages were dropped.
+
+    Raises:
+        EngineError: when even the newest message alone does not fit.
+    """
+    tokens = encode_prompt(tokenizer, prompt, chat_template)
+    if limit is None or isinstance(prompt, str) or len(tokens) + reserve <= limit:
+        if limit is not None and len(tokens) >= limit:
+            raise EngineError(
+                f"the prompt is {len(tokens)} tokens, more than the context of {limit}; "
+                "shorten it or use a model with a longer context"
+            )
+        return tokens, 0
+    messages = list(prompt)
+    head = messages[:1] if messages and messages[0].role == "system" else []
+    body = messages[len(head) :]
+    dropped = 0
+    while len(body) > 1:
+        body = body[1:]
+        dropped += 1
+        while len(body) > 1 and body[0].role != "user":
+            body = body[1:]
+            dropped += 1
+        tokens = encode_prompt(tokenizer, head + body, chat_template)
+        if len(tokens) + reserve <= limit:
+            return tokens, dropped
+    if len(tokens) >= limit:
+        raise EngineError(
+            f"the message is {len(tokens)} tokens, more than the context of {limit}; "
+            "shorten it or use a model with a longer context"
+        )
+    return tokens, dropped
+
+
+class Throttle:
+    """True at most once per `interval` seconds (never when interval is None)."""
+
+    def __init__(self, interval: float | None) -> None:
+        self.interval = interval
+        self.last = 0.0
+
+    def ready(self) -> bool:
+        if self.interval is None:
+            return False
+        now = time.perf_counter()
+        if now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+def run_generation(
+    model: Any,
+    tokenizer: Any,
+    session: CacheSession,
+    request: GenerateRequest,
+    context_length: int | None,
+    emit: Callable[[Event], None],
+    cancelled: Callable[[], bool],
+) -> None:
+    """Generate an answer for `request`, emitting a `Chunk` per token and throttled `Progress`.
+
+    The last chunk has a `finish_reason`. The session's cache ends holding exactly the
+    prompt and the tokens fed back into the model.
+    """
+    start = time.perf_counter()
+    params = request.params
+    limits = [x for x in (context_length, request.max_context) if x]
+    limit = min(limits) if limits else None
+    reserve = min(params.max_tokens, limit // 4) if limit else 0
+    prompt, dropped = fit_to_context(
+        tokenizer, request.prompt, request.chat_template, limit, reserve
+    )
+    todo = session.prepare(prompt)
+    stats = Stats(dropped_messages=dropped, context_limit=limit or 0)
+    throttle = Throttle(request.progress_interval)
+
+    def on_prompt_progress(done: int, total: int) -> None:
+        if throttle.ready():
+            stats.prompt_tokens = total
+            emit(Progress("prefill", _snapshot(stats), done, total))
+
+    fed: list[int] = []
+    stopper = StopMatcher(params.stop)
+    finish = None
+    try:
+        responses = stream_generate(
+            model,
+            tokenizer,
+            mx.array(todo),
+            max_tokens=params.max_tokens,
+            sampler=build_sampler(params),
+            logits_processors=build_logits_processors(params),
+            prompt_cache=session.cache,
+            prompt_progress_callback=on_prompt_progress,
+        )
+        for response in responses:
+            if not fed:
+                stats.ttft = time.perf_counter() - start
+            stats.prompt_tokens = response.prompt_tokens
+            stats.prompt_tps = response.prompt_tps
+            stats.generation_tokens = response.generation_tokens
+            stats.generation_tps = response.generation_tps
+            stats.peak_memory = response.peak_memory
+            stats.context_tokens = len(prompt) + response.generation_tokens
+            fed.append(response.token)  # mlx-lm fed every token it yields (EOS too)
+            text, hit_stop = stopper.feed(response.text)
+            if hit_stop:
+                finish = "stop"
+            elif response.finish_reason is not None:
+                finish = response.finish_reason
+                text += stopper.flush()
+            elif cancelled():
+                finish = "cancelled"
+                text += stopper.flush()
+            if finish is not None:
+                break
+            emit(Chunk(text, response.token, _snapshot(stats)))
+            if throttle.ready():
+                stats.active_memory = mx.get_active_memory() / 1e9
+                emit(Progress("generating", _snapshot(stats)))
+    finally:
+        session.record(todo + fed)
+    stats.active_memory = mx.get_active_memory() / 1e9
+    stats.context_tokens = len(session.tokens)
+    token = None if response.finish_reason == "stop" else response.token  # no EOS as text
+    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
+
+
+def _snapshot(stats: Stats) -> Stats:
+    return Stats(**asdict(stats))
