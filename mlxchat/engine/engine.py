@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import queue
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlxchat.engine.types import (
@@ -302,7 +302,9 @@ class Engine:
         )
         return self.submit_async(job)
 
-    async def generate(self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any) -> Result:
+    async def generate(
+        self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
+    ) -> Result:
         """The whole answer at once: exactly the streamed text joined."""
         return _collect([e async for e in self.stream(prompt, params, progress=False, **kw)])
 
@@ -323,7 +325,9 @@ class Engine:
             raise TypeError(f"unexpected arguments: {', '.join(kw)}")
         return self.submit_sync(job)
 
-    def generate_sync(self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any) -> Result:
+    def generate_sync(
+        self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
+    ) -> Result:
         """Blocking `generate`."""
         return _collect(list(self.iterate(prompt, params, progress=False, **kw)))
 

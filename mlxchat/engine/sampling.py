@@ -45,6 +45,4 @@ def validate(params: SamplingParams) -> None:
     if params.top_k < 0:
         raise ValueError(f"top-k must be 0 (off) or more (got {params.top_k})")
     if params.repetition_penalty is not None and params.repetition_penalty <= 0:
-        raise ValueError(
-            f"repetition-penalty must be positive (got {params.repetition_penalty})"
-        )
+        raise ValueError(f"repetition-penalty must be positive (got {params.repetition_penalty})")

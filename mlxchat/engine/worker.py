@@ -10,6 +10,7 @@ the end, exceptions carried on the same queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -96,9 +97,7 @@ def async_channel(loop: asyncio.AbstractEventLoop) -> tuple[Emit, asyncio.Queue[
     inbox: asyncio.Queue[Any] = asyncio.Queue()
 
     def deliver(item: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
             loop.call_soon_threadsafe(inbox.put_nowait, item)
-        except RuntimeError:  # the consumer's loop is closed: nobody is listening
-            pass
 
     return deliver, inbox
