@@ -1,0 +1,46 @@
+"""Shared fixtures: isolated config/data dirs, tiny random models, the demo model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mlxchat.engine  # noqa: F401  (loads the system BLAS before MLX, as the app does)
+from tiny_models import make_tiny_model
+
+TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config and history go to a fresh temp dir; converted models to a shared test cache."""
+    monkeypatch.setenv("MLXCHAT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("MLXCHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLXCHAT_CACHE_DIR", str(TEST_CACHE))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random llama model directory (loads in milliseconds)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random qwen2 model directory, different weights from tiny_llama."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen", "qwen2", seed=1)
+
+
+@pytest.fixture(scope="session")
+def demo_engine() -> Iterator[object]:
+    """An engine with the real demo model (SmolLM2-135M-Instruct) loaded, shared by tests."""
+    from mlxchat.engine.engine import Engine
+
+    os.environ["MLXCHAT_CACHE_DIR"] = str(TEST_CACHE)
+    engine = Engine()
+    engine.load_sync("demo")
+    yield engine
+    engine.close()
