@@ -1,0 +1,84 @@
+"""A conversation as a Markdown transcript: title, model, date, then each message."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from mlxchat.store.records import Conversation, StoredMessage
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
+_ENDINGS = {
+    "length": "cut off at the token limit",
+    "cancelled": "stopped",
+    "error": "ended by an error",
+}
+
+
+def open_fence(text: str) -> str | None:
+    """The fence (e.g. "```") left open at the end of `text`, or None if all are closed."""
+    fence: str | None = None
+    for line in text.splitlines():
+        match = _FENCE.match(line)
+        if not match:
+            continue
+        marker = match.group(1)
+        if fence is None:
+            fence = marker
+        elif (
+            marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker) :]
+        ):
+            fence = None
+    return fence
+
+
+def _body(content: str) -> str:
+    """The message text unchanged, with a closing fence added if the answer stopped in code."""
+    if not content.strip():
+        return "*(no text)*"
+    body = content.rstrip("\n")
+    fence = open_fence(body)
+    return f"{body}\n{fence}" if fence else body
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _footer(message: StoredMessage) -> str | None:
+    parts: list[str] = []
+    stats = message.stats
+    if stats is not None and stats.generation_tokens:
+        parts.append(f"{stats.generation_tokens} tokens")
+        if stats.generation_tps:
+            parts.append(f"{stats.generation_tps:.1f} tok/s")
+        if stats.ttft:
+            parts.append(f"first token after {stats.ttft:.2f} s")
+    ending = _ENDINGS.get(message.finish_reason or "")
+    if ending:
+        parts.append(ending)
+    return f"*{' · '.join(parts)}*" if parts else None
+
+
+def _message_section(message: StoredMessage, conversation_model: str) -> str:
+    heading = _ROLE_HEADINGS.get(message.role, message.role.title())
+    if message.role == "assistant" and message.model and message.model != conversation_model:
+        heading += f" ({message.model})"
+    section = f"## {heading}\n\n{_body(message.content)}\n"
+    footer = _footer(message)
+    return f"{section}\n{footer}\n" if footer else section
+
+
+def conversation_markdown(conversation: Conversation) -> str:
+    """The whole conversation as Markdown; message text (and code in it) is kept verbatim."""
+    lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
+    if conversation.model:
+        lines.append(f"- **Model:** `{conversation.model}`")
+    lines.append(f"- **Started:** {_when(conversation.created_at)}")
+    lines.append(f"- **Messages:** {len(conversation.messages)}")
+    sections = ["\n".join(lines) + "\n"]
+    if conversation.system_prompt:
+        sections.append(f"## System prompt\n\n{_body(conversation.system_prompt)}\n")
+    sections += [_message_section(m, conversation.model) for m in conversation.messages]
+    return "\n".join(sections)

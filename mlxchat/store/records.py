@@ -1,0 +1,130 @@
+"""What the history hands back: plain frozen dataclasses, plus row and JSON conversions."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlxchat.engine.types import Message, Role, Stats
+
+STATS_FIELDS = (
+    "prompt_tokens",
+    "prompt_tps",
+    "generation_tokens",
+    "generation_tps",
+    "ttft",
+    "peak_memory",
+)
+"""The `Stats` fields kept with each answer (the rest are momentary)."""
+
+TITLE_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One saved message.
+
+    Attributes:
+        id: Row id (increases in the order messages were added).
+        conversation_id: The conversation it belongs to.
+        role: "system", "user" or "assistant".
+        content: The text, exactly as shown.
+        created_at: When it was saved (UTC).
+        model: The model that wrote it (assistant messages), else None.
+        finish_reason: Why the answer ended ("stop", "length", "cancelled", "error").
+        stats: Speed and size numbers of the answer, or None.
+    """
+
+    id: int
+    conversation_id: int
+    role: Role
+    content: str
+    created_at: datetime
+    model: str | None = None
+    finish_reason: str | None = None
+    stats: Stats | None = None
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """A line of the conversation list."""
+
+    id: int
+    title: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation with its settings and every message, oldest first."""
+
+    id: int
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    model: str
+    system_prompt: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    messages: tuple[StoredMessage, ...] = ()
+
+    def chat_messages(self) -> list[Message]:
+        """The conversation as engine messages: the system prompt (if any), then each one."""
+        head = [Message("system", self.system_prompt)] if self.system_prompt else []
+        return head + [Message(m.role, m.content) for m in self.messages]
+
+
+def now_text() -> str:
+    """The current UTC time as stored (ISO 8601, fixed width, so text order is time order)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(text: str) -> datetime:
+    """A stored timestamp back as an aware datetime."""
+    return datetime.fromisoformat(text)
+
+
+def make_title(text: str, limit: int = TITLE_LIMIT) -> str:
+    """A one-line title from a message: whitespace collapsed, cut at a word with "…"."""
+    line = re.sub(r"\s+", " ", text).strip()
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def stats_to_json(stats: Stats | None) -> str | None:
+    """The kept stats fields as JSON text."""
+    if stats is None:
+        return None
+    return json.dumps({name: getattr(stats, name) for name in STATS_FIELDS})
+
+
+def stats_from_json(text: str | None) -> Stats | None:
+    """Stats back from JSON text; unknown keys (from a later version) are ignored."""
+    if not text:
+        return None
+    data = json.loads(text)
+    return Stats(**{k: v for k, v in data.items() if k in STATS_FIELDS})
+
+
+def message_from_row(row: sqlite3.Row) -> StoredMessage:
+    """A `messages` row as a StoredMessage."""
+    return StoredMessage(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        role=row["role"],
+        content=row["content"],
+        created_at=parse_time(row["created_at"]),
+        model=row["model"],
+        finish_reason=row["finish_reason"],
+        stats=stats_from_json(row["stats"]),
+    )

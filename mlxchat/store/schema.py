@@ -1,0 +1,84 @@
+"""The history database schema and its migrations, versioned with `PRAGMA user_version`.
+
+`MIGRATIONS[i]` upgrades a database from version `i` to `i + 1`; version 0 is an empty
+file. To change the schema, append a function and never edit one already released.
+Each step runs in its own `BEGIN IMMEDIATE` transaction together with the version bump,
+so a crash mid-migration leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+Migration = Callable[[sqlite3.Connection], None]
+
+_V1 = (
+    """
+    CREATE TABLE conversations (
+        id            INTEGER PRIMARY KEY,
+        title         TEXT NOT NULL DEFAULT '',
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        model         TEXT NOT NULL DEFAULT '',
+        system_prompt TEXT NOT NULL DEFAULT '',
+        settings      TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content         TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        model           TEXT,
+        finish_reason   TEXT,
+        stats           TEXT
+    )
+    """,
+    "CREATE INDEX messages_by_conversation ON messages(conversation_id, id)",
+    "CREATE INDEX conversations_by_updated ON conversations(updated_at, id)",
+)
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    """Version 1: conversations and messages (settings and stats are JSON text)."""
+    for statement in _V1:
+        conn.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version stored in the database header."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring `conn` (opened with `isolation_level=None`) up to `len(migrations)`.
+
+    Args:
+        conn: An autocommit connection; each step opens its own transaction.
+        migrations: The steps; `migrations[i]` goes from version i to i + 1.
+
+    Returns:
+        The version the database is at afterwards.
+    """
+    target = len(migrations)
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = user_version(conn)  # re-read under the lock: another process may have won
+            if version >= target:
+                conn.execute("ROLLBACK")
+                return version
+            migrations[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
