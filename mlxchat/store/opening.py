@@ -135,6 +135,8 @@ def open_database(path: Path) -> tuple[sqlite3.Connection, bool, str | None]:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return fallback(f"cannot create the folder {path.parent} (a file is in the way)")
     except OSError as error:
         return fallback(f"cannot create the folder {path.parent} ({error.strerror or error})")
     kept_wal = _keep_wal(path)
