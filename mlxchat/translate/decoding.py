@@ -1,0 +1,201 @@
+"""Pieces shared by the incremental translator and the naive oracle.
+
+Settings, token choice (sampling with EOS masking), the target word-boundary rule and
+append-only text streaming. Keeping them in one place guarantees both implementations use
+the same policy, the same tokens and the same word rule; they differ only in how they
+compute logits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+from mlxchat.engine.types import Stats
+
+
+@dataclass(frozen=True)
+class WaitKSettings:
+    """Everything that decides which tokens a wait-k translator writes.
+
+    Attributes:
+        wait_k: Lag k of the wait-k policy (source words read before the first write).
+        max_new_words: Most target words per segment; None means `default_word_cap`.
+        max_tokens_per_word: Tokens after which a target word is forced to end.
+        temp: Sampling temperature; 0 is greedy.
+        top_p: Nucleus sampling mass; 1.0 disables it.
+        min_p: Min-p threshold; 0 disables it.
+        repetition_penalty: mlx-lm repetition penalty; None disables it.
+        repetition_context_size: Tokens the repetition penalty looks back over.
+        source_lang: Source language name used in the prompt.
+        target_lang: Target language name used in the prompt.
+    """
+
+    wait_k: int = 3
+    max_new_words: int | None = None
+    max_tokens_per_word: int = 16
+    temp: float = 0.0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float | None = None
+    repetition_context_size: int = 20
+    source_lang: str = "English"
+    target_lang: str = "French"
+
+    def __post_init__(self) -> None:
+        if self.wait_k < 1:
+            raise ValueError(f"wait_k must be at least 1, got {self.wait_k}")
+        if self.max_tokens_per_word < 1:
+            raise ValueError("max_tokens_per_word must be at least 1")
+        if self.max_new_words is not None and self.max_new_words < 0:
+            raise ValueError("max_new_words must not be negative")
+
+    def word_cap(self, source_length: int | None) -> int | None:
+        """The target-word cap for a segment (None while |x| is unknown and no cap is set)."""
+        if self.max_new_words is not None:
+            return self.max_new_words
+        return None if source_length is None else default_word_cap(source_length)
+
+
+def default_word_cap(source_length: int) -> int:
+    """Runaway guard when no `max_new_words` is given: 2·|x| + 10 target words."""
+    return 2 * source_length + 10
+
+
+class TokenChooser:
+    """Turns last-position logits into the next token, as mlx-lm's `generate_step` does.
+
+    Logits processors (repetition penalty) see the whole token sequence so far; EOS ids are
+    masked out while the source is unfinished; then the sampler picks from log-probs
+    (argmax when temp is 0).
+    """
+
+    def __init__(self, settings: WaitKSettings, eos_ids: Iterable[int]) -> None:
+        self.sampler = make_sampler(settings.temp, settings.top_p, settings.min_p)
+        self.processors = make_logits_processors(
+            repetition_penalty=settings.repetition_penalty,
+            repetition_context_size=settings.repetition_context_size,
+        )
+        self.eos_ids = sorted(set(eos_ids))
+        self._mask: mx.array | None = None
+
+    def _eos_mask(self, vocab_size: int) -> mx.array:
+        if self._mask is None or self._mask.shape[-1] != vocab_size:
+            mask = [0.0] * vocab_size
+            for i in self.eos_ids:
+                if 0 <= i < vocab_size:
+                    mask[i] = -float("inf")
+            self._mask = mx.array(mask)
+        return self._mask
+
+    def choose(self, logits: mx.array, context: Sequence[int], allow_eos: bool) -> int:
+        """Pick the next token from `logits` of shape (1, vocab)."""
+        if self.processors:
+            tokens = mx.array(list(context))
+            for processor in self.processors:
+                logits = processor(tokens, logits)
+        if not allow_eos and self.eos_ids:
+            logits = logits + self._eos_mask(logits.shape[-1])
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        return int(self.sampler(logprobs).item())
+
+
+def eos_token_ids(tokenizer: Any) -> set[int]:
+    """The tokenizer's end-of-sequence ids (mlx-lm wrapper's set, or the HF eos id)."""
+    ids = getattr(tokenizer, "eos_token_ids", None)
+    if ids:
+        return {int(i) for i in ids}
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return set() if eos is None else {int(eos)}
+
+
+def starts_new_word(tokenizer: Any, word_ids: Sequence[int], candidate: int) -> bool:
+    """Whether `candidate` begins a new target word after the tokens `word_ids`.
+
+    True when the current word already has visible text and either the candidate's text
+    starts with whitespace or the word's text ends with whitespace (tokens such as ``".\\n"``).
+    Leading whitespace-only tokens stay with the word they precede.
+    """
+    if not word_ids:
+        return False
+    word_text = tokenizer.decode(list(word_ids))
+    if not word_text.strip():
+        return False
+    if word_text[-1].isspace():
+        return True
+    delta = tokenizer.decode([*word_ids, candidate])[len(word_text) :]
+    return delta[:1].isspace()
+
+
+class TextStream:
+    """Append-only display text for a growing token list.
+
+    Text is released only when decoding the tokens so far extends what was already shown
+    and does not end in an incomplete UTF-8 sequence, so nothing shown is ever rewritten.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.tokens: list[int] = []
+        self.shown = ""
+
+    def add(self, token: int) -> str:
+        """Append a token; return the newly displayable text (possibly empty)."""
+        self.tokens.append(token)
+        return self._release(final=False)
+
+    def flush(self) -> str:
+        """Release whatever can still be shown at the end of the segment."""
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        text = self.tokenizer.decode(self.tokens)
+        if (not final and text.endswith("\ufffd")) or not text.startswith(self.shown):
+            return ""
+        delta = text[len(self.shown) :]
+        self.shown = text
+        return delta
+
+
+class StatsClock:
+    """Accumulates prompt/decode timings into a `Stats` and snapshots it for events."""
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self.now = now
+        self.started = now()
+        self.stats = Stats()
+        self.prompt_time = 0.0
+        self.decode_time = 0.0
+
+    def add_prompt(self, tokens: int, seconds: float) -> None:
+        """Count `tokens` prefilled (source words, tail + target re-appends) in `seconds`."""
+        self.stats.prompt_tokens += tokens
+        self.prompt_time += seconds
+        if self.prompt_time > 0:
+            self.stats.prompt_tps = self.stats.prompt_tokens / self.prompt_time
+
+    def add_decode(self, seconds: float) -> None:
+        """Count time spent decoding target tokens (forward passes and sampling)."""
+        self.decode_time += seconds
+
+    def add_generated(self, context_tokens: int) -> None:
+        """Count one committed target token."""
+        if self.stats.generation_tokens == 0:
+            self.stats.ttft = self.now() - self.started
+        self.stats.generation_tokens += 1
+        if self.decode_time > 0:
+            self.stats.generation_tps = self.stats.generation_tokens / self.decode_time
+        self.stats.context_tokens = context_tokens
+
+    def snapshot(self, context_tokens: int | None = None) -> Stats:
+        """A copy of the current stats with memory numbers filled in."""
+        if context_tokens is not None:
+            self.stats.context_tokens = context_tokens
+        self.stats.peak_memory = mx.get_peak_memory() / 1e9
+        self.stats.active_memory = mx.get_active_memory() / 1e9
+        return Stats(**vars(self.stats))

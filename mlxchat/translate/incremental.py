@@ -1,0 +1,417 @@
+"""Exact wait-k translation with an incrementally edited KV cache.
+
+The model always sees ``[head][source words so far][tail][committed target]``
+(see `prompt.py`). The cache holds a prefix of that sequence; whenever logits are needed
+the cache is cut back to the longest common prefix with the wanted sequence
+(``trim_prompt_cache``) and only the rest is run. So a READ keeps everything up to the end
+of the source, appends the new word's tokens (at once), and the next WRITE re-appends the
+tail and the committed target; a WRITE feeds one committed token at a time. The
+look-ahead token that ends a word is sampled but never fed: its logits are kept and the
+next WRITE samples from them again, which is exactly "trim it and regenerate".
+
+Caches that cannot be trimmed (`can_trim_prompt_cache` false) are rebuilt from scratch
+whenever they would need trimming; a `Notice` says so once and `SegmentDone.recompute`
+is set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import generation_stream
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+from mlxchat.engine.types import FinishReason
+from mlxchat.translate.decoding import (
+    StatsClock,
+    TextStream,
+    TokenChooser,
+    WaitKSettings,
+    eos_token_ids,
+    starts_new_word,
+)
+from mlxchat.translate.events import (
+    Notice,
+    SegmentDone,
+    SourceRead,
+    TargetWord,
+    TranslationChunk,
+    TranslationEvent,
+)
+from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
+from mlxchat.translate.policy import Action, next_action
+from mlxchat.translate.prompt import PromptLayout, build_layout
+from mlxchat.translate.segment import ends_sentence, split_sentences, split_words
+
+PREFILL_CHUNK = 512
+RECOMPUTE_NOTICE = "this model's cache cannot be trimmed: recomputing the prompt at each step"
+
+
+class _Cancelled(Exception):
+    """Raised inside the translator when `should_stop` returns True."""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class CachedModel:
+    """A model plus a KV cache that holds a known token prefix, edited by trimming.
+
+    Attributes:
+        ids: The tokens whose keys/values are in the cache, in order.
+        tokens_computed: Tokens run through the model so far.
+        recompute: True once the cache had to be rebuilt because it could not be trimmed.
+    """
+
+    def __init__(self, model: Any, should_stop: Callable[[], bool] | None = None) -> None:
+        self.model = model
+        self.should_stop = should_stop
+        self.cache = make_prompt_cache(model)
+        self.ids: list[int] = []
+        self.logits: mx.array | None = None
+        self.tokens_computed = 0
+        self.recompute = False
+
+    def truncate(self, length: int) -> None:
+        """Keep only the first `length` cached tokens (rebuild if the cache can't trim)."""
+        extra = len(self.ids) - length
+        if extra <= 0:
+            return
+        self.logits = None
+        if can_trim_prompt_cache(self.cache):
+            trim_prompt_cache(self.cache, extra)
+            del self.ids[length:]
+            return
+        self.recompute = True
+        keep = self.ids[:length]
+        self.cache = make_prompt_cache(self.model)
+        self.ids = []
+        if keep:
+            self.feed(keep)
+
+    def feed(self, tokens: list[int]) -> mx.array:
+        """Run `tokens` through the model after the cached ones; return last logits (1, V)."""
+        logits = None
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            if self.should_stop is not None and self.should_stop():
+                raise _Cancelled
+            chunk = tokens[start : start + PREFILL_CHUNK]
+            with mx.stream(generation_stream):
+                out = self.model(mx.array(chunk)[None], cache=self.cache)
+                logits = out[:, -1, :]
+            mx.eval(logits)
+            self.ids.extend(chunk)
+            self.tokens_computed += len(chunk)
+        if logits is None:
+            raise ValueError("feed needs at least one token")
+        self.logits = logits
+        return logits
+
+    def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
+        """Make the cache hold exactly `sequence`; return the logits after its last token."""
+        common = _common_prefix(self.ids, sequence)
+        if common == len(sequence):
+            have_logits = self.logits is not None or not need_logits
+            if common == len(self.ids) and have_logits:
+                return self.logits
+            if need_logits:
+                common -= 1  # logits at the end are needed: recompute the last token
+        self.truncate(common)
+        start = len(self.ids)
+        if start < len(sequence):
+            return self.feed(sequence[start:])
+        return self.logits
+
+
+class SimultaneousTranslator:
+    """Wait-k simultaneous translation of a source that arrives word by word.
+
+    Call `feed` for each source word as it arrives and `finish` when the speaker is done;
+    both return iterators of events that must be consumed (the work happens while
+    iterating). Sentences are separate segments: the cache keeps only the shared prompt
+    head between them. Everything runs on the calling thread, which must own MLX.
+
+    Args:
+        model: An mlx-lm model.
+        tokenizer: Its mlx-lm tokenizer wrapper (with a chat template).
+        settings: Policy, caps and sampling; keyword overrides are applied on top.
+        should_stop: Polled before every model call; True cancels (the segment ends with
+            finish_reason "cancelled" and later calls yield nothing).
+        auto_segment: End the segment after a word that ends a sentence (`ends_sentence`).
+        messages: Custom prompt messages (see `prompt.build_layout`).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        settings: WaitKSettings | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        auto_segment: bool = True,
+        messages: list[dict[str, str]] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings = settings or WaitKSettings()
+        if overrides:
+            self.settings = WaitKSettings(**{**vars(self.settings), **overrides})
+        self.tokenizer = tokenizer
+        self.layout: PromptLayout = build_layout(
+            tokenizer, self.settings.source_lang, self.settings.target_lang, messages
+        )
+        self.chooser = TokenChooser(self.settings, eos_token_ids(tokenizer))
+        self.cached = CachedModel(model, should_stop)
+        self.clock = StatsClock()
+        self.auto_segment = auto_segment
+        self.cancelled = False
+        self.segment = -1
+        self._noticed = False
+        self._new_segment()
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def tokens_computed(self) -> int:
+        """Tokens run through the model since this translator was created."""
+        return self.cached.tokens_computed
+
+    def prepare(self) -> None:
+        """Prefill the prompt head now, so the first source word is answered sooner."""
+        self.cached.sync(list(self.layout.head), need_logits=False)
+
+    def feed(
+        self, word: str, *, last: bool = False, received_at: float | None = None
+    ) -> Iterator[TranslationEvent]:
+        """Read one source word (several if `word` has spaces) and write what wait-k allows.
+
+        Args:
+            word: The next source word.
+            last: The source segment ends with this word (as `finish` right after it).
+            received_at: `time.perf_counter()` when the word arrived (default: now).
+        """
+        words = split_words(word)
+        for i, w in enumerate(words):
+            is_last = last and i == len(words) - 1
+            yield from self._guarded(self._feed_one(w, is_last, received_at))
+
+    def finish(self) -> Iterator[TranslationEvent]:
+        """The source is complete: write the rest of the translation and end the segment."""
+        if self._words:
+            yield from self._guarded(self._finish_segment())
+
+    # -- segment state ----------------------------------------------------------------
+
+    def _new_segment(self) -> None:
+        self.segment += 1
+        self._words: list[str] = []
+        self._source_ids: list[list[int]] = []
+        self._target: list[int] = []
+        self._word_ids: list[int] = []
+        self._target_words: list[str] = []
+        self._delays: list[int] = []
+        self._read_times: list[float] = []
+        self._write_times: list[float] = []
+        self._text = TextStream(self.tokenizer)
+        self._source_length: int | None = None
+        self._done: FinishReason | None = None
+
+    def _sequence(self) -> list[int]:
+        return self.layout.ids(self._source_ids, self._target)
+
+    def _source_end(self) -> int:
+        return len(self.layout.head) + sum(len(ids) for ids in self._source_ids)
+
+    def _finished(self) -> bool:
+        return self._source_length is not None and len(self._words) >= self._source_length
+
+    def _cap_reached(self) -> bool:
+        cap = self.settings.word_cap(self._source_length)
+        return cap is not None and len(self._delays) >= cap
+
+    def _event(self, cls: type[TranslationEvent], **fields: Any) -> Any:
+        return cls(
+            segment=self.segment,
+            source_words_read=len(self._words),
+            target_words_generated=len(self._delays),
+            delays=tuple(self._delays),
+            tokens_computed=self.cached.tokens_computed,
+            stats=self.clock.snapshot(len(self.cached.ids)),
+            **fields,
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _guarded(self, events: Iterator[TranslationEvent]) -> Iterator[TranslationEvent]:
+        if self.cancelled:
+            return
+        try:
+            for event in events:
+                if self.cached.recompute and not self._noticed:
+                    self._noticed = True
+                    yield self._event(Notice, message=RECOMPUTE_NOTICE)
+                yield event
+        except _Cancelled:
+            self.cancelled = True
+            yield self._segment_done("cancelled")
+
+    def _feed_one(
+        self, word: str, last: bool, received_at: float | None
+    ) -> Iterator[TranslationEvent]:
+        self._read_times.append(time.perf_counter() if received_at is None else received_at)
+        yield from self._read(word)
+        if last or (self.auto_segment and ends_sentence(word)):
+            yield from self._finish_segment()
+        else:
+            yield from self._write_allowed()
+
+    def _read(self, word: str) -> Iterator[TranslationEvent]:
+        self._words.append(word)
+        self._source_ids.append(self.layout.encode_word(word))
+        if self._done is None and not self._cap_reached():
+            start = time.perf_counter()
+            before = self.cached.tokens_computed
+            self.cached.sync(self._sequence()[: self._source_end()], need_logits=False)
+            self.clock.add_prompt(self.cached.tokens_computed - before, time.perf_counter() - start)
+        yield self._event(SourceRead, word=word)
+
+    def _finish_segment(self) -> Iterator[TranslationEvent]:
+        self._source_length = len(self._words)
+        yield from self._write_allowed()
+        if self._done is None:
+            self._done = "length"
+        yield self._segment_done(self._done)
+        self._new_segment()
+
+    def _write_allowed(self) -> Iterator[TranslationEvent]:
+        k = self.settings.wait_k
+        while self._done is None:
+            if self._cap_reached():
+                self._done = "length"
+                return
+            if next_action(k, len(self._words), len(self._delays), self._source_length) is (
+                Action.READ
+            ):
+                return
+            yield from self._write_word()
+
+    def _logits(self) -> mx.array:
+        start = time.perf_counter()
+        before = self.cached.tokens_computed
+        decode_step = self.cached.ids == self._sequence()[:-1] and bool(self._word_ids)
+        logits = self.cached.sync(self._sequence())
+        elapsed = time.perf_counter() - start
+        if decode_step:
+            self.clock.add_decode(elapsed)
+        else:
+            self.clock.add_prompt(self.cached.tokens_computed - before, elapsed)
+        assert logits is not None
+        return logits
+
+    def _write_word(self) -> Iterator[TranslationEvent]:
+        """Generate one target word (or end the answer); yields chunks then `TargetWord`."""
+        cap = self.settings.max_tokens_per_word
+        while True:
+            logits = self._logits()
+            start = time.perf_counter()
+            token = self.chooser.choose(logits, self._sequence(), allow_eos=self._finished())
+            self.clock.add_decode(time.perf_counter() - start)
+            if token in self.chooser.eos_ids:
+                self._done = "stop"
+                break
+            if starts_new_word(self.tokenizer, self._word_ids, token):
+                break
+            self._word_ids.append(token)
+            self._target.append(token)
+            self.clock.add_generated(len(self.cached.ids))
+            yield self._event(TranslationChunk, text=self._text.add(token), token=token)
+            if len(self._word_ids) >= cap:
+                break
+        yield from self._complete_word()
+
+    def _complete_word(self) -> Iterator[TranslationEvent]:
+        word = self.tokenizer.decode(self._word_ids).strip() if self._word_ids else ""
+        at_end = self._done is not None
+        self._word_ids = []
+        if at_end and not word:
+            return  # the answer ended between words (or after trailing whitespace)
+        self._delays.append(len(self._words))
+        self._target_words.append(word)
+        self._write_times.append(time.perf_counter())
+        yield self._event(
+            TargetWord,
+            text=self._text.flush() if at_end else "",
+            word=word,
+            delay=self._delays[-1],
+            metrics=latency_metrics(self._delays, len(self._words)),
+        )
+
+    def _segment_done(self, reason: FinishReason) -> SegmentDone:
+        rest = self._text.flush()
+        return self._event(
+            SegmentDone,
+            text=rest,
+            source=" ".join(self._words),
+            translation=self._text.shown,
+            source_words=tuple(self._words),
+            target_words=tuple(self._target_words),
+            target_tokens=tuple(self._target),
+            alignment=tuple(zip(self._target_words, self._delays, strict=True)),
+            metrics=latency_metrics(self._delays, len(self._words)),
+            finish_reason=reason,
+            time_to_first_word=time_to_first_word(self._read_times, self._write_times),
+            mean_word_wait=mean_word_wait(self._delays, self._read_times, self._write_times),
+            recompute=self.cached.recompute,
+        )
+
+
+def stream_translate(
+    model: Any,
+    tokenizer: Any,
+    source: str,
+    wait_k: int = 3,
+    max_new_words: int | None = None,
+    max_tokens_per_word: int = 16,
+    temp: float = 0.0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    repetition_penalty: float | None = None,
+    repetition_context_size: int = 20,
+    source_lang: str = "English",
+    target_lang: str = "French",
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    messages: list[dict[str, str]] | None = None,
+) -> Iterator[TranslationEvent]:
+    """Simulate simultaneous translation of a known `source`, sentence by sentence.
+
+    Each sentence (`split_sentences`) is read word by word under wait-k and translated as
+    its own segment; the events are those of `SimultaneousTranslator`.
+    """
+    settings = WaitKSettings(
+        wait_k=wait_k,
+        max_new_words=max_new_words,
+        max_tokens_per_word=max_tokens_per_word,
+        temp=temp,
+        top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        repetition_context_size=repetition_context_size,
+        source_lang=source_lang,
+        target_lang=target_lang,
+    )
+    translator = SimultaneousTranslator(
+        model, tokenizer, settings, should_stop=should_stop, auto_segment=False, messages=messages
+    )
+    for sentence in split_sentences(source):
+        for i, word in enumerate(sentence):
+            yield from translator.feed(word, last=i == len(sentence) - 1)
+            if translator.cancelled:
+                return

@@ -1,0 +1,399 @@
+"""The incremental KV-cache wait-k translator against the naive re-encode oracle.
+
+Two kinds of model:
+- `ScriptedModel`: its next token is a hash of the *whole* token sequence in its cache, so
+  any stale or missing cache entry changes the output; it picks among real words with and
+  without a leading space (natural word boundaries) and can make EOS its top choice.
+- tiny random llama / qwen2 models (real attention, real float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx_lm import load
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import KVCache
+
+from mlxchat.translate import (
+    Notice,
+    SegmentDone,
+    SimultaneousTranslator,
+    SourceRead,
+    TargetWord,
+    TranslationChunk,
+    TranslationEvent,
+    WaitKSettings,
+    build_layout,
+    naive_translate,
+    obeys_wait_k,
+    split_words,
+    stream_translate,
+)
+
+SENTENCES = [
+    "The cat is on the table.",
+    "What is the capital of France?",
+    "Hello, how are you today?",
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def segments(events: Iterable[TranslationEvent]) -> list[SegmentDone]:
+    return [e for e in events if isinstance(e, SegmentDone)]
+
+
+def word_token_counts(events: Iterable[TranslationEvent]) -> list[int]:
+    """Tokens committed for each completed target word, from the event stream."""
+    counts, n = [], 0
+    for event in events:
+        if isinstance(event, TranslationChunk):
+            n += 1
+        elif isinstance(event, TargetWord):
+            counts.append(n)
+            n = 0
+    return counts
+
+
+class _FrozenCache(KVCache):
+    """A KV cache that refuses trimming (like a rotating cache past its window)."""
+
+    def is_trimmable(self) -> bool:
+        return False
+
+
+class ScriptedModel:
+    """A fake LM whose logits are a deterministic hash of every token in its KV cache.
+
+    Keys hold the token ids themselves, so the model reads back exactly the sequence the
+    cache contains. The top choice is ``choices[h % len]`` (or EOS when `eos_first`), the
+    runner-up another choice, everything else far below.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        choices: list[int],
+        eos: int,
+        *,
+        eos_first: bool = False,
+        trimmable: bool = True,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.choices = choices
+        self.eos = eos
+        self.eos_first = eos_first
+        self.trimmable = trimmable
+        self.calls = 0
+
+    def make_cache(self) -> list[Any]:
+        return [KVCache() if self.trimmable else _FrozenCache()]
+
+    def __call__(self, inputs: mx.array, cache: list[Any]) -> mx.array:
+        self.calls += 1
+        x = inputs.astype(mx.float32)[:, None, :, None]
+        keys, _ = cache[0].update_and_fetch(x, x)
+        sequence = np.array(keys[0, 0, :, 0]).astype(np.int64).tolist()
+        new = inputs.shape[1]
+        logits = np.full((1, new, self.vocab_size), -20.0, dtype=np.float32)
+        h = 0
+        for position, token in enumerate(sequence):
+            h = (h * 1000003 + token + 1) % 2_147_483_647
+            j = position - (len(sequence) - new)
+            if j < 0:
+                continue
+            top = self.choices[h % len(self.choices)]
+            second = self.choices[(h // 7 + 1) % len(self.choices)]
+            if self.eos_first:
+                top, second = self.eos, top
+            logits[0, j, second] = 4.0
+            logits[0, j, top] = 5.0
+        return mx.array(logits)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from tiny_models import make_tiny_model
+
+    path = make_tiny_model(tmp_path_factory.mktemp("translate") / "tiny-llama")
+    return load(str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    from tiny_models import make_tiny_model
+
+    path = make_tiny_model(tmp_path_factory.mktemp("translate") / "tiny-qwen", "qwen2", seed=1)
+    return load(str(path))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny: tuple[Any, Any]) -> Any:
+    return tiny[1]
+
+
+def scripted(tokenizer: Any, **kwargs: Any) -> ScriptedModel:
+    """A scripted model over single-token words of the tiny tokenizer."""
+    spaced = [" le", " chat", " est", " sur", " la", " table", " de", " France", " Paris"]
+    plain = ["s", "x", "ment", ".", "e", "d"]
+    choices = []
+    for piece in spaced + plain:
+        ids = tokenizer.encode(piece, add_special_tokens=False)
+        if len(ids) == 1 and tokenizer.decode(ids) == piece:
+            choices.append(ids[0])
+    assert sum(tokenizer.decode([c]).startswith(" ") for c in choices) >= 4
+    assert sum(not tokenizer.decode([c]).startswith(" ") for c in choices) >= 3
+    eos = next(iter(tokenizer.eos_token_ids))
+    return ScriptedModel(len(tokenizer.vocab), choices, eos, **kwargs)
+
+
+# -- exactness against the naive oracle ---------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_scripted_model_incremental_equals_naive(tokenizer: Any, k: int) -> None:
+    model = scripted(tokenizer)
+    natural = total_words = 0
+    for sentence in SENTENCES:
+        kw: dict[str, Any] = {"wait_k": k, "max_new_words": 14, "max_tokens_per_word": 6}
+        events = list(stream_translate(model, tokenizer, sentence, **kw))
+        naive = segments(naive_translate(model, tokenizer, sentence, **kw))
+        (done,) = segments(events)
+        assert done.target_tokens == naive[0].target_tokens
+        assert done.delays == naive[0].delays
+        assert done.target_words == naive[0].target_words
+        assert obeys_wait_k(done.delays, k, len(split_words(sentence)))
+        counts = word_token_counts(events)
+        natural += sum(1 for c in counts if c < 6)
+        total_words += len(done.target_words)
+    assert total_words >= 4 * 10
+    assert natural >= 10  # words ended by a whitespace token, not by the cap
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_tiny_model_greedy_incremental_equals_naive(tiny: tuple[Any, Any], k: int) -> None:
+    model, tokenizer = tiny
+    total_words = natural = 0
+    for sentence in SENTENCES:
+        kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 6}
+        events = list(stream_translate(model, tokenizer, sentence, **kw))
+        (done,) = segments(events)
+        (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+        assert done.target_tokens == oracle.target_tokens
+        assert done.delays == oracle.delays
+        assert done.translation == oracle.translation
+        assert obeys_wait_k(done.delays, k, len(split_words(sentence)))
+        total_words += len(done.target_words)
+        natural += sum(1 for c in word_token_counts(events) if c < 6)
+    assert total_words >= 30
+    assert natural >= 5
+
+
+def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny_qwen
+    for k in (1, 3):
+        kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 5}
+        source = " ".join(SENTENCES[2:])  # two sentences: two segments
+        done = segments(stream_translate(model, tokenizer, source, **kw))
+        oracle = segments(naive_translate(model, tokenizer, source, **kw))
+        assert len(done) == 2
+        assert [d.target_tokens for d in done] == [o.target_tokens for o in oracle]
+        assert sum(len(d.target_words) for d in done) >= 10
+
+
+# -- k >= |x| is ordinary greedy generation -----------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [0, 4])
+def test_wait_k_beyond_source_equals_offline_greedy(tiny: tuple[Any, Any], extra: int) -> None:
+    model, tokenizer = tiny
+    reasons, total_words = set(), 0
+    for sentence in [*SENTENCES[:3], "Le chat est sur la table."]:
+        words = split_words(sentence)
+        events = list(
+            stream_translate(
+                model, tokenizer, sentence, wait_k=len(words) + extra, max_tokens_per_word=3
+            )
+        )
+        (done,) = segments(events)
+        assert set(done.delays) == {len(words)}
+        reasons.add(done.finish_reason)
+        total_words += len(done.target_words)
+        # The same prompt, fed to mlx-lm's own greedy generation with EOS allowed.
+        layout = build_layout(tokenizer)
+        prompt = layout.ids([layout.encode_word(w) for w in words])
+        n = len(done.target_tokens)
+        greedy = [t for t, _ in generate_step(mx.array(prompt), model, max_tokens=n + 1)]
+        assert list(done.target_tokens) == greedy[:n]
+        if done.finish_reason == "stop":
+            assert greedy[n] in tokenizer.eos_token_ids
+        else:
+            assert greedy[n] not in tokenizer.eos_token_ids
+    assert total_words >= 40
+    assert reasons == {"stop", "length"}  # both the EOS ending and the word cap are exercised
+
+
+def test_scripted_eos_is_suppressed_until_source_finished(tokenizer: Any) -> None:
+    model = scripted(tokenizer, eos_first=True)  # EOS is always the model's top choice
+    for k in (1, 2, 3):
+        for sentence in SENTENCES:
+            n = len(split_words(sentence))
+            (done,) = segments(stream_translate(model, tokenizer, sentence, wait_k=k))
+            # Words t with k + t - 1 < n are written before the last word is read; the
+            # first write after that meets an unmasked EOS and the answer stops.
+            assert len(done.target_words) == max(n - k, 0)
+            assert done.finish_reason == "stop"
+            assert model.eos not in done.target_tokens
+
+
+# -- invariants of the stream -------------------------------------------------------------
+
+
+def test_text_is_append_only_and_events_are_consistent(tiny: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny
+    source = "Hello, how are you today? The cat is on the table."
+    events = list(stream_translate(model, tokenizer, source, wait_k=2, max_tokens_per_word=4))
+    done = segments(events)
+    assert len(done) == 2
+    for segment, final in enumerate(done):
+        text = "".join(e.text for e in events if e.segment == segment)
+        assert text == final.translation
+        assert final.translation == tokenizer.decode(list(final.target_tokens))
+        n = len(final.source_words)
+        assert obeys_wait_k(final.delays, 2, n)
+        assert [w for w, _ in final.alignment] == list(final.target_words)
+        assert [d for _, d in final.alignment] == list(final.delays)
+        assert not any(math.isnan(v) for v in final.metrics.values())
+        reads = [e for e in events if isinstance(e, SourceRead) and e.segment == segment]
+        assert [e.word for e in reads] == list(final.source_words)
+    delays_seen: tuple[int, ...] = ()
+    read = 0
+    for event in events:
+        if isinstance(event, SegmentDone):
+            delays_seen, read = (), 0
+            continue
+        # Delays only grow; a target word is never written ahead of the policy.
+        assert event.delays[: len(delays_seen)] == delays_seen
+        delays_seen = event.delays
+        assert event.source_words_read >= read
+        read = event.source_words_read
+        if isinstance(event, TargetWord):
+            assert event.word_complete and event.delay == event.delays[-1]
+            assert event.delay == event.source_words_read
+            assert event.lag == event.source_words_read - event.target_words_generated
+    tokens = [e.tokens_computed for e in events]
+    assert tokens == sorted(tokens)
+    last = events[-1]
+    assert last.stats.generation_tokens == sum(len(d.target_tokens) for d in done)
+    assert last.stats.prompt_tokens > 0 and last.stats.ttft > 0
+
+
+def test_incremental_computes_far_fewer_tokens(tiny: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny
+    sentence = SENTENCES[3]
+    for k in (1, 3, 5):
+        kw: dict[str, Any] = {"wait_k": k, "max_new_words": 12, "max_tokens_per_word": 4}
+        (done,) = segments(stream_translate(model, tokenizer, sentence, **kw))
+        (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+        assert done.target_tokens == oracle.target_tokens
+        assert done.tokens_computed * 3 < oracle.tokens_computed, (k, done, oracle)
+
+
+def test_untrimmable_cache_falls_back_to_recompute(tokenizer: Any) -> None:
+    sentence = SENTENCES[3]
+    kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 12, "max_tokens_per_word": 5}
+    trimmed = segments(stream_translate(scripted(tokenizer), tokenizer, sentence, **kw))[0]
+    frozen_events = list(
+        stream_translate(scripted(tokenizer, trimmable=False), tokenizer, sentence, **kw)
+    )
+    (frozen,) = segments(frozen_events)
+    notices = [e for e in frozen_events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "recomput" in notices[0].message
+    assert frozen.recompute and not trimmed.recompute
+    assert frozen.target_tokens == trimmed.target_tokens
+    assert frozen.tokens_computed > trimmed.tokens_computed
+
+
+# -- live input ---------------------------------------------------------------------------
+
+
+def test_live_feed_equals_simulation(tiny: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny
+    source = "What is the capital of France? Hello, how are you today?"
+    settings = WaitKSettings(wait_k=3, max_tokens_per_word=4, max_new_words=9)
+    live = SimultaneousTranslator(model, tokenizer, settings)  # auto-segments at "?"
+    live.prepare()
+    events: list[TranslationEvent] = []
+    for word in split_words(source):
+        events.extend(live.feed(word))
+    events.extend(live.finish())  # nothing left: both segments ended at "?"
+    simulated = segments(stream_translate(model, tokenizer, source, 3, 9, 4))
+    got = segments(events)
+    assert [d.target_tokens for d in got] == [s.target_tokens for s in simulated]
+    assert [d.segment for d in got] == [0, 1]
+
+
+def test_live_finish_writes_the_rest(tiny: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny
+    live = SimultaneousTranslator(
+        model, tokenizer, wait_k=2, max_tokens_per_word=4, max_new_words=8, auto_segment=False
+    )
+    words = split_words("the cat is on")
+    written = []
+    for word in words:
+        events = list(live.feed(word))
+        written.append(sum(isinstance(e, TargetWord) for e in events))
+    assert written == [0, 1, 1, 1]  # wait-2: one word per word read once two are in
+    rest = list(live.finish())
+    (done,) = segments(rest)
+    assert done.delays[:3] == (2, 3, 4)
+    assert set(done.delays[3:]) <= {4}
+    assert len(done.target_words) == 8 or done.finish_reason == "stop"
+    assert list(live.finish()) == []  # nothing pending
+
+
+def test_should_stop_cancels_within_a_token(tokenizer: Any) -> None:
+    model = scripted(tokenizer)
+    calls_at_stop = 5
+    events = list(
+        stream_translate(
+            model,
+            tokenizer,
+            " ".join(SENTENCES),
+            wait_k=1,
+            should_stop=lambda: model.calls >= calls_at_stop,
+        )
+    )
+    (done,) = segments(events)
+    assert done.finish_reason == "cancelled"
+    assert model.calls == calls_at_stop
+    assert done.segment == 0
+
+
+# -- the real demo model ------------------------------------------------------------------
+
+
+@pytest.mark.demo
+def test_demo_model_incremental_equals_naive() -> None:
+    models = pytest.importorskip(
+        "mlxchat.engine.models", reason="the demo-model loader (engine/models.py) is not there yet"
+    )
+    model, tokenizer, _info = models.load_model("demo")
+    source = "The cat sleeps on the sofa. I would like a cup of coffee, please."
+    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 16}
+    events = list(stream_translate(model, tokenizer, source, **kw))
+    done = segments(events)
+    oracle = segments(naive_translate(model, tokenizer, source, **kw))
+    assert len(done) == 2
+    assert [d.target_tokens for d in done] == [o.target_tokens for o in oracle]
+    for final in done:
+        assert final.target_words, "the demo model wrote nothing"
+        assert obeys_wait_k(final.delays, 3, len(final.source_words))
+    assert done[-1].tokens_computed * 2 < oracle[-1].tokens_computed
