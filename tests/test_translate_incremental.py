@@ -213,31 +213,48 @@ def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -
 
 @pytest.mark.parametrize("extra", [0, 4])
 def test_wait_k_beyond_source_equals_offline_greedy(tiny: tuple[Any, Any], extra: int) -> None:
+    """With k >= |x| the whole source is read first and the answer is mlx-lm's greedy one.
+
+    The word-boundary look-ahead never changes greedy output (its logits are reused), and
+    with `stop_at_newline` off only EOS or the word cap end the answer.
+    """
     model, tokenizer = tiny
+    layout = build_layout(tokenizer)
     reasons, total_words = set(), 0
-    for sentence in [*SENTENCES[:3], "Le chat est sur la table."]:
+    for sentence in [*SENTENCES, "Le chat est sur la table."]:
         words = split_words(sentence)
-        events = list(
-            stream_translate(
-                model, tokenizer, sentence, wait_k=len(words) + extra, max_tokens_per_word=3
-            )
-        )
-        (done,) = segments(events)
+        k = len(words) + extra
+        kw: dict[str, Any] = {"max_tokens_per_word": 3, "stop_at_newline": False}
+        (done,) = segments(stream_translate(model, tokenizer, sentence, k, **kw))
         assert set(done.delays) == {len(words)}
         reasons.add(done.finish_reason)
         total_words += len(done.target_words)
         # The same prompt, fed to mlx-lm's own greedy generation with EOS allowed.
-        layout = build_layout(tokenizer)
         prompt = layout.ids([layout.encode_word(w) for w in words])
         n = len(done.target_tokens)
         greedy = [t for t, _ in generate_step(mx.array(prompt), model, max_tokens=n + 1)]
         assert list(done.target_tokens) == greedy[:n]
-        if done.finish_reason == "stop":
-            assert greedy[n] in tokenizer.eos_token_ids
-        else:
-            assert greedy[n] not in tokenizer.eos_token_ids
+        assert (greedy[n] in tokenizer.eos_token_ids) == (done.finish_reason == "stop")
     assert total_words >= 40
     assert reasons == {"stop", "length"}  # both the EOS ending and the word cap are exercised
+
+
+def test_stop_at_newline_cuts_offline_greedy_at_first_line_break(tiny: tuple[Any, Any]) -> None:
+    model, tokenizer = tiny
+    layout = build_layout(tokenizer)
+    cut = 0
+    for sentence in [*SENTENCES[:2], "Numbers: 1 2 3 and 100.", "def add(a, b): return a + b"]:
+        words = split_words(sentence)
+        (done,) = segments(stream_translate(model, tokenizer, sentence, len(words), 30))
+        prompt = layout.ids([layout.encode_word(w) for w in words])
+        n = len(done.target_tokens)
+        greedy = [t for t, _ in generate_step(mx.array(prompt), model, max_tokens=n + 1)]
+        assert list(done.target_tokens) == greedy[:n]
+        assert "\n" not in done.translation
+        if done.finish_reason == "stop" and greedy[n] not in tokenizer.eos_token_ids:
+            assert "\n" in tokenizer.decode([greedy[n]])
+            cut += 1
+    assert cut >= 1  # at least one answer really ended at a line break
 
 
 def test_scripted_eos_is_suppressed_until_source_finished(tokenizer: Any) -> None:
@@ -266,6 +283,7 @@ def test_text_is_append_only_and_events_are_consistent(tiny: tuple[Any, Any]) ->
         text = "".join(e.text for e in events if e.segment == segment)
         assert text == final.translation
         assert final.translation == tokenizer.decode(list(final.target_tokens))
+        assert "\n" not in final.translation  # line breaks are masked or end the answer
         n = len(final.source_words)
         assert obeys_wait_k(final.delays, 2, n)
         assert [w for w, _ in final.alignment] == list(final.target_words)
@@ -300,9 +318,11 @@ def test_incremental_computes_far_fewer_tokens(tiny: tuple[Any, Any]) -> None:
     sentence = SENTENCES[3]
     for k in (1, 3, 5):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 12, "max_tokens_per_word": 4}
+        kw["stop_at_newline"] = False  # keep all 12 words: the ratio grows with the target
         (done,) = segments(stream_translate(model, tokenizer, sentence, **kw))
         (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
         assert done.target_tokens == oracle.target_tokens
+        assert len(done.target_words) == 12
         assert done.tokens_computed * 3 < oracle.tokens_computed, (k, done, oracle)
 
 
@@ -386,8 +406,8 @@ def test_demo_model_incremental_equals_naive() -> None:
         "mlxchat.engine.models", reason="the demo-model loader (engine/models.py) is not there yet"
     )
     model, tokenizer, _info = models.load_model("demo")
-    source = "The cat sleeps on the sofa. I would like a cup of coffee, please."
-    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 16}
+    source = "The cat sleeps on the sofa. I would like a cup of coffee."
+    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 10}
     events = list(stream_translate(model, tokenizer, source, **kw))
     done = segments(events)
     oracle = segments(naive_translate(model, tokenizer, source, **kw))

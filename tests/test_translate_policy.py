@@ -133,3 +133,38 @@ def test_layout_word_ids_decode_with_leading_space(tiny_tokenizer: object) -> No
 def test_layout_rejects_template_without_placeholder(tiny_tokenizer: object) -> None:
     with pytest.raises(ValueError):
         build_layout(tiny_tokenizer, messages=[{"role": "user", "content": "no source here"}])
+
+
+class PieceTokenizer:
+    """Decodes ids by joining fixed text pieces (enough for the word rule)."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.pieces[i] for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("word", "candidate", "expected"),
+    [
+        ([], " le", False),  # nothing yet: the first token always joins
+        (["Le"], " chat", True),  # a leading space starts the next word
+        (["ch"], "at", False),  # a continuation joins
+        (["\n"], "Le", False),  # leading whitespace stays with the word it precedes
+        ([" ", "\n"], " Le", False),
+        (["fin", ".\n"], "Le", True),  # a token ending in a line break closes the word
+        (["Le"], "\n", True),
+        (["东"], "京", True),  # each CJK character is its own unit
+        (["Paris"], "是", True),
+        (["东京"], "。", True),
+        (["东"], " ", True),
+    ],
+)
+def test_word_boundary_rule(word: list[str], candidate: str, expected: bool) -> None:
+    from mlxchat.translate.decoding import starts_new_word
+
+    pieces = sorted({*word, candidate})
+    tokenizer = PieceTokenizer(pieces)
+    ids = [pieces.index(p) for p in word]
+    assert starts_new_word(tokenizer, ids, pieces.index(candidate)) is expected

@@ -9,7 +9,7 @@ compute logits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,10 @@ class WaitKSettings:
         repetition_context_size: Tokens the repetition penalty looks back over.
         source_lang: Source language name used in the prompt.
         target_lang: Target language name used in the prompt.
+        stop_at_newline: Treat a line break like EOS: a segment is one sentence, so once
+            the source is finished a line break after some text ends the answer (small
+            models otherwise go on to comment on their translation); before that, and
+            before any text, line-break tokens are masked like EOS.
     """
 
     wait_k: int = 3
@@ -46,6 +50,7 @@ class WaitKSettings:
     repetition_context_size: int = 20
     source_lang: str = "English"
     target_lang: str = "French"
+    stop_at_newline: bool = True
 
     def __post_init__(self) -> None:
         if self.wait_k < 1:
@@ -71,18 +76,24 @@ class TokenChooser:
     """Turns last-position logits into the next token, as mlx-lm's `generate_step` does.
 
     Logits processors (repetition penalty) see the whole token sequence so far; EOS ids are
-    masked out while the source is unfinished; then the sampler picks from log-probs
-    (argmax when temp is 0).
+    masked out while the answer may not end; then the sampler picks from log-probs (argmax
+    when temp is 0). With `stop_at_newline`, a line-break token is an end token too: where
+    an end is not allowed it is masked and the choice made again.
     """
 
-    def __init__(self, settings: WaitKSettings, eos_ids: Iterable[int]) -> None:
+    MAX_RESAMPLES = 16
+
+    def __init__(self, settings: WaitKSettings, tokenizer: Any) -> None:
         self.sampler = make_sampler(settings.temp, settings.top_p, settings.min_p)
         self.processors = make_logits_processors(
             repetition_penalty=settings.repetition_penalty,
             repetition_context_size=settings.repetition_context_size,
         )
-        self.eos_ids = sorted(set(eos_ids))
+        self.tokenizer = tokenizer
+        self.eos_ids = sorted(eos_token_ids(tokenizer))
+        self.stop_at_newline = settings.stop_at_newline
         self._mask: mx.array | None = None
+        self._line_breaks: dict[int, bool] = {}
 
     def _eos_mask(self, vocab_size: int) -> mx.array:
         if self._mask is None or self._mask.shape[-1] != vocab_size:
@@ -93,14 +104,46 @@ class TokenChooser:
             self._mask = mx.array(mask)
         return self._mask
 
-    def choose(self, logits: mx.array, context: Sequence[int], allow_eos: bool) -> int:
-        """Pick the next token from `logits` of shape (1, vocab)."""
+    def is_line_break(self, token: int) -> bool:
+        """Whether the token's text contains a line break."""
+        if token not in self._line_breaks:
+            self._line_breaks[token] = "\n" in self.tokenizer.decode([token])
+        return self._line_breaks[token]
+
+    def ends(self, token: int, allow_end: bool) -> bool:
+        """Whether `token` (returned by `choose` with the same `allow_end`) ends the answer."""
+        if token in self.eos_ids:
+            return True
+        return allow_end and self.stop_at_newline and self.is_line_break(token)
+
+    def choose(
+        self, logits: mx.array, context: Sequence[int], allow_end: bool, has_text: bool = True
+    ) -> int:
+        """Pick the next token from `logits` of shape (1, vocab).
+
+        Args:
+            logits: Last-position logits.
+            context: Every token id of the sequence so far (for the repetition penalty).
+            allow_end: The answer may end here (the source is finished).
+            has_text: The target already has visible text (else a line break may not end it).
+        """
         if self.processors:
             tokens = mx.array(list(context))
             for processor in self.processors:
                 logits = processor(tokens, logits)
-        if not allow_eos and self.eos_ids:
+        if not allow_end and self.eos_ids:
             logits = logits + self._eos_mask(logits.shape[-1])
+        token = self._sample(logits)
+        if not self.stop_at_newline or (allow_end and has_text):
+            return token
+        for _ in range(self.MAX_RESAMPLES):
+            if not self.is_line_break(token):
+                break
+            logits = mx.where(mx.arange(logits.shape[-1]) == token, -float("inf"), logits)
+            token = self._sample(logits)
+        return token
+
+    def _sample(self, logits: mx.array) -> int:
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
         return int(self.sampler(logprobs).item())
 
@@ -114,22 +157,37 @@ def eos_token_ids(tokenizer: Any) -> set[int]:
     return set() if eos is None else {int(eos)}
 
 
+def is_unspaced_char(ch: str) -> bool:
+    """Whether `ch` belongs to a script written without spaces (CJK ideographs, kana, CJK
+    and full-width punctuation), where each character counts as a word."""
+    cp = ord(ch)
+    return (
+        0x3000 <= cp <= 0x9FFF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0xFF00 <= cp <= 0xFFEF
+        or (0x20000 <= cp <= 0x3FFFF)
+    )
+
+
 def starts_new_word(tokenizer: Any, word_ids: Sequence[int], candidate: int) -> bool:
     """Whether `candidate` begins a new target word after the tokens `word_ids`.
 
     True when the current word already has visible text and either the candidate's text
     starts with whitespace or the word's text ends with whitespace (tokens such as ``".\\n"``).
-    Leading whitespace-only tokens stay with the word they precede.
+    Leading whitespace-only tokens stay with the word they precede. For scripts written
+    without spaces (`is_unspaced_char`) every character is a unit: a boundary falls before
+    and after each such character (a token holding several stays one unit).
     """
     if not word_ids:
         return False
     word_text = tokenizer.decode(list(word_ids))
     if not word_text.strip():
         return False
-    if word_text[-1].isspace():
+    last = word_text[-1]
+    if last.isspace() or is_unspaced_char(last):
         return True
     delta = tokenizer.decode([*word_ids, candidate])[len(word_text) :]
-    return delta[:1].isspace()
+    return bool(delta) and (delta[0].isspace() or is_unspaced_char(delta[0]))
 
 
 class TextStream:

@@ -48,7 +48,7 @@ class TranslationEvent:
 
 @dataclass(kw_only=True)
 class SourceRead(TranslationEvent):
-    """A source word was read (the model has now seen it)."""
+    """A source word was read (it is part of the prompt from the next model call on)."""
 
     word: str = ""
 

@@ -30,7 +30,6 @@ from mlxchat.translate.decoding import (
     TextStream,
     TokenChooser,
     WaitKSettings,
-    eos_token_ids,
     starts_new_word,
 )
 from mlxchat.translate.events import (
@@ -167,7 +166,7 @@ class SimultaneousTranslator:
         self.layout: PromptLayout = build_layout(
             tokenizer, self.settings.source_lang, self.settings.target_lang, messages
         )
-        self.chooser = TokenChooser(self.settings, eos_token_ids(tokenizer))
+        self.chooser = TokenChooser(self.settings, tokenizer)
         self.cached = CachedModel(model, should_stop)
         self.clock = StatsClock()
         self.auto_segment = auto_segment
@@ -198,6 +197,8 @@ class SimultaneousTranslator:
             received_at: `time.perf_counter()` when the word arrived (default: now).
         """
         words = split_words(word)
+        if last and not words:
+            yield from self.finish()
         for i, w in enumerate(words):
             is_last = last and i == len(words) - 1
             yield from self._guarded(self._feed_one(w, is_last, received_at))
@@ -266,21 +267,25 @@ class SimultaneousTranslator:
         self, word: str, last: bool, received_at: float | None
     ) -> Iterator[TranslationEvent]:
         self._read_times.append(time.perf_counter() if received_at is None else received_at)
-        yield from self._read(word)
-        if last or (self.auto_segment and ends_sentence(word)):
-            yield from self._finish_segment()
-        else:
-            yield from self._write_allowed()
-
-    def _read(self, word: str) -> Iterator[TranslationEvent]:
         self._words.append(word)
         self._source_ids.append(self.layout.encode_word(word))
+        yield self._event(SourceRead, word=word)
+        if last or (self.auto_segment and ends_sentence(word)):
+            yield from self._finish_segment()
+            return
+        yield from self._write_allowed()
+        self._prefill_source()
+
+    def _prefill_source(self) -> None:
+        """While waiting for the next word, run the source read so far through the model.
+
+        A WRITE right after a READ feeds ``[new word][tail][target]`` in one call instead.
+        """
         if self._done is None and not self._cap_reached():
             start = time.perf_counter()
             before = self.cached.tokens_computed
             self.cached.sync(self._sequence()[: self._source_end()], need_logits=False)
             self.clock.add_prompt(self.cached.tokens_computed - before, time.perf_counter() - start)
-        yield self._event(SourceRead, word=word)
 
     def _finish_segment(self) -> Iterator[TranslationEvent]:
         self._source_length = len(self._words)
@@ -321,9 +326,11 @@ class SimultaneousTranslator:
         while True:
             logits = self._logits()
             start = time.perf_counter()
-            token = self.chooser.choose(logits, self._sequence(), allow_eos=self._finished())
+            finished = self._finished()
+            has_text = bool(self._text.shown.strip())
+            token = self.chooser.choose(logits, self._sequence(), finished, has_text)
             self.clock.add_decode(time.perf_counter() - start)
-            if token in self.chooser.eos_ids:
+            if self.chooser.ends(token, finished):
                 self._done = "stop"
                 break
             if starts_new_word(self.tokenizer, self._word_ids, token):
@@ -387,6 +394,7 @@ def stream_translate(
     source_lang: str = "English",
     target_lang: str = "French",
     *,
+    stop_at_newline: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -406,6 +414,7 @@ def stream_translate(
         repetition_context_size=repetition_context_size,
         source_lang=source_lang,
         target_lang=target_lang,
+        stop_at_newline=stop_at_newline,
     )
     translator = SimultaneousTranslator(
         model, tokenizer, settings, should_stop=should_stop, auto_segment=False, messages=messages

@@ -22,7 +22,6 @@ from mlxchat.translate.decoding import (
     TextStream,
     TokenChooser,
     WaitKSettings,
-    eos_token_ids,
     starts_new_word,
 )
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationChunk, TranslationEvent
@@ -57,7 +56,7 @@ class NaiveTranslator:
         self.settings = settings
         self.should_stop = should_stop
         self.layout = build_layout(tokenizer, settings.source_lang, settings.target_lang, messages)
-        self.chooser = TokenChooser(settings, eos_token_ids(tokenizer))
+        self.chooser = TokenChooser(settings, tokenizer)
         self.tokens_computed = 0
 
     def _forward(self, tokens: list[int], cache: list[Any]) -> mx.array:
@@ -100,8 +99,10 @@ class NaiveTranslator:
                 ended = False
                 while True:
                     context = self.layout.ids(source_ids[:read], target)
-                    token = self.chooser.choose(logits, context, allow_eos=read == n)
-                    if token in self.chooser.eos_ids:
+                    finished = read == n
+                    has_text = bool(text.shown.strip())
+                    token = self.chooser.choose(logits, context, finished, has_text)
+                    if self.chooser.ends(token, finished):
                         ended = True
                         break
                     if starts_new_word(self.tokenizer, word, token):
@@ -160,6 +161,7 @@ def naive_translate(
     source_lang: str = "English",
     target_lang: str = "French",
     *,
+    stop_at_newline: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -179,6 +181,7 @@ def naive_translate(
         repetition_context_size=repetition_context_size,
         source_lang=source_lang,
         target_lang=target_lang,
+        stop_at_newline=stop_at_newline,
     )
     translator = NaiveTranslator(
         model, tokenizer, settings, should_stop=should_stop, messages=messages
