@@ -417,3 +417,42 @@ def test_demo_model_incremental_equals_naive() -> None:
         assert final.target_words, "the demo model wrote nothing"
         assert obeys_wait_k(final.delays, 3, len(final.source_words))
     assert done[-1].tokens_computed * 2 < oracle[-1].tokens_computed
+
+
+def test_sampling_settings_are_shared_with_the_oracle(tiny: tuple[Any, Any]) -> None:
+    """Repetition penalty and seeded sampling: the same draws give the same tokens."""
+    model, tokenizer = tiny
+    sentence = SENTENCES[3]
+    kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 10, "max_tokens_per_word": 5}
+    greedy = segments(stream_translate(model, tokenizer, sentence, **kw))[0]
+    penalized_kw = {**kw, "repetition_penalty": 1.5, "repetition_context_size": 8}
+    penalized = segments(stream_translate(model, tokenizer, sentence, **penalized_kw))[0]
+    oracle = segments(naive_translate(model, tokenizer, sentence, **penalized_kw))[0]
+    assert penalized.target_tokens == oracle.target_tokens
+    assert penalized.target_tokens != greedy.target_tokens
+    sampled_kw = {**kw, "temp": 0.9, "top_p": 0.95, "min_p": 0.02}
+    runs = []
+    for fn in (stream_translate, naive_translate, stream_translate):
+        mx.random.seed(7)
+        runs.append(segments(fn(model, tokenizer, sentence, **sampled_kw))[0])
+    assert runs[0].target_tokens == runs[1].target_tokens == runs[2].target_tokens
+    assert runs[0].target_tokens != greedy.target_tokens
+    assert obeys_wait_k(runs[0].delays, 2, len(runs[0].source_words))
+
+
+def test_live_cancel_and_empty_last_word(tokenizer: Any) -> None:
+    model = scripted(tokenizer)
+    stop = False
+    live = SimultaneousTranslator(model, tokenizer, wait_k=1, should_stop=lambda: stop)
+    first = list(live.feed("the"))
+    assert sum(isinstance(e, TargetWord) for e in first) == 1
+    ended = list(live.feed("", last=True))  # an empty last word just finishes the segment
+    assert segments(ended)[0].finish_reason in {"stop", "length"}
+    assert live.segment == 1
+    stop = True
+    (done,) = segments(live.feed("cat"))
+    assert done.finish_reason == "cancelled" and done.segment == 1
+    assert live.cancelled
+    calls = model.calls
+    assert list(live.feed("sat")) == [] and list(live.finish()) == []
+    assert model.calls == calls

@@ -184,7 +184,12 @@ class SimultaneousTranslator:
 
     def prepare(self) -> None:
         """Prefill the prompt head now, so the first source word is answered sooner."""
-        self.cached.sync(list(self.layout.head), need_logits=False)
+        if self.cancelled:
+            return
+        try:
+            self.cached.sync(list(self.layout.head), need_logits=False)
+        except _Cancelled:
+            self.cancelled = True
 
     def feed(
         self, word: str, *, last: bool = False, received_at: float | None = None
