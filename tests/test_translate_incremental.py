@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
@@ -406,8 +407,9 @@ def test_demo_model_incremental_equals_naive() -> None:
         "mlxchat.engine.models", reason="the demo-model loader (engine/models.py) is not there yet"
     )
     model, tokenizer, _info = models.load_model("demo")
-    source = "The cat sleeps on the sofa. I would like a cup of coffee."
-    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 10}
+    lines = (Path(__file__).parent / "data" / "sentences.en.txt").read_text().splitlines()
+    source = "\n".join(lines[:2])  # two sentences, two segments
+    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 12}
     events = list(stream_translate(model, tokenizer, source, **kw))
     done = segments(events)
     oracle = segments(naive_translate(model, tokenizer, source, **kw))
