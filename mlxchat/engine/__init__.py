@@ -4,3 +4,7 @@ Importing this package loads nothing heavy. It does, on Linux CPU builds, make t
 OpenBLAS visible before MLX is first imported (see `cpu.preload_blas`), so importing any
 `mlxchat.engine` module before `mlx.core` gets the fast CPU path.
 """
+
+from mlxchat.engine.cpu import preload_blas
+
+preload_blas()
