@@ -14,7 +14,8 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
-from mlxchat.translate.incremental import CachedModel, SimultaneousTranslator, stream_translate
+from mlxchat.translate.incremental import SimultaneousTranslator, stream_translate
+from mlxchat.translate.kvcache import CachedModel
 from mlxchat.translate.metrics import (
     latency_metrics,
     mean_word_wait,

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import generation_stream
-from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
 from mlxchat.engine.types import FinishReason
 from mlxchat.translate.decoding import (
@@ -40,94 +38,13 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
+from mlxchat.translate.kvcache import CachedModel, Cancelled
 from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
 from mlxchat.translate.policy import Action, next_action
 from mlxchat.translate.prompt import PromptLayout, build_layout
 from mlxchat.translate.segment import ends_sentence, split_sentences, split_words
 
-PREFILL_CHUNK = 512
 RECOMPUTE_NOTICE = "this model's cache cannot be trimmed: recomputing the prompt at each step"
-
-
-class _Cancelled(Exception):
-    """Raised inside the translator when `should_stop` returns True."""
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-class CachedModel:
-    """A model plus a KV cache that holds a known token prefix, edited by trimming.
-
-    Attributes:
-        ids: The tokens whose keys/values are in the cache, in order.
-        tokens_computed: Tokens run through the model so far.
-        recompute: True once the cache had to be rebuilt because it could not be trimmed.
-    """
-
-    def __init__(self, model: Any, should_stop: Callable[[], bool] | None = None) -> None:
-        self.model = model
-        self.should_stop = should_stop
-        self.cache = make_prompt_cache(model)
-        self.ids: list[int] = []
-        self.logits: mx.array | None = None
-        self.tokens_computed = 0
-        self.recompute = False
-
-    def truncate(self, length: int) -> None:
-        """Keep only the first `length` cached tokens (rebuild if the cache can't trim)."""
-        extra = len(self.ids) - length
-        if extra <= 0:
-            return
-        self.logits = None
-        if can_trim_prompt_cache(self.cache):
-            trim_prompt_cache(self.cache, extra)
-            del self.ids[length:]
-            return
-        self.recompute = True
-        keep = self.ids[:length]
-        self.cache = make_prompt_cache(self.model)
-        self.ids = []
-        if keep:
-            self.feed(keep)
-
-    def feed(self, tokens: list[int]) -> mx.array:
-        """Run `tokens` through the model after the cached ones; return last logits (1, V)."""
-        logits = None
-        for start in range(0, len(tokens), PREFILL_CHUNK):
-            if self.should_stop is not None and self.should_stop():
-                raise _Cancelled
-            chunk = tokens[start : start + PREFILL_CHUNK]
-            with mx.stream(generation_stream):
-                out = self.model(mx.array(chunk)[None], cache=self.cache)
-                logits = out[:, -1, :]
-            mx.eval(logits)
-            self.ids.extend(chunk)
-            self.tokens_computed += len(chunk)
-        if logits is None:
-            raise ValueError("feed needs at least one token")
-        self.logits = logits
-        return logits
-
-    def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
-        """Make the cache hold exactly `sequence`; return the logits after its last token."""
-        common = _common_prefix(self.ids, sequence)
-        if common == len(sequence):
-            have_logits = self.logits is not None or not need_logits
-            if common == len(self.ids) and have_logits:
-                return self.logits
-            if need_logits:
-                common -= 1  # logits at the end are needed: recompute the last token
-        self.truncate(common)
-        start = len(self.ids)
-        if start < len(sequence):
-            return self.feed(sequence[start:])
-        return self.logits
 
 
 class SimultaneousTranslator:
@@ -188,7 +105,7 @@ class SimultaneousTranslator:
             return
         try:
             self.cached.sync(list(self.layout.head), need_logits=False)
-        except _Cancelled:
+        except Cancelled:
             self.cancelled = True
 
     def feed(
@@ -264,7 +181,7 @@ class SimultaneousTranslator:
                     self._noticed = True
                     yield self._event(Notice, message=RECOMPUTE_NOTICE)
                 yield event
-        except _Cancelled:
+        except Cancelled:
             self.cancelled = True
             yield self._segment_done("cancelled")
 

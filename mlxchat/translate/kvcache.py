@@ -1,0 +1,101 @@
+"""A model with a KV cache that holds a known token prefix, edited by trimming.
+
+`CachedModel.sync(sequence)` makes the cache hold exactly `sequence`: it keeps the longest
+common prefix (``trim_prompt_cache``), runs only the rest through the model and returns
+the logits after the last token. Caches that cannot be trimmed (`can_trim_prompt_cache`
+false, e.g. a rotating cache past its window) are rebuilt from scratch instead, and
+`recompute` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import generation_stream
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+PREFILL_CHUNK = 512
+"""Longest token run given to the model in one call."""
+
+
+class Cancelled(Exception):
+    """Raised by `CachedModel.feed` when `should_stop` returns True."""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class CachedModel:
+    """A model plus a KV cache that holds a known token prefix, edited by trimming.
+
+    Attributes:
+        ids: The tokens whose keys/values are in the cache, in order.
+        tokens_computed: Tokens run through the model so far.
+        recompute: True once the cache had to be rebuilt because it could not be trimmed.
+    """
+
+    def __init__(self, model: Any, should_stop: Callable[[], bool] | None = None) -> None:
+        self.model = model
+        self.should_stop = should_stop
+        self.cache = make_prompt_cache(model)
+        self.ids: list[int] = []
+        self.logits: mx.array | None = None
+        self.tokens_computed = 0
+        self.recompute = False
+
+    def truncate(self, length: int) -> None:
+        """Keep only the first `length` cached tokens (rebuild if the cache can't trim)."""
+        extra = len(self.ids) - length
+        if extra <= 0:
+            return
+        self.logits = None
+        if can_trim_prompt_cache(self.cache):
+            trim_prompt_cache(self.cache, extra)
+            del self.ids[length:]
+            return
+        self.recompute = True
+        keep = self.ids[:length]
+        self.cache = make_prompt_cache(self.model)
+        self.ids = []
+        if keep:
+            self.feed(keep)
+
+    def feed(self, tokens: list[int]) -> mx.array:
+        """Run `tokens` through the model after the cached ones; return last logits (1, V)."""
+        logits = None
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled
+            chunk = tokens[start : start + PREFILL_CHUNK]
+            with mx.stream(generation_stream):
+                out = self.model(mx.array(chunk)[None], cache=self.cache)
+                logits = out[:, -1, :]
+            mx.eval(logits)
+            self.ids.extend(chunk)
+            self.tokens_computed += len(chunk)
+        if logits is None:
+            raise ValueError("feed needs at least one token")
+        self.logits = logits
+        return logits
+
+    def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
+        """Make the cache hold exactly `sequence`; return the logits after its last token."""
+        common = _common_prefix(self.ids, sequence)
+        if common == len(sequence):
+            have_logits = self.logits is not None or not need_logits
+            if common == len(self.ids) and have_logits:
+                return self.logits
+            if need_logits:
+                common -= 1  # logits at the end are needed: recompute the last token
+        self.truncate(common)
+        start = len(self.ids)
+        if start < len(sequence):
+            return self.feed(sequence[start:])
+        return self.logits
