@@ -57,8 +57,10 @@ def _cuda_installed() -> bool:
         try:
             with os.scandir(entry or ".") as it:
                 for item in it:
-                    name = item.name.lower().replace("-", "_")
-                    if name.startswith("mlx_cuda") and name.endswith((".dist-info", ".egg-info")):
+                    name = item.name.lower()
+                    if name.startswith(("mlx_cuda", "mlx-cuda")) and name.endswith(
+                        (".dist-info", ".egg-info")
+                    ):
                         return True
         except OSError:
             continue
