@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiny_models import make_tiny_model
 
 import mlxchat.engine  # noqa: F401  (loads the system BLAS before MLX, as the app does)
-from tiny_models import make_tiny_model
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 
@@ -32,6 +32,12 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random qwen2 model directory, different weights from tiny_llama."""
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen", "qwen2", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_endless(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama whose greedy answers never end by themselves (for interrupt tests)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-endless", endless=True)
 
 
 @pytest.fixture(scope="session")

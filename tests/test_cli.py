@@ -16,7 +16,9 @@ import pytest
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def mlxchat(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def mlxchat(
+    *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mlxchat", *args],
         input=stdin,
@@ -94,9 +96,9 @@ def test_ignore_chat_template_changes_the_prompt(tiny_llama: Path) -> None:
     assert prompt_tokens[0] > prompt_tokens[1]
 
 
-def test_ctrl_c_keeps_partial_output_and_exits_130(tiny_llama: Path) -> None:
+def test_ctrl_c_keeps_partial_output_and_exits_130(tiny_endless: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlxchat", "generate", "-m", str(tiny_llama), "-p", "Go"]
+        [sys.executable, "-m", "mlxchat", "generate", "-m", str(tiny_endless), "-p", "Go"]
         + ["--max-tokens", "100000", "--ignore-chat-template"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -104,6 +106,7 @@ def test_ctrl_c_keeps_partial_output_and_exits_130(tiny_llama: Path) -> None:
     )
     first = proc.stdout.read(20)  # generation has started
     time.sleep(0.2)
+    assert proc.poll() is None, "generation ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -22,9 +22,10 @@ GREEDY = SamplingParams(max_tokens=24)
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_llama: Path) -> Engine:
+def engine(tiny_endless: Path) -> Engine:
+    """A tiny model that never stops by itself, so long generations can be interrupted."""
     engine = Engine(progress_interval=0.01)
-    engine.load_sync(str(tiny_llama))
+    engine.load_sync(str(tiny_endless))
     return engine
 
 
@@ -152,7 +153,9 @@ def test_seed_makes_sampling_reproducible(engine: Engine) -> None:
 def test_stop_string_ends_the_answer_before_it(engine: Engine) -> None:
     full = engine.generate_sync("Tell me about the fox.", SamplingParams(max_tokens=40)).text
     stop = full[12:15]
-    cut = engine.generate_sync("Tell me about the fox.", SamplingParams(max_tokens=40, stop=(stop,)))
+    cut = engine.generate_sync(
+        "Tell me about the fox.", SamplingParams(max_tokens=40, stop=(stop,))
+    )
     assert cut.finish_reason == "stop"
     assert cut.text == full[: full.index(stop)]
 
@@ -179,11 +182,14 @@ def test_regenerating_the_last_turn_reuses_the_cache(engine: Engine) -> None:
 def test_cancelled_turn_leaves_the_session_consistent(engine: Engine) -> None:
     turn = [Message("user", "Tell me a story about a dog.")]
     events = engine.iterate(turn, SamplingParams(max_tokens=500), session="cancelled")
-    for count, event in enumerate(e for e in events if isinstance(e, Chunk)):
-        if count == 3:
-            engine.cancel()
-    partial = event.text
-    assert event.finish_reason == "cancelled"
+    chunks: list[Chunk] = []
+    for event in events:
+        if isinstance(event, Chunk):
+            chunks.append(event)
+            if len(chunks) == 4:
+                engine.cancel()
+    partial = "".join(c.text for c in chunks)
+    assert chunks[-1].finish_reason == "cancelled"
     follow = [*turn, Message("assistant", partial), Message("user", "Go on.")]
     assert (
         engine.generate_sync(follow, GREEDY, session="cancelled").text
@@ -216,7 +222,9 @@ def test_message_longer_than_the_context_is_an_error(engine: Engine) -> None:
         (SamplingParams(top_p=2), "top-p must be between 0 and 1"),
     ],
 )
-def test_bad_settings_are_clear_errors(engine: Engine, params: SamplingParams, message: str) -> None:
+def test_bad_settings_are_clear_errors(
+    engine: Engine, params: SamplingParams, message: str
+) -> None:
     with pytest.raises(EngineError, match=message):
         engine.generate_sync("hi", params)
 

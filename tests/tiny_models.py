@@ -71,8 +71,13 @@ def make_tiny_model(
     intermediate_size: int = 128,
     max_position_embeddings: int = 2048,
     seed: int = 0,
+    endless: bool = False,
 ) -> Path:
-    """Write a tiny random `llama` or `qwen2` model directory at `path` and return it."""
+    """Write a tiny random `llama` or `qwen2` model directory at `path` and return it.
+
+    With `endless` (llama only) the special tokens' output rows are zeroed, so greedy
+    decoding never ends the answer by itself: for tests that must interrupt a generation.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.utils import _get_classes
@@ -101,6 +106,11 @@ def make_tiny_model(
     model = model_class(args_class.from_dict(config))
     # Scale weights up a little so logits are not nearly flat (distinct greedy choices).
     params = {k: v * 4 if v.ndim == 2 else v for k, v in tree_flatten(model.parameters())}
+    if endless:
+        head = params["lm_head.weight"]
+        params["lm_head.weight"] = mx.concatenate(
+            [mx.zeros_like(head[: len(SPECIAL_TOKENS)]), head[len(SPECIAL_TOKENS) :]]
+        )
     mx.save_safetensors(str(path / "model.safetensors"), params)
     (path / "config.json").write_text(json.dumps(config, indent=2))
     return path
