@@ -409,7 +409,7 @@ def test_demo_model_incremental_equals_naive() -> None:
     model, tokenizer, _info = models.load_model("demo")
     lines = (Path(__file__).parent / "data" / "sentences.en.txt").read_text().splitlines()
     source = "\n".join(lines[:2])  # two sentences, two segments
-    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 12}
+    kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 8}
     events = list(stream_translate(model, tokenizer, source, **kw))
     done = segments(events)
     oracle = segments(naive_translate(model, tokenizer, source, **kw))
