@@ -34,6 +34,7 @@ from mlxchat.engine.types import (
 from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
 
 Prompt = Any  # str | Sequence[Message]; see generation.Prompt (kept MLX-free here)
+ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
 
 
 class _Loaded:
@@ -78,6 +79,11 @@ class EventStream:
     def cancel(self) -> None:
         """Ask the engine to stop this request (it ends with finish_reason `cancelled`)."""
         self._job.cancel.set()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the request has ended (its last event was consumed)."""
+        return self._finished
 
     async def aclose(self) -> None:
         """Cancel the request if still running and wait until the engine let go of it."""
@@ -156,6 +162,26 @@ class Engine:
                 next(iterator)
         except StopIteration as stop:
             return stop.value
+
+    def _with_model_job(self, fn: ModelJob) -> JobFn:
+        def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> Any:
+            loaded = self._loaded
+            if loaded is None:
+                raise EngineError("no model is loaded; load one first (e.g. `demo`)")
+            return fn(loaded.model, loaded.tokenizer, emit, cancelled)
+
+        return job
+
+    def with_model(self, fn: ModelJob) -> EventStream:
+        """Run `fn(model, tokenizer, emit, cancelled)` on the engine thread; iterate its events.
+
+        For algorithms that drive the model themselves (e.g. simultaneous translation).
+        """
+        return self.submit_async(self._with_model_job(fn))
+
+    def with_model_sync(self, fn: ModelJob) -> Iterator[Any]:
+        """Blocking `with_model`."""
+        return self.submit_sync(self._with_model_job(fn))
 
     # ----- models ---------------------------------------------------------------------
     @property

@@ -1,0 +1,55 @@
+"""`mlxchat models` and `mlxchat locate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlxchat.cli.app import app, fail, models_app
+
+
+@models_app.callback(invoke_without_command=True)
+def models_list(ctx: typer.Context) -> None:
+    """List the models available on this machine."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mlxchat.engine.models import list_local_models
+
+    rows = list_local_models()
+    width = max((len(m.name) for m in rows), default=4)
+    for m in rows:
+        size = f"{m.size / 1e6:8.1f} MB" if m.size else "   (not fetched)"
+        typer.echo(f"{m.name:<{width}}  {m.kind:<5} {size}  {m.path}")
+
+
+@models_app.command("import")
+def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -> None:
+    """Convert a GGUF file into a cached MLX model (then `--model FILE.gguf` is instant)."""
+    from mlxchat.engine.models import import_gguf
+    from mlxchat.engine.types import ModelLoadError
+
+    try:
+        model = import_gguf(path)
+    except ModelLoadError as error:
+        fail(str(error))
+    typer.echo(f"imported {model.name} -> {model.path}")
+
+
+@app.command()
+def locate(
+    what: Annotated[str, typer.Argument(help="config, data, themes or cache")],
+) -> None:
+    """Print where mlxchat keeps its config, history, themes or cache."""
+    from mlxchat import locations
+
+    paths = {
+        "config": locations.config_file,
+        "data": locations.data_dir,
+        "themes": locations.themes_dir,
+        "cache": locations.cache_dir,
+    }
+    if what not in paths:
+        fail(f"unknown location '{what}'; use one of: {', '.join(paths)}")
+    typer.echo(str(paths[what]()))

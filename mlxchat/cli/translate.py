@@ -1,0 +1,352 @@
+"""`mlxchat translate`: simultaneous (wait-k) translation in the TUI, as plain text, or NDJSON."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlxchat.cli.app import (
+    EXIT_INTERRUPTED,
+    ModelOpt,
+    app,
+    emit_json,
+    fail,
+    load_model_or_exit,
+    settings_or_exit,
+)
+
+DEFAULT_WPM = 150.0
+METRICS = ("AL", "LAAL", "AP", "DAL")
+
+
+def read_utf8(path: Path | None, what: str) -> str:
+    """The text of `path` (stdin when None); a non-UTF-8 line is one clear error."""
+    if path is None:
+        data = sys.stdin.buffer.read()
+        name = "stdin"
+    else:
+        if not path.is_file():
+            fail(f"{what} file '{path}' does not exist")
+        data = path.read_bytes()
+        name = str(path)
+    for number, line in enumerate(data.split(b"\n"), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            fail(
+                f"{name}: line {number} is not valid UTF-8 (byte {error.start + 1}); "
+                "save the file as UTF-8"
+            )
+    return data.decode("utf-8")
+
+
+def check_options(
+    wait_k: int,
+    max_tokens_per_word: int,
+    max_new_words: int | None,
+    wpm: float | None,
+    plain: bool,
+    as_json: bool,
+) -> None:
+    """Fail with one line on values the translator cannot use."""
+    if plain and as_json:
+        fail("--plain and --json do not go together; pick one")
+    if wait_k < 1:
+        fail(f"--wait-k must be at least 1 (got {wait_k})")
+    if max_tokens_per_word < 1:
+        fail(f"--max-tokens-per-word must be at least 1 (got {max_tokens_per_word})")
+    if max_new_words is not None and max_new_words < 1:
+        fail(f"--max-new-words must be at least 1 (got {max_new_words})")
+    if wpm is not None and not wpm > 0:
+        fail(f"--wpm must be more than 0 words per minute (got {wpm:g})")
+
+
+def _mean(values: list[float]) -> float:
+    real = [v for v in values if not math.isnan(v)]
+    return sum(real) / len(real) if real else math.nan
+
+
+def _fmt_metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {metrics.get(k, math.nan):.3f}" for k in METRICS)
+
+
+@dataclass
+class Report:
+    """What the plain and JSON printers collect across segments."""
+
+    references: list[str] | None
+    hypotheses: list[str] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    first_word: list[float] = field(default_factory=list)
+
+    def segment_metrics(self, event: Any) -> dict[str, float]:
+        """The segment's metrics, with the reference length when a reference is given."""
+        from mlxchat.translate import latency_metrics
+
+        if self.references is None:
+            return dict(event.metrics)
+        reference = self.references[event.segment]
+        return latency_metrics(event.delays, len(event.source_words), len(reference.split()))
+
+    def add(self, event: Any) -> dict[str, float]:
+        metrics = self.segment_metrics(event)
+        self.hypotheses.append(event.translation.strip())
+        self.metrics.append(metrics)
+        self.first_word.append(event.time_to_first_word)
+        return metrics
+
+    def averages(self) -> dict[str, float]:
+        return {k: _mean([m[k] for m in self.metrics]) for k in METRICS}
+
+    def quality(self) -> dict[str, float] | None:
+        """Corpus BLEU and chrF against the references (None without sacrebleu or refs)."""
+        if self.references is None:
+            return None
+        try:
+            import sacrebleu
+        except ImportError:
+            typer.echo("mlxchat: BLEU/chrF need sacrebleu: pip install 'mlxchat[eval]'", err=True)
+            return None
+        refs = [self.references[: len(self.hypotheses)]]
+        return {
+            "BLEU": sacrebleu.corpus_bleu(self.hypotheses, refs).score,
+            "chrF": sacrebleu.corpus_chrf(self.hypotheses, refs).score,
+        }
+
+
+class PlainPrinter:
+    """Target words as they complete; with `verbose`, the delay of each and the metrics."""
+
+    def __init__(self, report: Report, verbose: bool) -> None:
+        from mlxchat.text import sanitize
+
+        self.report = report
+        self.verbose = verbose
+        self.sanitize = sanitize
+        self.pending = ""
+        self.out = sys.stdout
+
+    def __call__(self, event: Any) -> None:
+        from mlxchat.translate import Notice, SegmentDone, TargetWord
+
+        self.pending += event.text
+        if isinstance(event, TargetWord):
+            if self.verbose:
+                self.out.write(f"{self.sanitize(event.word)} [read {event.delay} source words]\n")
+            else:
+                self.out.write(
+                    self.sanitize(self.pending.lstrip() if self._line_start else self.pending)
+                )
+            self._line_start = False
+            self.pending = ""
+        elif isinstance(event, SegmentDone):
+            metrics = self.report.add(event)
+            if not self.verbose:
+                self.out.write(self.sanitize(self.pending.rstrip()) + "\n")
+            else:
+                self.out.write(
+                    f"-- {_fmt_metrics(metrics)}  | {len(event.source_words)} source words, "
+                    f"{len(event.target_words)} target words, first word after "
+                    f"{event.time_to_first_word:.2f} s\n"
+                )
+            self.pending = ""
+            self._line_start = True
+        elif isinstance(event, Notice):
+            typer.echo(f"mlxchat: {event.message}", err=True)
+        self.out.flush()
+
+    _line_start = True
+
+    def close(self) -> None:
+        if self.verbose and self.report.metrics:
+            line = (
+                f"== {len(self.report.metrics)} sentences: {_fmt_metrics(self.report.averages())}"
+            )
+            quality = self.report.quality()
+            if quality:
+                line += f"  BLEU {quality['BLEU']:.1f}  chrF {quality['chrF']:.1f}"
+            self.out.write(line + "\n")
+        elif self.report.references is not None:
+            self.report.quality()
+        self.out.flush()
+
+
+class JsonPrinter:
+    """NDJSON events: source words read, target words written, segment metrics, a summary."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.out = sys.stdout
+
+    def __call__(self, event: Any) -> None:
+        from mlxchat.translate import Notice, SegmentDone, SourceRead, TargetWord
+
+        if isinstance(event, SourceRead):
+            emit_json(
+                self.out,
+                type="source",
+                segment=event.segment,
+                word=event.word,
+                read=event.source_words_read,
+            )
+        elif isinstance(event, TargetWord):
+            emit_json(
+                self.out,
+                type="target",
+                segment=event.segment,
+                word=event.word,
+                delay=event.delay,
+                lag=event.lag,
+                metrics=event.metrics,
+            )
+        elif isinstance(event, SegmentDone):
+            metrics = self.report.add(event)
+            emit_json(
+                self.out,
+                type="segment",
+                segment=event.segment,
+                source=event.source,
+                translation=event.translation.strip(),
+                delays=list(event.delays),
+                alignment=[list(pair) for pair in event.alignment],
+                metrics=metrics,
+                finish_reason=event.finish_reason,
+                time_to_first_word=event.time_to_first_word,
+                mean_word_wait=event.mean_word_wait,
+                tokens_computed=event.tokens_computed,
+            )
+        elif isinstance(event, Notice):
+            emit_json(self.out, type="notice", message=event.message)
+        self.out.flush()
+
+    def close(self) -> None:
+        quality = self.report.quality()
+        emit_json(
+            self.out,
+            type="summary",
+            sentences=len(self.report.metrics),
+            metrics=self.report.averages(),
+            time_to_first_word=_mean(self.report.first_word),
+            **({"quality": quality} if quality else {}),
+        )
+        self.out.flush()
+
+
+def run_plain(
+    engine: Any,
+    sentences: list[list[str]],
+    settings: Any,
+    wpm: float | None,
+    printer: PlainPrinter | JsonPrinter,
+) -> int:
+    """Feed the sentences word by word (paced at `wpm` when given) and print the events."""
+    from mlxchat.translate.live import LiveTranslation
+
+    live = LiveTranslation(engine, settings, auto_segment=False)
+    gap = 60.0 / wpm if wpm else 0.0
+    start = time.perf_counter()
+    index = 0
+    events = None
+    try:
+        for sentence in sentences:
+            for i, word in enumerate(sentence):
+                arrival = start + index * gap if gap else time.perf_counter()
+                index += 1
+                if (wait := arrival - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                events = live.feed_sync(word, last=i == len(sentence) - 1, received_at=arrival)
+                for event in events:
+                    printer(event)
+    except KeyboardInterrupt:
+        if events is not None:
+            events.close()
+        sys.stdout.write("\n")
+        typer.echo("mlxchat: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    printer.close()
+    return 0
+
+
+@app.command()
+def translate(
+    wait_k: Annotated[
+        int, typer.Option("--wait-k", "-k", help="Source words read before the first target word.")
+    ] = 3,
+    source_lang: Annotated[str, typer.Option("--from", help="Source language.")] = "English",
+    target_lang: Annotated[str, typer.Option("--to", help="Target language.")] = "French",
+    model: ModelOpt = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Source text file (default: stdin).")
+    ] = None,
+    wpm: Annotated[
+        float | None,
+        typer.Option(help="Play the source back at this many words per minute [TUI: 150]."),
+    ] = None,
+    max_new_words: Annotated[
+        int | None, typer.Option("--max-new-words", help="Most target words per sentence.")
+    ] = None,
+    max_tokens_per_word: Annotated[
+        int, typer.Option("--max-tokens-per-word", help="Tokens after which a word is cut.")
+    ] = 16,
+    temp: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Reference translation, one line per source sentence (BLEU, chrF)."),
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="No TUI: print words as they come.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="With --plain: delays and metrics.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
+) -> None:
+    """Translate while the source is still arriving (wait-k), with live latency metrics."""
+    check_options(wait_k, max_tokens_per_word, max_new_words, wpm, plain, as_json)
+    from mlxchat.translate import WaitKSettings, split_sentences
+
+    settings = WaitKSettings(
+        wait_k=wait_k,
+        max_new_words=max_new_words,
+        max_tokens_per_word=max_tokens_per_word,
+        temp=temp,
+        source_lang=source_lang,
+        target_lang=target_lang,
+    )
+    name = model or settings_or_exit().model
+    interactive = input_file is None and sys.stdin.isatty()
+    if not plain and not as_json and sys.stdout.isatty():
+        source = None if interactive else read_utf8(input_file, "input")
+        from mlxchat.ui.translate import run_translate
+
+        code = run_translate(name, settings, source=source, wpm=wpm or DEFAULT_WPM)
+        raise typer.Exit(code)
+    if interactive:
+        fail("no source text: pass --input FILE or pipe text on stdin (or run in a terminal)")
+    text = read_utf8(input_file, "input")
+    sentences = split_sentences(text)
+    if not sentences:
+        fail("the source text is empty")
+    references = None
+    if reference is not None:
+        references = [
+            line for line in read_utf8(reference, "reference").splitlines() if line.strip()
+        ]
+        if len(references) != len(sentences):
+            fail(
+                f"the reference has {len(references)} lines but the source has "
+                f"{len(sentences)} sentences; give one reference line per source sentence"
+            )
+    from mlxchat.engine.engine import Engine
+
+    engine = Engine()
+    load_model_or_exit(engine, name, quiet=as_json)
+    report = Report(references)
+    printer = JsonPrinter(report) if as_json else PlainPrinter(report, verbose)
+    raise typer.Exit(run_plain(engine, sentences, settings, wpm, printer))
