@@ -119,9 +119,7 @@ def cpu_path_child(model_name: str, max_tokens: int) -> None:
     )
     for _ in stream_generate(model, tokenizer, mx.array(tokens[:8]), max_tokens=2):
         pass
-    last = None
-    for last in stream_generate(model, tokenizer, mx.array(tokens), max_tokens=max_tokens):
-        pass
+    *_, last = stream_generate(model, tokenizer, mx.array(tokens), max_tokens=max_tokens)
     print(
         json.dumps(
             {
