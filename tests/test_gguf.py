@@ -25,7 +25,7 @@ from mlxchat.engine import cpu, gguf
 from mlxchat.engine.types import ModelLoadError
 
 # GGML type ids used by the fixtures.
-F32, F16, Q4_0, Q4_1, Q5_0, Q8_0 = 0, 1, 2, 3, 6, 8
+F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, BF16 = 0, 1, 2, 3, 6, 8, 30
 
 _LAYER = {
     "input_layernorm": "attn_norm",
@@ -250,6 +250,26 @@ def write_quantized_gguf(src: Path, out: Path, arch: str) -> tuple[Path, dict[st
     return write_raw_gguf(out, metadata, tensors), reference
 
 
+def write_bf16_gguf(src: Path, out: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A llama file with BF16 matrices (F32 norms); returns it and the BF16 values as float32."""
+    config = json.loads((src / "config.json").read_text())
+    heads = {".q_proj.": config["num_attention_heads"], ".k_proj.": config["num_key_value_heads"]}
+    reference, tensors = {}, {}
+    for name, w in source_tensors(src)[0].items():
+        if w.ndim == 2:
+            top = (w.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+            reference[name] = (top.astype(np.uint32) << 16).view(np.float32)
+            stored, ttype = top, BF16
+        else:
+            reference[name] = stored = w.astype(np.float32)
+            ttype = F32
+        for part, n in heads.items():
+            if part in name:
+                stored = permute(stored, n)
+        tensors[gguf_name(name)] = (ttype, w.shape, stored.tobytes())
+    return write_raw_gguf(out, gguf_metadata(src, "llama", "gpt2"), tensors), reference
+
+
 # ---------------------------------------------------------------------------------------
 # Fixtures
 
@@ -343,6 +363,16 @@ def test_quantized_file_stays_quantized_and_matches(
     # Unpacked to float32, the converted tensors hold exactly the values of the file.
     cpu.dequantize_float32(model)
     np.testing.assert_allclose(_logits(model, IDS), ref, atol=1e-4, rtol=1e-5)
+
+
+def test_bf16_tensors(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
+    path, reference = write_bf16_gguf(tiny_llama, tmp_path / "bf16.gguf")
+    model, _ = mlx_load_model(_convert(path, cache))
+    assert model.model.layers[0].mlp.up_proj.weight.dtype == mx.float16  # how MLX reads BF16
+    ref_model, _ = mlx_load_model(tiny_llama)
+    ref_model.load_weights([(k, mx.array(v)) for k, v in reference.items()])
+    assert cpu.apply_cpu_policy(model, True)  # float32: BF16 values are exact in float16
+    np.testing.assert_allclose(_logits(model, IDS), _logits(ref_model, IDS), atol=1e-4, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------
@@ -505,6 +535,17 @@ def test_unsupported_tokenizer(tiny_llama: Path, tmp_path: Path, cache: Path) ->
     mx.save_gguf(str(path), {"token_embd.weight": mx.zeros((4, 32))}, md)
     expected = "spm.gguf: tokenizer model 'llama' is not supported; only byte-level BPE"
     with pytest.raises(ModelLoadError, match=expected):
+        gguf.convert_cached(path)
+    _assert_cache_empty(cache)
+
+
+def test_unexpected_tensor(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
+    md = _mx_metadata(gguf_metadata(tiny_llama, "llama", "gpt2"))
+    tensors = {k: mx.array(v) for k, v in gguf_tensors(tiny_llama, "llama").items()}
+    tensors["blk.0.ffn_gate_exps.weight"] = mx.zeros((2, 32, 32))
+    path = tmp_path / "moe.gguf"
+    mx.save_gguf(str(path), tensors, md)
+    with pytest.raises(ModelLoadError, match="moe.gguf: unexpected tensor blk.0.ffn_gate_exps"):
         gguf.convert_cached(path)
     _assert_cache_empty(cache)
 

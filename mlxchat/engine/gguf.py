@@ -63,8 +63,8 @@ SUPPORTED_TYPE_NAMES = tuple(_TYPE_NAMES[t] for t in _SUPPORTED_TYPES)
 _GROUP_SIZE = 32  # every GGML type MLX keeps quantized uses blocks of 32
 
 # Value types of GGUF metadata: id -> struct format (8: string, 9: array).
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q"}
-_SCALARS[12] = "d"
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?"}
+_SCALARS |= {10: "Q", 11: "q", 12: "d"}
 
 _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _LAYER_NAMES = {
@@ -388,17 +388,18 @@ def _convert_tensors(
     bits: dict[str, int] = {}
     for name, value in tensors.items():
         m = _TENSOR_RE.fullmatch(name)
-        if m is None:
-            raise ModelLoadError(f"{src.name}: unexpected tensor {name}")
-        layer, base, suffix = m.groups()
+        layer, base, suffix = m.groups() if m else (None, "", "")
         table = _LAYER_NAMES if layer is not None else _TOP_NAMES
         if base not in table:
-            raise ModelLoadError(f"{src.name}: unexpected tensor {name}")
+            raise ModelLoadError(
+                f"{src.name}: unexpected tensor {name}; only dense llama/qwen2 models "
+                "(no mixture of experts, no extra tensors) are supported"
+            )
         module = f"model.layers.{layer}.{table[base]}" if layer is not None else table[base]
         weights[f"{module}.{suffix}"] = value
-        if suffix == "scales":
-            bits[module] = tensors[f"{name[: -len('.scales')]}.weight"].shape[-1] * 32
-            bits[module] //= value.shape[-1] * _GROUP_SIZE
+        if suffix == "scales":  # packed uint32 columns * 32 bits = input features * bits
+            packed = tensors[name.removesuffix(".scales") + ".weight"].shape[-1]
+            bits[module] = packed * 32 // (value.shape[-1] * _GROUP_SIZE)
     bf16 = [n for n, (t, _) in header.tensors.items() if _TYPE_NAMES[t] == "BF16"]
     if any(mx.isinf(tensors[n]).any().item() for n in bf16 if n in tensors):
         raise ModelLoadError(f"{src.name}: BF16 values overflow float16 when MLX reads them")
