@@ -193,8 +193,9 @@ class Engine:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
             from mlxchat.engine import models
 
+            models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
             previous = self._loaded
-            if previous is not None:  # free the old model first
+            if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
                 del previous.model, previous.sessions
                 _free_memory()
