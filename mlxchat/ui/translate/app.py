@@ -1,0 +1,182 @@
+"""`mlxchat translate` in the terminal: a small App around `TranslateScreen`, and `run_translate`.
+
+The app takes its engine and (for tests) a translation factory as arguments, so tests can
+run it on the real engine with a tiny model, or on scripted translations, with
+``TranslateApp(engine, WaitKSettings(wait_k=3), model=None).run_test()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from textual.app import App
+from textual.theme import Theme
+
+from mlxchat.translate.decoding import WaitKSettings
+from mlxchat.ui.translate.runner import TranslationFactory
+from mlxchat.ui.translate.screen import TranslateScreen
+
+FALLBACK_THEME = "textual-dark"
+
+
+def default_themes() -> tuple[list[Theme], list[str]]:
+    """The built-in theme files and the user's own (a bad file is an error line, skipped)."""
+    try:
+        from mlxchat import locations
+        from mlxchat.ui.themes import builtin_themes_dir, load_themes
+
+        return load_themes(builtin_themes_dir(), locations.themes_dir())
+    except Exception as error:  # never let a theme problem stop the app
+        return [], [f"themes could not be loaded: {error}"]
+
+
+class TranslateApp(App[int]):
+    """The translate screen as an app of its own.
+
+    Bindings:
+        ctrl+q: Quit (Textual's own binding).
+    """
+
+    TITLE = "mlxchat translate"
+
+    def __init__(
+        self,
+        engine: Any,
+        settings: WaitKSettings,
+        *,
+        model: str | None,
+        source: str | None = None,
+        wpm: float = 150.0,
+        theme: str | None = None,
+        themes: Sequence[Theme] | None = None,
+        theme_errors: Sequence[str] = (),
+        factory: TranslationFactory | None = None,
+    ) -> None:
+        """Create the app.
+
+        Args:
+            engine: The `Engine` the translations run on.
+            settings: The wait-k settings to start with.
+            model: The model to load (None: the one the engine has loaded).
+            source: A text to play back; None lets the user type.
+            wpm: Playback speed in words per minute.
+            theme: The theme's name (None or unknown: the first theme file's).
+            themes: Themes to register; None loads the built-in and user theme files.
+            theme_errors: Problems with theme files, shown once (with `themes` given).
+            factory: Makes the translations (default: `LiveTranslation` on `engine`).
+        """
+        super().__init__()
+        self.engine = engine
+        self.settings = settings
+        self.model = model
+        self.source = source
+        self.wpm = wpm
+        self.wanted_theme = theme or ""
+        if themes is None:
+            loaded, errors = default_themes()
+            self._themes, self._theme_errors = list(loaded), list(errors)
+        else:
+            self._themes, self._theme_errors = list(themes), list(theme_errors)
+        self.factory = factory
+
+    def on_mount(self) -> None:
+        """Register the themes, apply the chosen one, open the translate screen."""
+        for theme in self._themes:
+            try:
+                self.register_theme(theme)
+            except Exception as error:
+                self._theme_errors.append(f"theme {theme.name}: {error}")
+        if self.wanted_theme in self.available_themes:
+            self.theme = self.wanted_theme
+        else:
+            names = [t.name for t in self._themes if t.name in self.available_themes]
+            self.theme = names[0] if names else FALLBACK_THEME
+            if self.wanted_theme:
+                self._theme_errors.append(f"no theme named '{self.wanted_theme}'")
+        for problem in self._theme_errors:
+            self.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)
+        self.push_screen(
+            TranslateScreen(
+                self.engine,
+                self.settings,
+                model=self.model,
+                source=self.source,
+                wpm=self.wpm,
+                standalone=True,
+                factory=self.factory,
+            )
+        )
+
+    @property
+    def translate_screen(self) -> TranslateScreen:
+        """The translate screen."""
+        for screen in self.screen_stack:
+            if isinstance(screen, TranslateScreen):
+                return screen
+        raise LookupError("the translate screen is not open")
+
+
+def attach_terminal_input() -> bool:
+    """When stdin is not a terminal (the source was piped in), read keys from /dev/tty.
+
+    Returns:
+        Whether keys can be read.
+    """
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return True
+    except ValueError:  # stdin closed
+        pass
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        return False
+    os.dup2(fd, 0)
+    os.close(fd)
+    return True
+
+
+def run_translate(
+    model: str,
+    settings: WaitKSettings,
+    *,
+    source: str | None,
+    wpm: float,
+    theme: str | None = None,
+) -> int:
+    """Run the translate TUI until the user quits; returns the exit code.
+
+    Args:
+        model: The model to load ("demo", a Hugging Face id, a folder or a .gguf file).
+        settings: The wait-k settings to start with.
+        source: A text to play back; None lets the user type the source.
+        wpm: Playback speed in words per minute.
+        theme: The theme (None: the one in the settings file).
+    """
+    from mlxchat.config import ConfigError, Settings, load_settings
+    from mlxchat.engine.engine import Engine
+
+    try:
+        app_settings = load_settings()
+    except ConfigError:
+        app_settings = Settings()
+    if not attach_terminal_input():
+        sys.stderr.write("mlxchat: no terminal to read keys from; use --plain or --json\n")
+        return 1
+    engine = Engine(
+        progress_interval=app_settings.progress_interval, fast_cpu=app_settings.fast_cpu
+    )
+    app = TranslateApp(
+        engine, settings, model=model, source=source, wpm=wpm, theme=theme or app_settings.theme
+    )
+    try:
+        result = app.run()
+    finally:
+        engine.cancel()
+    code = app.return_code
+    if code is None:
+        code = result if isinstance(result, int) else 0
+    return code
