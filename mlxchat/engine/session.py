@@ -7,7 +7,8 @@ from typing import Any
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
     n = min(len(a), len(b))
     for i in range(n):
         if a[i] != b[i]:
@@ -37,7 +38,7 @@ class CacheSession:
 
     def prepare(self, prompt: list[int]) -> list[int]:
         """Make the cache hold a prefix of `prompt`; return the tokens left to prefill."""
-        keep = _common_prefix(self.tokens, prompt)
+        keep = common_prefix(self.tokens, prompt)
         if keep == len(prompt):
             keep -= 1  # the model must see at least one token to produce logits
         self.recomputed = False

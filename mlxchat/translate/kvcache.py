@@ -16,20 +16,14 @@ import mlx.core as mx
 from mlx_lm.generate import generation_stream
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+from mlxchat.engine.session import common_prefix
+
 PREFILL_CHUNK = 512
 """Longest token run given to the model in one call."""
 
 
 class Cancelled(Exception):
     """Raised by `CachedModel.feed` when `should_stop` returns True."""
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 class CachedModel:
@@ -87,7 +81,7 @@ class CachedModel:
 
     def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
         """Make the cache hold exactly `sequence`; return the logits after its last token."""
-        common = _common_prefix(self.ids, sequence)
+        common = common_prefix(self.ids, sequence)
         if common == len(sequence):
             have_logits = self.logits is not None or not need_logits
             if common == len(self.ids) and have_logits:
