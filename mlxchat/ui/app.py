@@ -1,0 +1,181 @@
+"""The mlxchat Textual app and `run_chat`, the entry point the CLI calls for bare `mlxchat`.
+
+The app takes its engine, settings and history as arguments, so tests can hand it a
+scripted fake engine (exact timing) or the real engine on a tiny model:
+
+    app = ChatApp(engine, settings, history)
+    async with app.run_test() as pilot:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.theme import Theme
+
+from mlxchat.ui.palette import SlashCommandProvider
+from mlxchat.ui.screens.chat import ChatScreen, ListModels
+
+FALLBACK_THEME = "textual-dark"
+
+
+def default_themes() -> tuple[list[Theme], list[str]]:
+    """The built-in theme files and the user's own (a bad file is an error line, skipped)."""
+    try:
+        from mlxchat import locations
+        from mlxchat.ui.themes import builtin_themes_dir, load_themes
+    except ImportError as error:  # the theme loader is missing: Textual's themes only
+        return [], [f"themes could not be loaded: {error}"]
+    try:
+        return load_themes(builtin_themes_dir(), locations.themes_dir())
+    except Exception as error:  # never let a theme problem stop the app
+        return [], [f"themes could not be loaded: {error}"]
+
+
+def default_list_models() -> ListModels | None:
+    """`mlxchat.engine.models.list_local_models`, or None when it is not available."""
+    try:
+        from mlxchat.engine.models import list_local_models
+    except ImportError:
+        return None
+    return list_local_models
+
+
+class ChatApp(App[int]):
+    """The chat application: one `ChatScreen`, themes, notices, the command palette.
+
+    Bindings:
+        ctrl+q: Quit (Textual's own binding).
+        ctrl+p: Command palette (Textual's own binding; lists the slash-commands too).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mlxchat"
+    COMMANDS = App.COMMANDS | {SlashCommandProvider}
+
+    def __init__(
+        self,
+        engine: Any,
+        settings: Any,
+        history: Any | None = None,
+        *,
+        themes: Sequence[Theme] | None = None,
+        theme_errors: Sequence[str] = (),
+        list_models: ListModels | None = None,
+        resume: int | None = None,
+    ) -> None:
+        """Create the app.
+
+        Args:
+            engine: The `Engine` (or a fake with the same async API).
+            settings: The `Settings`.
+            history: The `History` to save chats to (None: nothing is saved).
+            themes: Themes to register; None loads the built-in and user theme files.
+            theme_errors: Problems with theme files, shown once (with `themes` given).
+            list_models: Lists local models (None: `engine.models.list_local_models`).
+            resume: The id of a saved chat to open.
+        """
+        super().__init__()
+        self.engine = engine
+        self.settings = settings
+        self.history = history
+        if themes is None:
+            loaded, errors = default_themes()
+            self._themes, self._theme_errors = list(loaded), list(errors)
+        else:
+            self._themes, self._theme_errors = list(themes), list(theme_errors)
+        self._list_models = list_models if list_models is not None else default_list_models()
+        self._resume = resume
+
+    def on_mount(self) -> None:
+        """Register themes, apply the chosen one, show notices, open the chat screen."""
+        for theme in self._themes:
+            try:
+                self.register_theme(theme)
+            except Exception as error:
+                self._theme_errors.append(f"theme {theme.name}: {error}")
+        wanted = getattr(self.settings, "theme", "") or ""
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            fallback = next(
+                (t.name for t in self._themes if t.name in self.available_themes), FALLBACK_THEME
+            )
+            self.theme = fallback
+            if wanted:
+                names = ", ".join(sorted(self.available_themes))
+                self._theme_errors.append(f"no theme named '{wanted}'; available: {names}")
+        for problem in self._theme_errors:
+            self.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)
+        notice = getattr(self.history, "notice", None)
+        if notice:
+            self.notify(notice, title="History", severity="warning", timeout=15, markup=False)
+        self.push_screen(
+            ChatScreen(
+                self.engine,
+                self.settings,
+                self.history,
+                list_models=self._list_models,
+                resume=self._resume,
+            )
+        )
+
+    @property
+    def chat_screen(self) -> ChatScreen:
+        """The chat screen (wherever it is in the stack)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, ChatScreen):
+                return screen
+        raise LookupError("the chat screen is not open")
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q: save an answer being written (as stopped), then leave."""
+        try:
+            await self.chat_screen.stop_and_wait()
+        except LookupError:
+            pass
+        self.exit(0)
+
+
+def run_chat(
+    settings: Any,
+    *,
+    data_dir: Path | None = None,
+    resume: int | None = None,
+) -> int:
+    """Run the chat TUI until the user quits; returns the exit code.
+
+    Args:
+        settings: The `Settings` (model, theme, sampling, …).
+        data_dir: Where the history database lives (default: `locations.data_dir()`).
+        resume: The id of a saved chat to continue.
+    """
+    from mlxchat import locations
+    from mlxchat.engine.engine import Engine
+    from mlxchat.store.history import HISTORY_FILE, History
+
+    folder = Path(data_dir) if data_dir is not None else locations.data_dir()
+    try:
+        history: Any = History.open(folder / HISTORY_FILE)
+    except Exception as error:  # the store promises not to raise; be safe anyway
+        history = History.in_memory(f"history is not saved: {error}")
+    engine = Engine(
+        progress_interval=getattr(settings, "progress_interval", 0.25),
+        fast_cpu=getattr(settings, "fast_cpu", True),
+    )
+    app = ChatApp(engine, settings, history, resume=resume)
+    try:
+        result = app.run()
+    finally:
+        try:
+            engine.cancel()
+        finally:
+            history.close()
+    code = app.return_code
+    if code is None:
+        code = result if isinstance(result, int) else 0
+    return code

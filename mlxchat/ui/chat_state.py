@@ -1,0 +1,210 @@
+"""The conversation held by the chat screen, and its saved copy in the history.
+
+`ChatState` knows the turns, the system prompt, the sampling settings and the engine
+session name; it saves each message as it happens (the user's when sent, the answer when it
+ends). Saving never raises: a failure comes back as a one-line message for the user, and
+the chat goes on in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from mlxchat.engine.types import Message, SamplingParams, Stats
+from mlxchat.store.records import Conversation
+
+_SESSIONS = itertools.count(1)
+
+SAVED_PARAMS = ("temp", "top_p", "min_p", "top_k", "max_tokens", "seed", "repetition_penalty")
+"""Sampling settings saved with a conversation and restored when it is resumed."""
+
+
+@dataclass
+class Turn:
+    """One message of the conversation as the model sees it.
+
+    Attributes:
+        role: "user" or "assistant".
+        content: The text.
+        finish_reason: For answers: why it ended.
+    """
+
+    role: str
+    content: str
+    finish_reason: str | None = None
+
+
+class ChatState:
+    """The current conversation.
+
+    Attributes:
+        history: Where it is saved (None: nowhere).
+        turns: User and assistant messages, oldest first.
+        system_prompt: Sent before the turns ("" for none).
+        params: Sampling settings for the next answer.
+        conversation_id: Its id in the history once the first message is saved.
+        model: The model answering now.
+        session: The engine cache session name.
+    """
+
+    def __init__(self, history: Any | None, system_prompt: str, params: SamplingParams) -> None:
+        """Start an empty conversation."""
+        self.history = history
+        self.turns: list[Turn] = []
+        self.system_prompt = system_prompt
+        self.params = params
+        self.conversation_id: int | None = None
+        self.title = ""
+        self.model = ""
+        self.session = _new_session()
+
+    # ----- the prompt -----------------------------------------------------------------------
+    def messages(self) -> list[Message]:
+        """The conversation as the engine takes it: the system prompt then every turn."""
+        head = [Message("system", self.system_prompt)] if self.system_prompt.strip() else []
+        return head + [Message(t.role, t.content) for t in self.turns]  # type: ignore[arg-type]
+
+    @property
+    def last_answer(self) -> str | None:
+        """The text of the newest answer, or None."""
+        for turn in reversed(self.turns):
+            if turn.role == "assistant":
+                return turn.content
+        return None
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The sampling settings worth saving with the conversation."""
+        values = asdict(self.params)
+        return {name: values[name] for name in SAVED_PARAMS}
+
+    # ----- changes (each saved) ---------------------------------------------------------------
+    def add_user(self, text: str) -> str | None:
+        """Add and save the user's message; returns a problem to show, or None."""
+        self.turns.append(Turn("user", text))
+        if self.history is None:
+            return None
+        try:
+            if self.conversation_id is None:
+                self.conversation_id = self.history.new_conversation(
+                    model=self.model,
+                    system_prompt=self.system_prompt,
+                    settings=self.settings_dict(),
+                )
+            self.history.add_message(self.conversation_id, "user", text)
+        except Exception as error:  # HistoryError, or anything a broken store raises
+            return _problem(error)
+        return None
+
+    def add_answer(
+        self, text: str, finish_reason: str, stats: Stats | None, model: str
+    ) -> str | None:
+        """Add and save an answer (also a stopped one); returns a problem to show, or None."""
+        self.turns.append(Turn("assistant", text, finish_reason))
+        if self.history is None or self.conversation_id is None:
+            return None
+        try:
+            self.history.add_message(
+                self.conversation_id,
+                "assistant",
+                text,
+                model=model or None,
+                finish_reason=finish_reason,
+                stats=stats,
+            )
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def drop_last_answer(self) -> tuple[bool, str | None]:
+        """Remove the newest answer (for /retry), here and in the history.
+
+        Returns:
+            Whether there was one, and a problem to show (or None).
+        """
+        if not self.turns or self.turns[-1].role != "assistant":
+            return False, None
+        self.turns.pop()
+        if self.history is None or self.conversation_id is None:
+            return True, None
+        try:
+            self.history.delete_last_assistant_message(self.conversation_id)
+        except Exception as error:
+            return True, _problem(error)
+        return True, None
+
+    def save_settings(self) -> str | None:
+        """Save the system prompt, model and sampling settings of a saved conversation."""
+        if self.history is None or self.conversation_id is None:
+            return None
+        try:
+            self.history.update_conversation(
+                self.conversation_id,
+                model=self.model or None,
+                system_prompt=self.system_prompt,
+                settings=self.settings_dict(),
+            )
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def set_params(self, **changes: Any) -> None:
+        """Change sampling settings (names as in `SamplingParams`)."""
+        self.params = replace(self.params, **changes)
+
+    # ----- starting over ----------------------------------------------------------------------
+    def restart(self, system_prompt: str | None = None, params: SamplingParams | None = None) -> str:
+        """Forget the turns and start a new (unsaved until used) conversation.
+
+        Returns:
+            The old engine session name, to free its cache.
+        """
+        old = self.session
+        self.turns = []
+        self.conversation_id = None
+        self.title = ""
+        self.session = _new_session()
+        if system_prompt is not None:
+            self.system_prompt = system_prompt
+        if params is not None:
+            self.params = params
+        return old
+
+    def resume(self, conversation: Conversation) -> str:
+        """Take over a saved conversation: its turns, system prompt and settings.
+
+        Returns:
+            The old engine session name, to free its cache.
+        """
+        old = self.restart(conversation.system_prompt)
+        self.conversation_id = conversation.id
+        self.title = conversation.title
+        self.turns = [
+            Turn(m.role, m.content, m.finish_reason)
+            for m in conversation.messages
+            if m.role in ("user", "assistant")
+        ]
+        known = {f.name for f in fields(SamplingParams)}
+        saved = {
+            k: v
+            for k, v in (conversation.settings or {}).items()
+            if k in known
+            and k in SAVED_PARAMS
+            and (_is_number(v) or (v is None and k in ("seed", "repetition_penalty")))
+        }
+        self.params = replace(self.params, **saved)
+        return old
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _new_session() -> str:
+    return f"chat-{next(_SESSIONS)}"
+
+
+def _problem(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text if text.startswith("history") else f"history could not be saved: {text}"

@@ -1,0 +1,340 @@
+"""The slash-commands: one table that /help, completion, the command palette and validation
+all read.
+
+Each `Command` names its argument, says how to use it, checks the argument text (`parse`,
+which raises `CommandError` with the correct usage) and calls one method of a
+`CommandContext` (the chat screen implements it). Nothing here touches widgets, so the
+table is easy to test on its own.
+
+    command, value = parse_command(ctx, "/temp 0.2")
+    await command.handler(ctx, value)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class CommandError(Exception):
+    """A wrong command or argument; the message is one line fit to show, with the usage."""
+
+
+class CommandContext(Protocol):
+    """What the commands act on (implemented by the chat screen)."""
+
+    def theme_names(self) -> Sequence[str]:
+        """The names of the registered themes."""
+        ...
+
+    def model_names(self) -> Sequence[str]:
+        """Names of the models available locally (for completion; may be empty)."""
+        ...
+
+    def show_help(self) -> Awaitable[None] | None: ...
+    def switch_model(self, name: str) -> Awaitable[None] | None: ...
+    def pick_model(self) -> Awaitable[None] | None: ...
+    def set_system_prompt(self, text: str | None) -> Awaitable[None] | None: ...
+    def set_sampling(self, name: str, value: Any) -> Awaitable[None] | None: ...
+    def retry(self) -> Awaitable[None] | None: ...
+    def clear_chat(self) -> Awaitable[None] | None: ...
+    def new_chat(self) -> Awaitable[None] | None: ...
+    def browse_history(self) -> Awaitable[None] | None: ...
+    def export_chat(self, path: str | None) -> Awaitable[None] | None: ...
+    def copy_answer(self) -> Awaitable[None] | None: ...
+    def set_theme(self, name: str | None) -> Awaitable[None] | None: ...
+    def quit_app(self) -> Awaitable[None] | None: ...
+
+
+Parser = Callable[[CommandContext, str], Any]
+Handler = Callable[[CommandContext, Any], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One slash-command.
+
+    Attributes:
+        name: The word after the slash, e.g. "top-p".
+        args: The argument as shown in the usage ("NAME", "[PATH]", "" for none).
+        help: One line saying what it does.
+        handler: Calls the context with the parsed argument.
+        parse: Checks the argument text and returns the value for the handler.
+        complete: Candidate argument values for completion as you type, or None.
+        key: The key binding that does the same, shown in /help ("" for none).
+    """
+
+    name: str
+    args: str
+    help: str
+    handler: Handler
+    parse: Parser
+    complete: Callable[[CommandContext], Sequence[str]] | None = None
+    key: str = ""
+
+    @property
+    def usage(self) -> str:
+        """How to type it, e.g. "/temp X"."""
+        return f"/{self.name} {self.args}".rstrip()
+
+    @property
+    def takes_argument(self) -> bool:
+        """Whether it accepts an argument at all (required or optional)."""
+        return bool(self.args)
+
+    @property
+    def needs_argument(self) -> bool:
+        """Whether the argument is required."""
+        return bool(self.args) and not self.args.startswith("[")
+
+    def fail(self, problem: str) -> CommandError:
+        """A CommandError for this command: the problem, then the usage."""
+        return CommandError(f"{problem} — usage: {self.usage} ({self.help})")
+
+
+# ----- argument parsers ---------------------------------------------------------------------
+
+
+def _no_argument(name: str) -> Parser:
+    def parse(ctx: CommandContext, text: str) -> None:
+        if text:
+            raise COMMANDS[name].fail(f"/{name} takes no argument")
+        return None
+
+    return parse
+
+
+def _required_text(name: str, what: str) -> Parser:
+    def parse(ctx: CommandContext, text: str) -> str:
+        if not text:
+            raise COMMANDS[name].fail(f"/{name} needs {what}")
+        return text
+
+    return parse
+
+
+def _optional_text(ctx: CommandContext, text: str) -> str | None:
+    return text or None
+
+
+def _number(name: str, low: float, high: float, *, whole: bool = False) -> Parser:
+    kind = "a whole number" if whole else "a number"
+
+    def parse(ctx: CommandContext, text: str) -> float | int:
+        command = COMMANDS[name]
+        if not text:
+            raise command.fail(f"/{name} needs {kind} from {_show(low)} to {_show(high)}")
+        try:
+            value: float | int = int(text) if whole else float(text)
+        except ValueError:
+            raise command.fail(f"'{_clip(text)}' is not {kind}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise command.fail(f"'{_clip(text)}' is not a finite number")
+        if not low <= value <= high:
+            raise command.fail(f"{_show(value)} is out of range ({_show(low)} to {_show(high)})")
+        return value
+
+    return parse
+
+
+def _seed(ctx: CommandContext, text: str) -> int | None:
+    if text.lower() in ("off", "none", "random"):
+        return None
+    return _number("seed", 0, 2**63 - 1, whole=True)(ctx, text)
+
+
+def _theme(ctx: CommandContext, text: str) -> str | None:
+    if not text:
+        return None
+    names = list(ctx.theme_names())
+    if text not in names:
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise COMMANDS["theme"].fail(
+            f"no theme named '{_clip(text)}'{hint}; available: {', '.join(sorted(names))}"
+        )
+    return text
+
+
+def _show(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ----- the table ----------------------------------------------------------------------------
+
+_TABLE = (
+    Command(
+        "help", "", "list the commands and keys", lambda c, v: c.show_help(),
+        _no_argument("help"), key="f1",
+    ),
+    Command(
+        "model", "NAME", "switch to another model; the conversation continues on it",
+        lambda c, v: c.switch_model(v), _required_text("model", "a model name or path"),
+        complete=lambda c: c.model_names(),
+    ),
+    Command(
+        "models", "", "pick one of the models on this machine", lambda c, v: c.pick_model(),
+        _no_argument("models"), key="f2",
+    ),
+    Command(
+        "system", "[TEXT]", "set the system prompt (\"-\" removes it; no text shows it)",
+        lambda c, v: c.set_system_prompt(v), _optional_text,
+    ),
+    Command(
+        "temp", "X", "sampling temperature, 0 (always the likeliest token) to 5",
+        lambda c, v: c.set_sampling("temp", v), _number("temp", 0.0, 5.0),
+    ),
+    Command(
+        "top-p", "X", "nucleus sampling mass, 0 to 1 (1 turns it off)",
+        lambda c, v: c.set_sampling("top_p", v), _number("top-p", 0.0, 1.0),
+    ),
+    Command(
+        "max-tokens", "N", "the longest answer in tokens",
+        lambda c, v: c.set_sampling("max_tokens", v),
+        _number("max-tokens", 1, 10_000_000, whole=True),
+    ),
+    Command(
+        "seed", "N|off", "random seed for repeatable answers (off: random)",
+        lambda c, v: c.set_sampling("seed", v), _seed,
+    ),
+    Command(
+        "retry", "", "write the last answer again", lambda c, v: c.retry(),
+        _no_argument("retry"), key="ctrl+r",
+    ),
+    Command(
+        "clear", "", "clear the screen and the model's memory of this chat (it stays saved)",
+        lambda c, v: c.clear_chat(), _no_argument("clear"), key="ctrl+l",
+    ),
+    Command(
+        "new", "", "start a new chat with the default settings", lambda c, v: c.new_chat(),
+        _no_argument("new"), key="ctrl+n",
+    ),
+    Command(
+        "history", "", "browse, search and resume saved chats", lambda c, v: c.browse_history(),
+        _no_argument("history"), key="f3",
+    ),
+    Command(
+        "export", "[PATH]", "save this chat as Markdown (default: ./<title>.md)",
+        lambda c, v: c.export_chat(v), _optional_text,
+    ),
+    Command(
+        "copy", "", "copy the last answer to the clipboard", lambda c, v: c.copy_answer(),
+        _no_argument("copy"),
+    ),
+    Command(
+        "theme", "[NAME]", "switch the colour theme (no name lists them)",
+        lambda c, v: c.set_theme(v), _theme, complete=lambda c: sorted(c.theme_names()),
+    ),
+    Command("quit", "", "leave mlxchat", lambda c, v: c.quit_app(), _no_argument("quit"),
+            key="ctrl+q"),
+)
+
+COMMANDS: dict[str, Command] = {command.name: command for command in _TABLE}
+"""Every command by name, in the order /help lists them."""
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """Split "/name argument text" into ("name", "argument text") (both stripped)."""
+    body = text.strip()[1:]
+    name, _, argument = body.partition(" ")
+    if "\n" in name:  # "/system\nline two": the argument may start on the next line
+        name, _, rest = name.partition("\n")
+        argument = rest + (" " + argument if argument else "")
+    return name.strip().lower(), argument.strip()
+
+
+def is_command(text: str) -> bool:
+    """Whether `text` is a slash-command ("//" escapes a message that starts with "/")."""
+    stripped = text.lstrip()
+    return stripped.startswith("/") and not stripped.startswith("//")
+
+
+def find_command(name: str) -> Command:
+    """The command called `name`.
+
+    Raises:
+        CommandError: No such command; names the closest ones and /help.
+    """
+    command = COMMANDS.get(name)
+    if command is not None:
+        return command
+    close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.5)
+    prefixed = [n for n in COMMANDS if name and n.startswith(name)]
+    hints = list(dict.fromkeys(prefixed + close))[:3]
+    hint = f" Did you mean {' or '.join('/' + h for h in hints)}?" if hints else ""
+    shown = _clip(name) or ""
+    raise CommandError(f"Unknown command /{shown}.{hint} Type /help for the list.")
+
+
+def parse_command(ctx: CommandContext, text: str) -> tuple[Command, Any]:
+    """Find the command in `text` and check its argument.
+
+    Returns:
+        The command and the value to pass to its handler.
+
+    Raises:
+        CommandError: Unknown command or a bad argument (with the usage).
+    """
+    name, argument = split_command(text)
+    command = find_command(name)
+    return command, command.parse(ctx, argument)
+
+
+async def run_command(ctx: CommandContext, text: str) -> None:
+    """Parse `text` and run the command.
+
+    Raises:
+        CommandError: Unknown command or a bad argument; nothing was done.
+    """
+    command, value = parse_command(ctx, text)
+    result = command.handler(ctx, value)
+    if result is not None:
+        await result
+
+
+def completions(ctx: CommandContext, text: str, limit: int = 12) -> list[tuple[str, str]]:
+    """Completions for what is typed so far: (text to put in the prompt, description).
+
+    While the command word is being typed: the commands starting with it (then those that
+    merely contain it). After "/name ": the argument candidates that start with what follows.
+    """
+    if not text.startswith("/") or "\n" in text:
+        return []
+    body = text[1:]
+    if " " not in body:
+        word = body.lower()
+        starts = [c for c in COMMANDS.values() if c.name.startswith(word)]
+        inside = [c for c in COMMANDS.values() if word in c.name and c not in starts]
+        return [(c.usage, c.help) for c in starts + inside][:limit]
+    name, _, partial = body.partition(" ")
+    command = COMMANDS.get(name.lower())
+    if command is None or command.complete is None:
+        return []
+    try:
+        candidates = list(command.complete(ctx))
+    except Exception:  # a completion source failing must never break typing
+        return []
+    lowered = partial.strip().lower()
+    found = [v for v in candidates if v.lower().startswith(lowered)]
+    found += [v for v in candidates if lowered in v.lower() and v not in found]
+    return [(f"/{command.name} {value}", "") for value in found][:limit]
+
+
+def completion_text(usage_or_value: str) -> str:
+    """What to put in the prompt when a completion is accepted.
+
+    For a command ("/model NAME"): the name and a space when it takes an argument
+    ("/model "), else just the name ("/help"). For an argument value: the whole line.
+    """
+    name, _, rest = usage_or_value[1:].partition(" ")
+    command = COMMANDS.get(name)
+    if command is not None and rest == command.args:
+        return f"/{name} " if command.takes_argument else f"/{name}"
+    return usage_or_value

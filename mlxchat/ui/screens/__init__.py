@@ -1,0 +1,1 @@
+"""The screens of the chat UI: chat, help, model picker, saved chats."""

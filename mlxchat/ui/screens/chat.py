@@ -1,0 +1,803 @@
+"""The chat screen: the conversation, the prompt, completion, the status bar and the footer.
+
+It drives the engine: loads models in the background (a message sent meanwhile waits in the
+engine's queue and then runs), streams answers token by token into the conversation view,
+stops them on Esc, and runs the slash-commands (it is their `CommandContext`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, TextArea
+from textual.worker import Worker
+
+from mlxchat.engine.types import (
+    Chunk,
+    EngineError,
+    FinishReason,
+    LoadProgress,
+    Progress,
+    Stats,
+)
+from mlxchat.ui import commands
+from mlxchat.ui.chat_state import ChatState
+from mlxchat.ui.commands import Command, CommandError
+from mlxchat.ui.display import safe_filename, stats_summary
+from mlxchat.ui.messages import (
+    AnswerFinished,
+    CompletionAccept,
+    CompletionDismiss,
+    CompletionMove,
+    ModelFailed,
+    ModelReady,
+    PromptSubmitted,
+)
+from mlxchat.ui.screens.help import HelpScreen
+from mlxchat.ui.screens.history import HistoryScreen
+from mlxchat.ui.screens.models import ModelChoice, ModelPicker, choices_from
+from mlxchat.ui.widgets.conversation import ConversationView
+from mlxchat.ui.widgets.message import MessageRecord, MessageView
+from mlxchat.ui.widgets.prompt import PromptInput
+from mlxchat.ui.widgets.status import StatusBar
+from mlxchat.ui.widgets.streaming import StreamingView
+from mlxchat.ui.widgets.suggestions import CompletionList
+
+ListModels = Callable[[], Sequence[object]]
+"""Returns the local models (objects with name, kind, size, path)."""
+
+WELCOME = (
+    "[b]mlxchat[/b] — chat with a local model.\n\n"
+    "Type a message and press [b]Enter[/b] (Shift+Enter or Ctrl+J for a new line).\n"
+    "Type [b]/[/b] for commands, [b]F1[/b] for help, [b]Ctrl+P[/b] for the command palette."
+)
+
+
+class ChatScreen(Screen[None]):
+    """The main screen.
+
+    Bindings:
+        escape: Stop the answer being written (the partial answer stays, marked stopped).
+        f1: Help. f2: Pick a model. f3: Saved chats.
+        ctrl+n: New chat. ctrl+r: Write the last answer again. ctrl+l: Clear the chat.
+
+    Reactives:
+        answering: Whether an answer is being written (or waits for the model).
+    """
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", show=True),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "models", "Models"),
+        Binding("f3", "history", "History"),
+        Binding("ctrl+n", "new_chat", "New"),
+        Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+l", "clear_chat", "Clear", show=False),
+    ]
+
+    answering: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        engine: Any,
+        settings: Any,
+        history: Any | None = None,
+        *,
+        list_models: ListModels | None = None,
+        resume: int | None = None,
+    ) -> None:
+        """Create the screen.
+
+        Args:
+            engine: The `Engine` (or anything with the same async API).
+            settings: The `Settings` (model, system prompt, sampling, max_context, …).
+            history: The `History` to save to, or None to save nothing.
+            list_models: Lists local models for /models and completion.
+            resume: The id of a saved chat to open at start.
+        """
+        super().__init__()
+        self.engine = engine
+        self.settings = settings
+        self.history = history
+        self.list_models = list_models
+        self.resume_id = resume
+        self.chat = ChatState(history, settings.system_prompt, settings.sampling())
+        self._stream: Any = None
+        self._answer_worker: Worker[None] | None = None
+        self._got_tokens = False
+        self._loading = 0
+        self._model_names: list[str] | None = None
+        self._dismissed_completion: str | None = None
+        self._history_warned = False
+
+    # ----- layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        """Conversation, completion list, prompt, status bar, footer."""
+        yield ConversationView(WELCOME, id="conversation")
+        yield CompletionList(id="completions")
+        yield PromptInput(placeholder="Message (/ for commands)", id="prompt")
+        yield StatusBar(
+            refresh_interval=max(0.1, min(0.5, float(self.settings.progress_interval))),
+            id="status",
+        )
+        yield Footer()
+
+    @property
+    def conversation(self) -> ConversationView:
+        """The message list."""
+        return self.query_one(ConversationView)
+
+    @property
+    def prompt(self) -> PromptInput:
+        """The prompt."""
+        return self.query_one(PromptInput)
+
+    @property
+    def status(self) -> StatusBar:
+        """The status bar."""
+        return self.query_one(StatusBar)
+
+    @property
+    def completion(self) -> CompletionList:
+        """The completion list."""
+        return self.query_one(CompletionList)
+
+    async def on_mount(self) -> None:
+        """Focus the prompt, start loading the model, open a chat to resume."""
+        self.prompt.focus()
+        info = getattr(self.engine, "model_info", None)
+        if info is not None:
+            self.chat.model = info.name
+            self.status.set_model(info.name, info.context_length)
+        if self.settings.model and (info is None or info.name != self.settings.model):
+            self.load_model(self.settings.model, announce=False)
+        elif not self.settings.model and info is None:
+            self.status.set_state("idle", "no model — /model NAME or F2")
+        if self.resume_id is not None:
+            await self.resume_chat(self.resume_id)
+
+    # ----- models ---------------------------------------------------------------------------
+    def load_model(self, name: str, *, announce: bool = True) -> None:
+        """Load `name` in the background, showing progress; the chat continues on it."""
+        self._loading += 1
+        self.status.set_model(name)
+        self.status.set_state("loading")
+        self.run_worker(self._load(name, announce), group="load", exit_on_error=False)
+
+    async def _load(self, name: str, announce: bool) -> None:
+        try:
+            info = await self.engine.load(name, self._on_load_progress)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # ModelLoadError, or a loader bug: the app goes on
+            message = str(error) if isinstance(error, EngineError) else f"{name}: {error}"
+            self._loading -= 1
+            current = getattr(self.engine, "model_info", None)
+            self.status.set_model(current.name if current else "", None)
+            self._settle_status(error=self._loading == 0 and current is None)
+            self.notify(message, title="Model not loaded", severity="error", timeout=10)
+            self.post_message(ModelFailed(name, message))
+            return
+        self._loading -= 1
+        if self._loading == 0:
+            self.status.set_model(info.name, info.context_length or 0)
+            self.chat.model = info.name
+            problem = self.chat.save_settings()
+            if problem:
+                self._history_problem(problem)
+        self._settle_status()
+        if announce:
+            self.notify(f"Now chatting with {info.name}", title="Model ready")
+        self.post_message(ModelReady(info))
+
+    def _on_load_progress(self, progress: LoadProgress) -> None:
+        if isinstance(progress, LoadProgress):
+            self.status.set_loading(progress)
+
+    def _settle_status(self, error: bool = False) -> None:
+        """Put the status back to what is going on after a load or an answer ended."""
+        if self._loading:
+            self.status.set_state("loading")
+        elif self.answering:
+            self.status.set_state("generating" if self._got_tokens else "prefill")
+        elif error:
+            self.status.set_state("error", "no model — /model NAME or F2")
+        else:
+            self.status.set_state("idle")
+
+    # ----- the prompt -----------------------------------------------------------------------
+    @on(PromptSubmitted)
+    async def _submitted(self, event: PromptSubmitted) -> None:
+        event.stop()
+        text = event.text
+        if self.completion.is_open and self._complete_on_enter(text):
+            return
+        await self.submit(text)
+
+    async def submit(self, text: str) -> bool:
+        """Handle a submitted prompt: run a command or send a message.
+
+        Returns:
+            Whether it was taken (the prompt is then cleared).
+        """
+        if not text.strip():
+            return False
+        if commands.is_command(text):
+            return await self.run_command(text)
+        if text.lstrip().startswith("//"):
+            text = text.lstrip()[1:]
+        return await self.send(text)
+
+    async def run_command(self, text: str) -> bool:
+        """Run a slash-command; a wrong one is shown as an error and nothing is sent."""
+        self._close_completion()
+        try:
+            await commands.run_command(self, text)
+        except CommandError as error:
+            self.notify(str(error), title="Command", severity="error", timeout=8)
+            return False
+        if self.is_attached:
+            self.prompt.remember(text.strip())
+            self.prompt.reset()
+        return True
+
+    async def send(self, text: str) -> bool:
+        """Send a message: show it, save it, and start the answer."""
+        if self.answering:
+            self.notify(
+                "An answer is being written; press Esc to stop it first.",
+                title="Busy",
+                severity="warning",
+            )
+            return False
+        self.prompt.remember(text)
+        self.prompt.reset()
+        await self.conversation.add(MessageView("user", text))
+        self.conversation.follow()
+        problem = self.chat.add_user(text)
+        if problem:
+            self._history_problem(problem)
+        await self.start_answer()
+        return True
+
+    # ----- answers --------------------------------------------------------------------------
+    async def start_answer(self) -> None:
+        """Add an answer view and stream the model's answer into it."""
+        label = self.status.model or "assistant"
+        view = StreamingView(label)
+        await self.conversation.add(view)
+        self.answering = True
+        self._got_tokens = False
+        if self._loading:
+            view.status = "waiting for the model…"
+            self.status.set_state("waiting")
+        else:
+            view.status = "thinking…"
+            self.status.set_state("prefill")
+        self.status.note = ""
+        _quiet_gc(True)
+        self._answer_worker = self.run_worker(
+            self._answer(view), group="answer", exclusive=True, exit_on_error=False
+        )
+
+    def _request(self) -> Any:
+        max_context = getattr(self.settings, "max_context", None) or None
+        return self.engine.stream(
+            self.chat.messages(),
+            self.chat.params,
+            session=self.chat.session,
+            max_context=max_context,
+        )
+
+    async def _answer(self, view: StreamingView) -> None:
+        parts: list[str] = []
+        stats: Stats | None = None
+        finish: FinishReason | None = None
+        error: str | None = None
+        try:
+            self._stream = stream = self._request()
+            async for event in stream:
+                if isinstance(event, Chunk):
+                    if not self._got_tokens:
+                        self._got_tokens = True
+                        view.status = "writing…"
+                        if self.status.state != "stopping":
+                            self.status.set_state("generating")
+                        if event.stats.dropped_messages:
+                            self.status.note = _dropped_note(event.stats.dropped_messages)
+                    if event.text:
+                        parts.append(event.text)
+                        view.feed(event.text)
+                    stats = event.stats
+                    self.status.set_stats(stats)
+                    if event.finish_reason is not None:
+                        finish = event.finish_reason
+                        error = event.error
+                elif isinstance(event, Progress):
+                    if self.status.state != "stopping":
+                        self.status.set_progress(event)
+                    if event.stats.dropped_messages:
+                        self.status.note = _dropped_note(event.stats.dropped_messages)
+        except asyncio.CancelledError:
+            finish = "cancelled"
+            with contextlib.suppress(Exception):
+                self._stream.cancel()
+        except EngineError as failure:
+            finish, error = "error", str(failure)
+        except Exception as failure:  # never let an answer take the app down
+            finish, error = "error", f"{type(failure).__name__}: {failure}"
+        finally:
+            self._stream = None
+        if finish is None:  # the stream ended without a last chunk: it was cancelled early
+            finish = "cancelled"
+        await self._finish_answer(view, "".join(parts), finish, stats, error)
+
+    async def _finish_answer(
+        self,
+        view: StreamingView,
+        text: str,
+        finish: FinishReason,
+        stats: Stats | None,
+        error: str | None,
+    ) -> None:
+        try:
+            await self._show_finished(view, text, finish, stats, error)
+        finally:  # whatever happens, the chat must not stay "answering"
+            _quiet_gc(False)
+            self.answering = False
+            self._answer_worker = None
+            self._settle_status()
+        if finish == "error" and error:
+            self.notify(error, title="Answer failed", severity="error", timeout=8)
+        self.post_message(AnswerFinished(text, finish, stats, error))
+
+    async def _show_finished(
+        self,
+        view: StreamingView,
+        text: str,
+        finish: FinishReason,
+        stats: Stats | None,
+        error: str | None,
+    ) -> None:
+        """Replace the streaming view by the finished message and save the answer."""
+        model = self.chat.model or self.status.model
+        info = getattr(self.engine, "model_info", None)
+        if info is not None:
+            model = info.name
+        with contextlib.suppress(Exception):  # the view may be gone (chat cleared meanwhile)
+            await view.end_stream()
+            await self._after_paint()  # the last tokens reach the screen before the full render
+        summary = stats_summary(stats, model) if stats else model
+        stopped = failed = False
+        if finish == "cancelled":
+            stopped, status = True, "stopped"
+            footer = f"stopped · {summary}" if text else "stopped before any text"
+        elif finish == "error":
+            failed, status = True, "failed"
+            footer = error or "the answer failed"
+        elif finish == "length":
+            status = ""
+            limit = self.chat.params.max_tokens
+            footer = f"cut at the token limit ({limit}; /max-tokens N) · {summary}"
+        else:
+            status, footer = "", summary
+        final = MessageView(
+            "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
+        )
+        final.status = status
+        with contextlib.suppress(Exception):
+            await final.prepare(view.size.width)  # the full render, off the event loop
+            await self.conversation.replace(view, final)
+        if text:
+            problem = self.chat.add_answer(text, finish, stats, model)
+            if problem:
+                self._history_problem(problem)
+        if stats is not None:
+            self.status.set_stats(stats)
+            self.status.note = (
+                _dropped_note(stats.dropped_messages) if stats.dropped_messages else ""
+            )
+
+    async def _after_paint(self, timeout: float = 0.5) -> None:
+        """Wait until the screen has been refreshed (at most `timeout` seconds)."""
+        painted = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not painted.done():
+                painted.set_result(None)
+
+        self.app.call_after_refresh(done)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(painted, timeout)
+
+    def action_stop(self) -> None:
+        """Stop the answer being written (within one token); the partial answer stays."""
+        if self.completion.is_open:
+            self._close_completion()
+            return
+        if not self.answering:
+            return
+        self.status.set_state("stopping")
+        if self._got_tokens and self._stream is not None:
+            self._stream.cancel()
+        elif self._answer_worker is not None:
+            self._answer_worker.cancel()
+
+    async def stop_and_wait(self, timeout: float = 3.0) -> None:
+        """Stop the answer (if any) and wait until it is saved."""
+        worker = self._answer_worker
+        if not self.answering or worker is None:
+            return
+        self.action_stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.wait(), timeout)
+
+    def _busy(self) -> bool:
+        if self.answering:
+            self.notify(
+                "An answer is being written; press Esc to stop it first.",
+                title="Busy",
+                severity="warning",
+            )
+            return True
+        return False
+
+    # ----- completion -----------------------------------------------------------------------
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self, event: TextArea.Changed) -> None:
+        text = self.prompt.text
+        if text == self._dismissed_completion:
+            return
+        self._dismissed_completion = None
+        items = commands.completions(self, text) if text.startswith("/") else []
+        if len(items) == 1 and items[0][0] == text:
+            items = []
+        self.completion.show(items)
+        self.prompt.completing = self.completion.is_open
+
+    def _close_completion(self) -> None:
+        self.completion.close()
+        self.prompt.completing = False
+
+    def _take_completion(self) -> str | None:
+        chosen = self.completion.chosen()
+        if chosen is None:
+            return None
+        text = commands.completion_text(chosen)
+        self.prompt.reset(text)
+        return text
+
+    @on(CompletionMove)
+    def _completion_move(self, event: CompletionMove) -> None:
+        self.completion.move(event.delta)
+
+    @on(CompletionAccept)
+    def _completion_accept(self, event: CompletionAccept) -> None:
+        self._take_completion()
+
+    @on(CompletionDismiss)
+    def _completion_dismiss(self, event: CompletionDismiss) -> None:
+        self._dismissed_completion = self.prompt.text
+        self._close_completion()
+
+    def _complete_on_enter(self, text: str) -> bool:
+        """Enter with the list open: complete a half-typed command instead of running it.
+
+        Returns:
+            True when the prompt was completed (and nothing should run yet).
+        """
+        chosen = self.completion.chosen()
+        if chosen is None:
+            return False
+        completed = commands.completion_text(chosen)
+        if completed.strip() == text.strip():
+            return False
+        name, argument = commands.split_command(completed)
+        command = commands.COMMANDS.get(name)
+        if command is not None and (argument or not command.takes_argument):
+            return False if completed == text else self._run_completed(completed)
+        self.prompt.reset(completed)
+        return True
+
+    def _run_completed(self, text: str) -> bool:
+        self.prompt.reset(text)
+        self._close_completion()
+        self.run_worker(self.submit(text), group="command", exit_on_error=False)
+        return True
+
+    # ----- the command context (see commands.CommandContext) --------------------------------
+    def theme_names(self) -> Sequence[str]:
+        """Registered theme names."""
+        return sorted(self.app.available_themes)
+
+    def model_names(self) -> Sequence[str]:
+        """Local model names (read once, then cached; /models reads them again)."""
+        if self._model_names is None:
+            try:
+                self._model_names = [c.name for c in self._read_models()]
+            except Exception:
+                self._model_names = []
+        return self._model_names
+
+    def _read_models(self) -> list[ModelChoice]:
+        if self.list_models is None:
+            return []
+        return choices_from(self.list_models())
+
+    def show_help(self) -> None:
+        """Open the help screen."""
+        self.app.push_screen(HelpScreen())
+
+    def switch_model(self, name: str) -> None:
+        """Load another model; the conversation continues on it."""
+        self.load_model(name)
+
+    async def pick_model(self) -> None:
+        """Open the model picker (reading the local models in a thread)."""
+        error = ""
+        try:
+            choices = await asyncio.to_thread(self._read_models)
+        except Exception as failure:
+            choices, error = [], f"Cannot list the local models: {failure}"
+        self._model_names = [c.name for c in choices]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.load_model(name)
+
+        self.app.push_screen(ModelPicker(choices, self.status.model, error), chosen)
+
+    def set_system_prompt(self, text: str | None) -> None:
+        """Set ("-" removes) the system prompt, or show it when `text` is None."""
+        if text is None:
+            shown = self.chat.system_prompt or "(none)"
+            self.notify(shown, title="System prompt", markup=False)
+            return
+        self.chat.system_prompt = "" if text.strip() == "-" else text
+        self._history_problem(self.chat.save_settings())
+        self.notify("removed" if text.strip() == "-" else text, title="System prompt",
+                    markup=False)
+
+    def set_sampling(self, name: str, value: Any) -> None:
+        """Change one sampling setting for the next answers."""
+        self.chat.set_params(**{name: value})
+        self._history_problem(self.chat.save_settings())
+        shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else value
+        self.notify(f"{name.replace('_', '-')} = {shown}", title="Setting")
+
+    async def retry(self) -> None:
+        """Write the last answer again (the engine reuses the cached prompt)."""
+        if self._busy():
+            return
+        if not self.chat.turns:
+            raise CommandError("Nothing to retry yet — send a message first.")
+        dropped, problem = self.chat.drop_last_answer()
+        self._history_problem(problem)
+        if not dropped and self.chat.turns[-1].role != "user":
+            raise CommandError("Nothing to retry yet — send a message first.")
+        views = self.conversation.messages
+        if views and views[-1].kind == "assistant":  # the answer, or a failed one
+            await views[-1].remove()
+        await self.start_answer()
+
+    async def clear_chat(self) -> None:
+        """Clear the screen and the context; the next message starts a new saved chat."""
+        if self._busy():
+            return
+        old = self.chat.restart()
+        await self._after_restart(old)
+        self.notify("Chat cleared.", title="Clear")
+
+    async def new_chat(self) -> None:
+        """Start a new chat with the default settings."""
+        if self._busy():
+            return
+        old = self.chat.restart(self.settings.system_prompt, self.settings.sampling())
+        await self._after_restart(old)
+        self.notify("New chat.", title="New")
+
+    async def _after_restart(self, old_session: str) -> None:
+        await self.conversation.clear()
+        self.status.set_stats(None)
+        self.status.note = ""
+        self.status.refresh()
+        with contextlib.suppress(Exception):
+            await self.engine.reset_session(old_session)
+
+    def browse_history(self) -> None:
+        """Open the saved-chats screen; choosing one resumes it."""
+        if self.history is None:
+            raise CommandError("History is off in this session.")
+        if self._busy():
+            return
+
+        def search(text: str) -> Any:
+            return self.history.list_conversations(limit=200, search=text or None)
+
+        def chosen(conversation_id: int | None) -> None:
+            if conversation_id is not None:
+                self.run_worker(self.resume_chat(conversation_id), exit_on_error=False)
+
+        self.app.push_screen(HistoryScreen(search, self.chat.conversation_id), chosen)
+
+    async def resume_chat(self, conversation_id: int) -> bool:
+        """Show a saved chat and continue it (its system prompt and settings come back)."""
+        if self.history is None:
+            return False
+        try:
+            conversation = self.history.get_conversation(conversation_id)
+        except Exception as error:
+            self.notify(str(error), title="History", severity="error")
+            return False
+        if conversation is None:
+            self.notify(f"There is no saved chat {conversation_id}.", title="History",
+                        severity="error")
+            return False
+        old = self.chat.resume(conversation)
+        await self._after_restart(old)
+        records = []
+        for message in conversation.messages:
+            if message.role == "user":
+                records.append(MessageRecord("user", message.content))
+            elif message.role == "assistant":
+                records.append(
+                    MessageRecord(
+                        "assistant",
+                        message.content,
+                        label=message.model or "assistant",
+                        footer=_saved_footer(message.finish_reason, message.stats, message.model),
+                        stopped=message.finish_reason == "cancelled",
+                    )
+                )
+        await self.conversation.load(records)
+        self.conversation.follow()
+        self.prompt.set_recall([t.content for t in self.chat.turns if t.role == "user"])
+        self.notify(conversation.title or "(untitled)", title="Resumed chat", markup=False)
+        return True
+
+    def export_chat(self, path: str | None) -> None:
+        """Save the chat as Markdown (default: ./<title>.md, never overwriting)."""
+        if self.history is None or self.chat.conversation_id is None:
+            raise CommandError("Nothing to export yet — this chat has no saved messages.")
+        try:
+            text = self.history.export_markdown(self.chat.conversation_id)
+            title = self.history.get_conversation(self.chat.conversation_id).title
+        except Exception as error:
+            self.notify(str(error), title="Export", severity="error")
+            return
+        target = Path(path).expanduser() if path else _free_path(Path.cwd(), safe_filename(title))
+        if target.is_dir():
+            target = _free_path(target, safe_filename(title))
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as error:
+            self.notify(f"Cannot write {target}: {error.strerror or error}", title="Export",
+                        severity="error")
+            return
+        self.notify(str(target), title="Exported", markup=False)
+
+    def copy_answer(self) -> None:
+        """Copy the last answer to the clipboard."""
+        answer = self.chat.last_answer
+        if not answer:
+            raise CommandError("There is no answer to copy yet.")
+        self.app.copy_to_clipboard(answer)
+        self.notify(f"Copied the last answer ({len(answer):,} characters).", title="Copy")
+
+    def set_theme(self, name: str | None) -> None:
+        """Switch the theme, or list the themes when `name` is None."""
+        if name is None:
+            names = ", ".join(self.theme_names())
+            self.notify(f"Now: {self.app.theme}. Available: {names}", title="Themes")
+            return
+        self.app.theme = name
+        self.notify(name, title="Theme")
+
+    async def quit_app(self) -> None:
+        """Stop (and save) an answer being written, then leave."""
+        await self.stop_and_wait()
+        self.app.exit(0)
+
+    def palette_command(self, command: Command) -> None:
+        """Run a command from the palette, or start typing it when it needs an argument."""
+        if command.needs_argument:
+            self.prompt.reset(f"/{command.name} ")
+            self.prompt.focus()
+            return
+        self.run_worker(self.run_command(f"/{command.name}"), group="command",
+                        exit_on_error=False)
+
+    def _history_problem(self, problem: str | None) -> None:
+        """Show a history failure (once per kind; the chat goes on in memory)."""
+        if problem and not self._history_warned:
+            self._history_warned = True
+            self.notify(problem, title="History", severity="warning", timeout=10)
+
+    # ----- key actions ----------------------------------------------------------------------
+    def action_help(self) -> None:
+        """F1."""
+        self.show_help()
+
+    async def action_models(self) -> None:
+        """F2."""
+        await self.pick_model()
+
+    def action_history(self) -> None:
+        """F3."""
+        try:
+            self.browse_history()
+        except CommandError as error:
+            self.notify(str(error), severity="error")
+
+    async def action_new_chat(self) -> None:
+        """Ctrl+N."""
+        await self.new_chat()
+
+    async def action_clear_chat(self) -> None:
+        """Ctrl+L."""
+        await self.clear_chat()
+
+    async def action_retry(self) -> None:
+        """Ctrl+R."""
+        try:
+            await self.retry()
+        except CommandError as error:
+            self.notify(str(error), severity="error")
+
+
+_GC_THRESHOLDS: tuple[int, int, int] | None = None
+
+
+def _quiet_gc(on: bool) -> None:
+    """Keep full garbage collections (tens of ms, a visible stall) out of a streaming answer.
+
+    On: objects alive now are frozen (full collections skip them) and full collections
+    become rare. Off: both undone; the next collection catches up.
+    """
+    global _GC_THRESHOLDS
+    if on and _GC_THRESHOLDS is None:
+        _GC_THRESHOLDS = gc.get_threshold()
+        gc.freeze()
+        first, second, third = _GC_THRESHOLDS
+        gc.set_threshold(first, second, max(third, 1000))
+    elif not on and _GC_THRESHOLDS is not None:
+        gc.set_threshold(*_GC_THRESHOLDS)
+        _GC_THRESHOLDS = None
+        gc.unfreeze()
+
+
+def _dropped_note(count: int) -> str:
+    noun = "message" if count == 1 else "messages"
+    return f"context full: {count} old {noun} left out"
+
+
+def _saved_footer(finish: str | None, stats: Stats | None, model: str | None) -> str:
+    summary = stats_summary(stats, model or "")
+    if finish == "cancelled":
+        return f"stopped · {summary}" if summary else "stopped"
+    if finish == "length":
+        return f"cut at the token limit · {summary}" if summary else "cut at the token limit"
+    return summary
+
+
+def _free_path(folder: Path, stem: str) -> Path:
+    """`folder/stem.md`, or `stem-2.md`, … when taken."""
+    candidate = folder / f"{stem}.md"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}.md"
+        number += 1
+    return candidate
+
+
+__all__ = ["ChatScreen"]

@@ -1,0 +1,94 @@
+"""The /help screen: every slash-command and key, straight from the command table."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+from mlxchat.ui.commands import COMMANDS
+
+KEYS = (
+    ("Enter", "send the message"),
+    ("Shift+Enter, Ctrl+J", "new line in the message"),
+    ("Up / Down", "earlier prompts (on an empty prompt)"),
+    ("Tab", "complete a /command"),
+    ("Esc", "stop the answer being written"),
+    ("PageUp / PageDown", "scroll the conversation"),
+    ("Ctrl+P", "command palette"),
+    ("F1", "this help"),
+    ("F2", "pick a model"),
+    ("F3", "saved chats"),
+    ("Ctrl+N", "new chat"),
+    ("Ctrl+R", "write the last answer again"),
+    ("Ctrl+L", "clear the chat"),
+    ("Ctrl+Q", "quit"),
+)
+"""The keys listed in /help (the footer shows the main ones too)."""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def help_markdown() -> str:
+    """The help text: commands (from `COMMANDS`) then keys, as Markdown tables."""
+    lines = [
+        "# mlxchat help",
+        "",
+        "Type a message and press **Enter**. Start a line with `/` for a command;"
+        " `//` sends a message that starts with `/`.",
+        "",
+        "## Commands",
+        "",
+        "| command | what it does |",
+        "|---|---|",
+    ]
+    for command in COMMANDS.values():
+        lines.append(f"| `{command.usage}` | {_cell(command.help)} |")
+    lines += ["", "## Keys", "", "| key | what it does |", "|---|---|"]
+    lines += [f"| {key} | {_cell(what)} |" for key, what in KEYS]
+    lines += ["", "Press **Esc** to close."]
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen[None]):
+    """A scrollable list of commands and keys over the chat.
+
+    Bindings:
+        escape, q, f1: Close the help.
+    """
+
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+    }
+    HelpScreen > VerticalScroll {
+        width: 90%;
+        max-width: 100;
+        height: 90%;
+        border: round $primary;
+        background: $surface;
+        padding: 0 2;
+    }
+    HelpScreen Markdown { background: transparent; }
+    """
+
+    BINDINGS = [
+        Binding("escape,q,f1", "dismiss_help", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        """The help text in a scrolling box."""
+        with VerticalScroll(can_focus=True):
+            yield Markdown(help_markdown())
+
+    def on_mount(self) -> None:
+        """Focus the scroller so the arrow keys scroll."""
+        self.query_one(VerticalScroll).focus()
+
+    def action_dismiss_help(self) -> None:
+        """Close the screen."""
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""The widgets of the chat UI, one per module."""

@@ -1,0 +1,240 @@
+"""A `Markdown` widget that draws itself line by line and takes appends incrementally.
+
+Textual's `Markdown` mounts a widget per block (a list item alone takes four), and Textual
+lays out and styles every new widget: at 2,000 tokens a second that is hundreds of widgets
+a second, far more than a terminal app can afford, and a long chat makes every update
+slower. `MarkdownView` is a drop-in `Markdown` (same `update`, `append`, `source`, and it
+works with `Markdown.get_stream()` / `MarkdownStream`) that stays one widget:
+
+- the text is parsed with the same parser (markdown-it "gfm-like") and drawn by
+  `markdown_render` (headings, inline styles, lists, quotes, tables, highlighted code);
+- `append` re-parses only the unfinished end: blocks that later text cannot change are
+  laid out once and kept, so a long answer costs the same per token as a short one;
+- it uses Textual's line API (`render_line`): only the lines on screen are turned into
+  strips, and those are cached.
+
+Subclasses can put header lines above the text (`header_lines`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.await_complete import AwaitComplete
+from textual.cache import LRUCache
+from textual.content import Content
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.visual import Visual
+from textual.widgets import Markdown
+
+from mlxchat.ui.markdown_render import (
+    LONG_FENCE,
+    Block,
+    layout_blocks,
+    open_fence,
+    parse_markdown,
+    split_complete,
+)
+
+
+STRIP_CACHE = 400
+"""Most lines kept as strips (a few screens' worth)."""
+
+
+async def _done() -> None:
+    """An already finished awaitable for `AwaitComplete`."""
+
+
+class MarkdownView(Markdown):
+    """Markdown in one widget, drawn line by line; appends re-parse only the unfinished end."""
+
+    DEFAULT_CSS = """
+    MarkdownView {
+        height: auto;
+        width: 1fr;
+        padding: 0;
+        layout: vertical;
+        overflow: hidden hidden;
+    }
+    """
+
+    def __init__(
+        self, markdown: str = "", *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        """Create the view.
+
+        Args:
+            markdown: The initial text (already safe to display).
+        """
+        super().__init__(markdown, id=id, classes=classes)
+        self._complete: list[Block] = []
+        """Blocks that later text cannot change."""
+        self._tail: list[Block] = []
+        """The blocks after them (re-parsed on every append)."""
+        self._tail_start = 0
+        """Where the tail begins in the source."""
+        self._tail_prefix = ""
+        """A fence opening line put back before the tail after a long code block was cut."""
+        self._unparsed = True
+        """The text has not been parsed yet."""
+        self._width = -1
+        self._complete_lines: list[Content] = []
+        self._laid_out = 0
+        """How many complete blocks `_complete_lines` holds."""
+        self._tail_lines: list[Content] = []
+        self._tail_dirty = True
+        self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
+        """Strips of header and complete lines by line number (the tail's are not kept)."""
+        self._set_source(markdown)
+
+    # ----- text -------------------------------------------------------------------------------
+    def _set_source(self, markdown: str) -> None:
+        """Take a new text; it is parsed when first needed (see `prepare`)."""
+        self._markdown = markdown
+        self._complete = []
+        self._tail = []
+        self._tail_start = 0
+        self._tail_prefix = ""
+        self._width = -1
+        self._strips.clear()
+        self._unparsed = True
+
+    def _tail_source(self) -> str:
+        return self._tail_prefix + self._markdown[self._tail_start :]
+
+    def _reparse_tail(self) -> None:
+        """Parse the unfinished end; move what became complete out of it."""
+        self._unparsed = False
+        tail = self._tail_source()
+        split = split_complete(tail)
+        if split.complete:
+            self._complete.extend(split.complete)
+            consumed = split.consumed - len(self._tail_prefix)
+            if consumed >= 0:
+                self._tail_start += consumed
+                self._tail_prefix = ""
+            tail = self._tail_source()
+        fence = open_fence(tail)
+        if fence is not None and fence[1] > LONG_FENCE:
+            # a very long code block: its head becomes a complete (closed) block
+            opener = fence[0] if fence[0].endswith("\n") else fence[0] + "\n"
+            lines = tail.splitlines(keepends=True)
+            keep = len(lines) - LONG_FENCE // 4
+            head = "".join(lines[:keep])
+            marker = opener.lstrip()[:3]
+            self._complete.extend(parse_markdown(head + marker + "\n").blocks)
+            self._tail_start += len(head) - len(self._tail_prefix)
+            self._tail_prefix = opener
+            tail = self._tail_source()
+            split = split_complete(tail)
+        self._tail = split.tail
+        self._tail_dirty = True
+
+    def update(self, markdown: str) -> AwaitComplete:
+        """Replace the whole text."""
+        if markdown != self._markdown:
+            self._set_source(markdown)
+            self._changed()
+        return AwaitComplete(_done())
+
+    def append(self, markdown: str) -> AwaitComplete:
+        """Add text at the end (only the unfinished end is parsed again)."""
+        if markdown:
+            self._markdown += markdown
+            self._reparse_tail()
+            self._changed()
+        return AwaitComplete(_done())
+
+    async def prepare(self, width: int) -> None:
+        """Lay the text out for `width` in a worker thread (before mounting a long text).
+
+        Parsing and laying out a long answer takes a while; done here, the event loop
+        keeps painting meanwhile. Only call it on a view that is not mounted yet.
+        """
+        await asyncio.to_thread(self._lay_out, max(width, 8))
+
+    def _changed(self) -> None:
+        self.refresh(layout=True)
+
+    # ----- lines ------------------------------------------------------------------------------
+    def header_lines(self, width: int) -> list[Content]:
+        """Lines drawn above the text (none here; subclasses add a header)."""
+        return []
+
+    def _header(self, width: int) -> list[Content]:
+        return self.header_lines(width)
+
+    def _lay_out(self, width: int) -> None:
+        """Bring the complete lines and the tail lines up to date for `width`."""
+        if self._unparsed:
+            self._reparse_tail()
+        if width != self._width:
+            self._width = width
+            self._complete_lines = []
+            self._laid_out = 0
+            self._strips.clear()
+            self._tail_dirty = True
+        if self._laid_out < len(self._complete):
+            new = layout_blocks(self._complete[self._laid_out :], width)
+            if self._complete_lines and new:
+                self._complete_lines.append(Content(""))
+            self._complete_lines.extend(new)
+            self._laid_out = len(self._complete)
+            self._tail_dirty = True
+        if self._tail_dirty:
+            lines = layout_blocks(self._tail, width) if self._tail else []
+            if lines and self._complete_lines:
+                lines = [Content(""), *lines]
+            self._tail_lines = lines
+            self._tail_dirty = False
+
+    def body_lines(self, width: int) -> list[Content]:
+        """Every line of the text at `width` (for tests and copying)."""
+        self._lay_out(width)
+        return [*self._complete_lines, *self._tail_lines]
+
+    def rendered_text(self, width: int = 80) -> str:
+        """The text as drawn (plain), header included."""
+        return "\n".join(line.plain for line in [*self._header(width), *self.body_lines(width)])
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """Header, complete and tail lines at `width`."""
+        width = max(width, 8)
+        self._lay_out(width)
+        return len(self._header(width)) + len(self._complete_lines) + len(self._tail_lines)
+
+    def render_line(self, y: int) -> Strip:
+        """One line: from the strip cache for the header and the complete text."""
+        width = max(self.size.width, 8)
+        self._lay_out(width)
+        header = self._header(width)
+        cached = y - len(header) < len(self._complete_lines)
+        if cached and (strip := self._strips.get(y)) is not None:
+            return strip
+        if y < len(header):
+            line = header[y]
+        else:
+            index = y - len(header)
+            complete = len(self._complete_lines)
+            if index < complete:
+                line = self._complete_lines[index]
+            elif index - complete < len(self._tail_lines):
+                line = self._tail_lines[index - complete]
+            else:
+                return Strip.blank(width, self.visual_style.rich_style)
+        strips = Visual.to_strips(self, line, width, 1, self.visual_style)
+        strip = strips[0] if strips else Strip.blank(width, self.visual_style.rich_style)
+        if cached:
+            self._strips.set(y, strip)
+        return strip
+
+    def forget_header(self) -> None:
+        """The header changed: drop its cached strips and repaint."""
+        self._strips.clear()
+        self.refresh(layout=True)
+
+    def notify_style_update(self) -> None:
+        """Theme or styles changed: drop cached strips."""
+        self._strips.clear()
+        super().notify_style_update()

@@ -1,0 +1,162 @@
+"""The prompt: a multi-line text area where Enter sends.
+
+Keys (besides the usual TextArea editing keys):
+
+- Enter sends (`PromptSubmitted`); Shift+Enter, Ctrl+J and Alt+Enter insert a newline.
+- Up on an empty prompt (or while stepping through them) recalls earlier prompts; Down
+  steps forward again.
+- PageUp / PageDown scroll the conversation (posted as a scroll of the conversation view).
+- While the completion list is open: Up/Down move in it, Tab takes the highlighted item,
+  Escape closes it (`CompletionMove`, `CompletionAccept`, `CompletionDismiss`).
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.reactive import reactive
+from textual.widgets import TextArea
+
+from mlxchat.ui.messages import (
+    CompletionAccept,
+    CompletionDismiss,
+    CompletionMove,
+    PromptSubmitted,
+)
+
+NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
+"""Keys that insert a newline instead of sending (terminals differ in what they send)."""
+
+
+class PromptInput(TextArea):
+    """The multi-line prompt.
+
+    Reactives:
+        completing: Whether the completion list is open (set by the screen); Up, Down, Tab
+            and Escape then drive the list.
+    """
+
+    DEFAULT_CSS = """
+    PromptInput {
+        height: auto;
+        min-height: 3;
+        max-height: 12;
+        border: tall $primary 40%;
+        padding: 0 1;
+        background: $surface;
+    }
+    PromptInput:focus {
+        border: tall $primary;
+    }
+    """
+
+    completing: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        text: str = "",
+        *,
+        placeholder: str = "",
+        id: str | None = None,
+        recall_limit: int = 200,
+    ) -> None:
+        """Create the prompt.
+
+        Args:
+            text: Initial text.
+            placeholder: Shown while empty.
+            recall_limit: How many earlier prompts Up can recall.
+        """
+        super().__init__(
+            text,
+            id=id,
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+            highlight_cursor_line=False,
+            placeholder=placeholder,
+            compact=False,
+        )
+        self.recall_limit = recall_limit
+        self._recalled: list[str] = []
+        self._recall_index: int | None = None
+        self._draft = ""
+
+    # ----- recall -------------------------------------------------------------------------
+    def remember(self, text: str) -> None:
+        """Add a sent prompt to what Up recalls (a repeat of the last one is skipped)."""
+        if text.strip() and (not self._recalled or self._recalled[-1] != text):
+            self._recalled.append(text)
+            del self._recalled[: -self.recall_limit]
+        self._recall_index = None
+
+    def set_recall(self, prompts: list[str]) -> None:
+        """Replace what Up recalls (e.g. the user prompts of a resumed chat)."""
+        self._recalled = [p for p in prompts if p.strip()][-self.recall_limit :]
+        self._recall_index = None
+
+    def _recall(self, step: int) -> bool:
+        """Step through earlier prompts; False when there is nothing to do."""
+        if not self._recalled:
+            return False
+        if self._recall_index is None:
+            if step > 0 or self.text.strip():
+                return False
+            self._draft = self.text
+            index = len(self._recalled) - 1
+        else:
+            index = self._recall_index + step
+        if index >= len(self._recalled):
+            self._recall_index = None
+            self._load(self._draft)
+            return True
+        index = max(index, 0)
+        self._recall_index = index
+        self._load(self._recalled[index])
+        return True
+
+    def _load(self, text: str) -> None:
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    def reset(self, text: str = "") -> None:
+        """Replace the text and stop stepping through earlier prompts."""
+        self._recall_index = None
+        self._load(text)
+
+    # ----- keys ---------------------------------------------------------------------------
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        handled = True
+        if self.completing and key in ("up", "down"):
+            self.post_message(CompletionMove(-1 if key == "up" else 1))
+        elif self.completing and key == "tab":
+            self.post_message(CompletionAccept())
+        elif self.completing and key == "escape":
+            self.post_message(CompletionDismiss())
+        elif key == "enter":
+            self.post_message(PromptSubmitted(self.text))
+        elif key in NEWLINE_KEYS:
+            start, end = self.selection
+            self._replace_via_keyboard("\n", start, end)
+        elif key == "up" and self.cursor_location[0] == 0 and self._recall(-1):
+            pass
+        elif key == "down" and self._recall_index is not None and self._recall(+1):
+            pass
+        elif key in ("pageup", "pagedown") and self.document.line_count <= 3:
+            self._scroll_conversation(key)
+        else:
+            handled = False
+        if handled:
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+    def _scroll_conversation(self, key: str) -> None:
+        from mlxchat.ui.widgets.conversation import ConversationView
+
+        for view in self.screen.query(ConversationView):
+            if key == "pageup":
+                view.scroll_page_up()
+            else:
+                view.scroll_page_down()

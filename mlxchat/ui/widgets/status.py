@@ -1,0 +1,227 @@
+"""The status bar: model, state, speeds, tokens, context and memory on one line.
+
+Any screen can use it (the chat screen and the translate screen do). Feed it from the
+engine's events as often as they come; it repaints on a timer a few times a second, never
+per token:
+
+    status.set_model("demo")
+    status.set_state("prefill")
+    status.set_stats(chunk.stats)      # cheap: stores a reference
+    status.set_progress(progress)      # a Progress event (prefill counts, phase)
+    status.set_state("idle")
+
+When the line is narrower than everything, the least important parts are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from mlxchat.engine.types import LoadProgress, Progress, Stats
+
+State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error"]
+
+_STATE_STYLE = {
+    "idle": "$text-muted",
+    "loading": "$warning",
+    "waiting": "$warning",
+    "prefill": "$secondary",
+    "generating": "$success",
+    "stopping": "$warning",
+    "error": "$error",
+}
+
+
+@dataclass
+class _Part:
+    """One segment of the line: its text, style and priority (lower is kept longer)."""
+
+    text: str
+    style: str = ""
+    priority: int = 5
+
+
+def format_tps(value: float) -> str:
+    """A speed in tokens per second, with sensible precision."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def format_count(value: int) -> str:
+    """A token count: 1234 → "1.2k", 2048 → "2k", 512 → "512"."""
+    if value < 1000:
+        return str(value)
+    if value % 1024 == 0 and value < 1_048_576:
+        return f"{value // 1024}k"
+    if value < 100_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value / 1000:.0f}k"
+
+
+def format_seconds(value: float) -> str:
+    """A duration: "85ms", "1.24s", "12.3s"."""
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 10:
+        return f"{value:.2f}s"
+    return f"{value:.1f}s"
+
+
+def format_memory(active: float, peak: float) -> str:
+    """Active/peak memory in GB (or MB when small)."""
+    if max(active, peak) < 1:
+        return f"mem {active * 1000:.0f}/{peak * 1000:.0f} MB"
+    return f"mem {active:.2f}/{peak:.2f} GB"
+
+
+class StatusBar(Widget):
+    """One line of live numbers about the model and the answer being written.
+
+    Reactives:
+        model: The model's name ("" before one is chosen).
+        state: idle, loading, waiting (for the model), prefill, generating, stopping, error.
+        detail: A short text after the state (load progress, prefill counts, an error).
+        note: A warning shown in the warning colour (e.g. "context full: …"); "" for none.
+    """
+
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        width: 1fr;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    model: reactive[str] = reactive("")
+    state: reactive[State] = reactive("idle")
+    detail: reactive[str] = reactive("")
+    note: reactive[str] = reactive("")
+
+    def __init__(
+        self,
+        *,
+        refresh_interval: float = 0.25,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        """Create an empty status bar.
+
+        Args:
+            refresh_interval: Seconds between repaints when numbers changed.
+        """
+        super().__init__(name=name, id=id, classes=classes)
+        self.refresh_interval = refresh_interval
+        self.stats: Stats | None = None
+        """The latest numbers (set with `set_stats`)."""
+        self.context_size: int = 0
+        """The model's context size, shown until an answer reports the limit in force."""
+        self._dirty = False
+
+    def on_mount(self) -> None:
+        """Start the repaint timer."""
+        self.set_interval(self.refresh_interval, self._tick, name="status-refresh")
+
+    def _tick(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.refresh()
+
+    # ----- feeding ------------------------------------------------------------------------
+    def set_model(self, name: str, context_size: int | None = None) -> None:
+        """Show `name` as the model (and remember its context size)."""
+        self.model = name
+        if context_size is not None:
+            self.context_size = context_size
+
+    def set_state(self, state: State, detail: str = "") -> None:
+        """Change the state (repaints now: state changes are rare)."""
+        self.state = state
+        self.detail = detail
+
+    def set_stats(self, stats: Stats | None) -> None:
+        """Take the latest numbers; painted at the next tick (cheap, call per token)."""
+        self.stats = stats
+        self._dirty = True
+
+    def set_progress(self, progress: Progress) -> None:
+        """Take a throttled `Progress` event from a stream."""
+        self.stats = progress.stats
+        if progress.phase == "prefill":
+            total = progress.prompt_total
+            detail = f"{progress.prompt_done}/{total}" if total else ""
+            if self.state != "prefill" or self.detail != detail:
+                self.set_state("prefill", detail)
+        elif self.state not in ("generating", "stopping"):
+            self.set_state("generating")
+        self._dirty = True
+
+    def set_loading(self, progress: LoadProgress) -> None:
+        """Show a model-load progress event."""
+        detail = progress.message
+        if progress.fraction is not None and 0 < progress.fraction < 1:
+            detail = f"{progress.fraction:.0%} {progress.message}".strip()
+        self.model = progress.model
+        self.set_state("loading", _shorten(detail, 40))
+
+    # ----- rendering ----------------------------------------------------------------------
+    def _parts(self) -> list[_Part]:
+        parts = [_Part(f"● {self.model or 'no model'}", "bold $primary", 0)]
+        state = self.state
+        label = state if not self.detail else f"{state} {self.detail}"
+        parts.append(_Part(label, _STATE_STYLE.get(state, ""), 0))
+        if self.note:
+            parts.append(_Part(self.note, "bold $warning", 1))
+        stats = self.stats
+        if stats is not None:
+            if stats.generation_tokens:
+                parts.append(_Part(f"{format_tps(stats.generation_tps)} tok/s", "bold", 1))
+            if stats.prompt_tps:
+                parts.append(_Part(f"prompt {format_tps(stats.prompt_tps)} tok/s", "", 4))
+            if stats.ttft:
+                parts.append(_Part(f"ttft {format_seconds(stats.ttft)}", "", 3))
+            parts.append(_Part(f"{stats.generation_tokens} tok", "", 2))
+        limit = (stats.context_limit if stats else 0) or self.context_size
+        used = stats.context_tokens if stats else 0
+        if limit or used:
+            shown = f"ctx {format_count(used)}/{format_count(limit) if limit else '?'}"
+            style = "$warning" if limit and used > 0.9 * limit else ""
+            parts.append(_Part(shown, style, 2))
+        if stats is not None and (stats.peak_memory or stats.active_memory):
+            parts.append(_Part(format_memory(stats.active_memory, stats.peak_memory), "", 5))
+        return parts
+
+    def render(self) -> Content:
+        """The line, dropping the least important parts until it fits."""
+        parts = self._parts()
+        width = max(self.content_size.width, 10)
+        separator = " │ "
+
+        def length(items: list[_Part]) -> int:
+            return sum(len(p.text) for p in items) + len(separator) * (len(items) - 1)
+
+        while len(parts) > 2 and length(parts) > width:
+            worst = max(range(len(parts)), key=lambda i: (parts[i].priority, i))
+            if parts[worst].priority == 0:
+                break
+            del parts[worst]
+        pieces: list[Content | str | tuple[str, str]] = []
+        for index, part in enumerate(parts):
+            if index:
+                pieces.append((separator, "$text-muted"))
+            pieces.append((part.text, part.style) if part.style else part.text)
+        return Content.assemble(*pieces)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,244 @@
+"""A scripted stand-in for `Engine` with exact, controllable timing (no MLX).
+
+It speaks the same async API as the real engine: `load(name, on_progress)`,
+`stream(messages, params, session=..., max_context=...)` (an async iterator of `Chunk`s and
+`Progress` events with `cancel()`), `model_info`, `reset_session`, `count_tokens`, `cancel`.
+Like the real engine it serves one job at a time: a stream asked for while a model loads
+waits until the load is over.
+
+Answers are scripted as lists of token texts. `hold_after(n)` pauses every stream after n
+tokens until `release()`, so a test can look at the screen mid-answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlxchat.engine.types import (
+    Chunk,
+    LoadProgress,
+    Message,
+    ModelInfo,
+    ModelLoadError,
+    Progress,
+    SamplingParams,
+    Stats,
+)
+
+DEFAULT_ANSWER = ["Hello", "!", " How", " can", " I", " help", "?"]
+
+
+def fixed_stats(tokens: int, **changes: Any) -> Stats:
+    """Deterministic numbers for snapshots: the same for the same token count."""
+    values: dict[str, Any] = dict(
+        prompt_tokens=42,
+        prompt_tps=312.5,
+        generation_tokens=tokens,
+        generation_tps=18.4 if tokens else 0.0,
+        ttft=0.125,
+        peak_memory=0.61,
+        active_memory=0.52,
+        context_tokens=42 + tokens,
+        context_limit=2048,
+        dropped_messages=0,
+    )
+    values.update(changes)
+    return Stats(**values)
+
+
+@dataclass
+class Request:
+    """What one `stream` call asked for."""
+
+    messages: list[Message]
+    params: SamplingParams
+    session: str | None
+    max_context: int | None
+
+
+@dataclass
+class FakeEngine:
+    """The scripted engine.
+
+    Attributes:
+        answers: Token lists, used in turn (the last one repeats).
+        token_delay: Seconds between tokens.
+        load_delay: Seconds a load takes.
+        missing: Model names whose load fails.
+        dropped: `Stats.dropped_messages` to report.
+        error: When set, every stream fails with this `EngineError` text.
+        finish: The finish reason of a complete answer ("stop" or "length").
+    """
+
+    answers: list[list[str]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
+    token_delay: float = 0.0
+    load_delay: float = 0.0
+    missing: set[str] = field(default_factory=set)
+    dropped: int = 0
+    error: str | None = None
+    finish: str = "stop"
+    context_length: int = 2048
+    requests: list[Request] = field(default_factory=list)
+    loads: list[str] = field(default_factory=list)
+    reset_sessions: list[str] = field(default_factory=list)
+    on_token: Callable[[int, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._info: ModelInfo | None = None
+        self._lock: asyncio.Lock | None = None
+        self._hold_after: int | None = None
+        self._gate: asyncio.Event | None = None
+        self._answer_index = 0
+        self._load_gate: asyncio.Event | None = None
+        self.current: FakeStream | None = None
+
+    # ----- the Engine API -------------------------------------------------------------------
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model."""
+        return self._info
+
+    def _job_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def load(
+        self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
+    ) -> ModelInfo:
+        """Pretend to load `name` (fails for names in `missing`; the old model stays)."""
+        async with self._job_lock():
+            self.loads.append(name)
+            if on_progress:
+                on_progress(LoadProgress(name, "reading weights", 0.5))
+            if self.load_delay:
+                await asyncio.sleep(self.load_delay)
+            if self._load_gate is not None:
+                await self._load_gate.wait()
+            if name in self.missing:
+                raise ModelLoadError(f"no model named '{name}': not a file, folder or cached repo")
+            self._info = ModelInfo(name=name, path=f"/models/{name}",
+                                   context_length=self.context_length)
+            if on_progress:
+                on_progress(LoadProgress(name, "ready", 1.0))
+            return self._info
+
+    def stream(
+        self,
+        prompt: Sequence[Message] | str,
+        params: SamplingParams | None = None,
+        *,
+        session: str | None = None,
+        max_context: int | None = None,
+        **_: Any,
+    ) -> FakeStream:
+        """Start a scripted answer."""
+        messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
+        self.requests.append(Request(messages, params or SamplingParams(), session, max_context))
+        answer = self.answers[min(self._answer_index, len(self.answers) - 1)]
+        self._answer_index += 1
+        self.current = FakeStream(self, list(answer), params or SamplingParams())
+        return self.current
+
+    async def reset_session(self, session: str) -> None:
+        """Record the session reset."""
+        self.reset_sessions.append(session)
+
+    async def count_tokens(self, prompt: Any, chat_template: bool = True) -> int:
+        """One token per word."""
+        if isinstance(prompt, str):
+            return len(prompt.split())
+        return sum(len(m.content.split()) for m in prompt)
+
+    def cancel(self) -> None:
+        """Stop the current stream."""
+        if self.current is not None:
+            self.current.cancel()
+
+    # ----- test controls --------------------------------------------------------------------
+    def hold_after(self, tokens: int) -> None:
+        """Pause every stream after `tokens` tokens until `release()`."""
+        self._hold_after = tokens
+        self._gate = asyncio.Event()
+
+    def hold_loads(self) -> None:
+        """Make loads wait until `release_loads()`."""
+        self._load_gate = asyncio.Event()
+
+    def release_loads(self) -> None:
+        """Let held loads finish."""
+        if self._load_gate is not None:
+            self._load_gate.set()
+            self._load_gate = None
+
+    def release(self) -> None:
+        """Let held streams go on."""
+        self._hold_after = None
+        if self._gate is not None:
+            self._gate.set()
+
+
+class FakeStream:
+    """The async iterator of one scripted answer."""
+
+    def __init__(self, engine: FakeEngine, tokens: list[str], params: SamplingParams) -> None:
+        self.engine = engine
+        self.tokens = tokens[: params.max_tokens]
+        self.cut = len(tokens) > params.max_tokens
+        self.cancelled = False
+        self.held = asyncio.Event()
+        self._iterator = self._run()
+
+    def cancel(self) -> None:
+        """Stop within one token."""
+        self.cancelled = True
+        if self.engine._gate is not None and not self.engine._gate.is_set():
+            self.engine._gate.set()
+
+    def __aiter__(self) -> FakeStream:
+        return self
+
+    async def __anext__(self) -> Chunk | Progress:
+        return await self._iterator.__anext__()
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+    async def _run(self):  # noqa: ANN202 - an async generator
+        engine = self.engine
+        async with engine._job_lock():
+            if self.cancelled:
+                return
+            if engine._info is None:
+                from mlxchat.engine.types import EngineError
+
+                raise EngineError("no model is loaded; load one first (e.g. `demo`)")
+            if engine.error:
+                from mlxchat.engine.types import EngineError
+
+                raise EngineError(engine.error)
+            yield Progress("prefill", fixed_stats(0, dropped_messages=engine.dropped), 42, 42)
+            count = len(self.tokens)
+            for index, token in enumerate(self.tokens):
+                if engine._hold_after is not None and index == engine._hold_after:
+                    self.held.set()
+                    assert engine._gate is not None
+                    await engine._gate.wait()
+                if engine.token_delay:
+                    await asyncio.sleep(engine.token_delay)
+                stats = fixed_stats(index + 1, dropped_messages=engine.dropped)
+                if self.cancelled:
+                    yield Chunk("", None, stats, finish_reason="cancelled")
+                    return
+                if engine.on_token:
+                    engine.on_token(index, token)
+                last = index == count - 1
+                finish = ("length" if self.cut else engine.finish) if last else None
+                yield Chunk(token, index, stats, finish_reason=finish)
+                if index % 8 == 7:
+                    yield Progress("generating", stats)
+            if not self.tokens:
+                yield Chunk("", None, fixed_stats(0), finish_reason="stop")

@@ -1,0 +1,62 @@
+"""Small helpers for driving the chat app in Pilot tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from mlxchat.ui.app import ChatApp
+from mlxchat.ui.screens.chat import ChatScreen
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.01)
+
+
+async def ready(pilot: Pilot) -> ChatScreen:
+    """Wait for the chat screen and its model; return the screen."""
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+    screen = app.chat_screen
+    engine = screen.engine
+    await until(pilot, lambda: engine.model_info is not None and screen._loading == 0)
+    return screen
+
+
+async def type_text(pilot: Pilot, text: str) -> None:
+    """Put `text` in the prompt as if typed (fast: one edit, then a pause)."""
+    screen = pilot.app.chat_screen  # type: ignore[attr-defined]
+    screen.prompt.insert(text)
+    await pilot.pause()
+
+
+async def send(pilot: Pilot, text: str, *, wait: bool = True) -> ChatScreen:
+    """Type `text`, press Enter, and (by default) wait until the answer ended."""
+    screen = pilot.app.chat_screen  # type: ignore[attr-defined]
+    await type_text(pilot, text)
+    await pilot.press("enter")
+    await pilot.pause()
+    if wait:
+        await until(pilot, lambda: not screen.answering)
+        await pilot.pause()
+    return screen
+
+
+async def shown(pilot: Pilot) -> list[str]:
+    """The text of every notification on screen now (title and message)."""
+    await pilot.pause()
+    return [f"{n.title}: {n.message}" for n in pilot.app._notifications]
+
+
+async def settle(seconds: float = 0.05) -> None:
+    """Give background tasks a moment."""
+    await asyncio.sleep(seconds)
