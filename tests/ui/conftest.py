@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from mlxchat.config import Settings
+from mlxchat.store.history import History
+from mlxchat.ui.app import ChatApp
 
-from fake_engine import FakeEngine  # noqa: E402
-
-from mlxchat.config import Settings  # noqa: E402
-from mlxchat.store.history import History  # noqa: E402
-from mlxchat.ui.app import ChatApp  # noqa: E402
-from mlxchat.ui.screens.models import ModelChoice  # noqa: E402
-
-SIZE = (100, 30)
-"""The terminal size of the Pilot tests."""
-
-MODELS = [
-    ModelChoice("demo", "demo", 98_000_000, "~/.cache/mlxchat/models/demo"),
-    ModelChoice("mlx-community/Qwen2.5-0.5B-Instruct-4bit", "hf", 278_000_000,
-                "~/.cache/huggingface/hub/models--mlx-community--Qwen2.5-0.5B-Instruct-4bit"),
-    ModelChoice("tiny-llama", "mlx", 1_200_000, "/models/tiny-llama"),
-]
-"""A fixed model list for the picker (deterministic snapshots)."""
+from .fake_engine import FakeEngine
+from .helpers import MODELS
 
 
 @pytest.fixture
@@ -37,7 +23,7 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> History:
+def history(tmp_path: Path) -> Iterator[History]:
     """A fresh history database file."""
     store = History.open(tmp_path / "history.sqlite3")
     yield store

@@ -10,6 +10,22 @@ from textual.pilot import Pilot
 
 from mlxchat.ui.app import ChatApp
 from mlxchat.ui.screens.chat import ChatScreen
+from mlxchat.ui.screens.models import ModelChoice
+
+SIZE = (100, 30)
+"""The terminal size of the Pilot tests."""
+
+MODELS = [
+    ModelChoice("demo", "demo", 98_000_000, "~/.cache/mlxchat/models/demo"),
+    ModelChoice(
+        "mlx-community/Qwen2.5-0.5B-Instruct-4bit",
+        "hf",
+        278_000_000,
+        "~/.cache/huggingface/hub/models--mlx-community--Qwen2.5-0.5B-Instruct-4bit",
+    ),
+    ModelChoice("tiny-llama", "mlx", 1_200_000, "/models/tiny-llama"),
+]
+"""A fixed model list for the picker (deterministic snapshots)."""
 
 
 async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:

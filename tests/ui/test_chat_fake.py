@@ -6,15 +6,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import SIZE
-from fake_engine import DEFAULT_ANSWER, FakeEngine
-from helpers import ready, send, shown, type_text, until
 
 from mlxchat.ui.messages import AnswerFinished
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ModelPicker
 from mlxchat.ui.widgets.message import MessageView
+
+from .fake_engine import DEFAULT_ANSWER, FakeEngine
+from .helpers import SIZE, ready, send, shown, type_text, until
 
 ANSWER = "".join(DEFAULT_ANSWER)
 

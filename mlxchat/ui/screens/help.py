@@ -47,7 +47,7 @@ def help_markdown() -> str:
         "|---|---|",
     ]
     for command in COMMANDS.values():
-        lines.append(f"| `{command.usage}` | {_cell(command.help)} |")
+        lines.append(f"| `{_cell(command.usage)}` | {_cell(command.help)} |")
     lines += ["", "## Keys", "", "| key | what it does |", "|---|---|"]
     lines += [f"| {key} | {_cell(what)} |" for key, what in KEYS]
     lines += ["", "Press **Esc** to close."]
