@@ -59,25 +59,33 @@ class CachedModel:
         self.cache = make_prompt_cache(self.model)
         self.ids = []
         if keep:
-            self.feed(keep)
+            self.feed(keep, need_logits=False)
 
-    def feed(self, tokens: list[int]) -> mx.array:
-        """Run `tokens` through the model after the cached ones; return last logits (1, V)."""
+    def feed(self, tokens: list[int], need_logits: bool = True) -> mx.array | None:
+        """Run `tokens` through the model after the cached ones; return last logits (1, V).
+
+        With `need_logits` False only the cache is computed (MLX is lazy: the output
+        projection, a large share of a short call, is never run) and None is returned.
+        """
+        if not tokens:
+            raise ValueError("feed needs at least one token")
         logits = None
         for start in range(0, len(tokens), PREFILL_CHUNK):
             if self.should_stop is not None and self.should_stop():
                 raise Cancelled
             chunk = tokens[start : start + PREFILL_CHUNK]
+            last = start + PREFILL_CHUNK >= len(tokens)
             with mx.stream(generation_stream):
                 out = self.model(mx.array(chunk)[None], cache=self.cache)
                 logits = out[:, -1, :]
-            mx.eval(logits)
+            if last and need_logits:
+                mx.eval(logits)
+            else:
+                mx.eval([c.state for c in self.cache])
             self.ids.extend(chunk)
             self.tokens_computed += len(chunk)
-        if logits is None:
-            raise ValueError("feed needs at least one token")
-        self.logits = logits
-        return logits
+        self.logits = logits if need_logits else None
+        return self.logits
 
     def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
         """Make the cache hold exactly `sequence`; return the logits after its last token."""
@@ -91,5 +99,5 @@ class CachedModel:
         self.truncate(common)
         start = len(self.ids)
         if start < len(sequence):
-            return self.feed(sequence[start:])
+            return self.feed(sequence[start:], need_logits)
         return self.logits
