@@ -39,11 +39,12 @@ from mlxchat.engine.types import Chunk, LoadProgress, ModelInfo, Stats  # noqa: 
 
 # ----- the scripted token source ------------------------------------------------------------
 
-WORDS = (
+WORDS_TEXT = (
     "the model streams tokens into a terminal while the user reads along and the screen "
     "keeps up with every piece of text that arrives from the engine thread through a queue "
     "markdown paragraphs lists and code blocks all render as they come"
-).split()
+)
+WORDS = tuple(WORDS_TEXT.split())
 
 CODE = [
     "def fib(n):\n",
@@ -109,10 +110,15 @@ class ScriptedStream:
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            stats = Stats(generation_tokens=index + 1, generation_tps=self.rate,
-                          context_tokens=index + 1, context_limit=1_000_000)
-            finish = "cancelled" if self._cancel.is_set() else (
-                "stop" if index == count - 1 else None)
+            stats = Stats(
+                generation_tokens=index + 1,
+                generation_tps=self.rate,
+                context_tokens=index + 1,
+                context_limit=1_000_000,
+            )
+            finish = (
+                "cancelled" if self._cancel.is_set() else ("stop" if index == count - 1 else None)
+            )
             self.record.times.append(time.perf_counter())
             loop.call_soon_threadsafe(put, Chunk(text, index, stats, finish_reason=finish))
             if finish:
@@ -243,8 +249,12 @@ def fill_history(history: Any, messages: int, seed: int = 1) -> int:
     cid = history.new_conversation(model="scripted")
     for index in range(messages):
         if index % 2 == 0:
-            history.add_message(cid, "user", f"Question {index // 2}: " + " ".join(
-                rng.choice(WORDS) for _ in range(rng.randint(5, 25))))
+            history.add_message(
+                cid,
+                "user",
+                f"Question {index // 2}: "
+                + " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 25))),
+            )
         else:
             body = "".join(script_tokens(rng.randint(60, 200), seed=index))
             history.add_message(cid, "assistant", body, model="scripted", finish_reason="stop")
@@ -262,8 +272,13 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
     cid = fill_history(history, earlier)
     probe = Probe()
     probe.install()
-    app = ChatApp(engine, Settings(model="scripted", theme="mlxchat-dark"), history,
-                  list_models=lambda: [], resume=cid)
+    app = ChatApp(
+        engine,
+        Settings(model="scripted", theme="mlxchat-dark"),
+        history,
+        list_models=lambda: [],
+        resume=cid,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         while not (engine.model_info and app.screen.__class__.__name__ == "ChatScreen"):
             await asyncio.sleep(0.01)
@@ -291,24 +306,38 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
     to_widget, to_screen = probe.lags(tokens, engine.emitted.times)
     emitted = len(engine.emitted.times)
     span = engine.emitted.times[-1] - engine.emitted.times[0]
-    print(f"conversation: {earlier} earlier messages ({mounted} mounted, {kept} kept off "
-          f"screen until scrolled to), terminal 120x40")
-    print(f"sent {emitted} tokens ({len(sent):,} characters) at {rate:,.0f} tok/s target, "
-          f"{(emitted - 1) / span:,.0f} tok/s achieved by the emitter")
-    print(f"Markdown appends: {len(probe.appends)} (about {emitted / max(1, len(probe.appends)):.0f}"
-          f" tokens each); screen paints: {len(probe.paints)}")
-    for label, lags in (("to the Markdown widget", to_widget), ("to the screen (painted)", to_screen)):
-        print(f"lag {label:24}: max {max(lags) * 1e3:6.1f} ms   p99 "
-              f"{percentile(lags, 0.99) * 1e3:6.1f} ms   median {statistics.median(lags) * 1e3:6.1f} ms")
+    print(
+        f"conversation: {earlier} earlier messages ({mounted} mounted, {kept} kept off "
+        f"screen until scrolled to), terminal 120x40"
+    )
+    print(
+        f"sent {emitted} tokens ({len(sent):,} characters) at {rate:,.0f} tok/s target, "
+        f"{(emitted - 1) / span:,.0f} tok/s achieved by the emitter"
+    )
+    appends = len(probe.appends)
+    print(
+        f"Markdown appends: {appends} (about {emitted / max(1, appends):.0f} tokens each); "
+        f"screen paints: {len(probe.paints)}"
+    )
+    measured = (("to the Markdown widget", to_widget), ("to the screen (painted)", to_screen))
+    for label, lags in measured:
+        worst, p99 = max(lags) * 1e3, percentile(lags, 0.99) * 1e3
+        median = statistics.median(lags) * 1e3
+        print(f"lag {label:24}: max {worst:6.1f} ms   p99 {p99:6.1f} ms   median {median:6.1f} ms")
     window = max(1, emitted // 10)
     worst = [max(to_screen[i : i + window]) * 1e3 for i in range(0, len(to_screen), window)]
-    print("max lag to the screen per tenth of the answer (ms): "
-          + " ".join(f"{w:.0f}" for w in worst))
-    print(f"UI CPU time: {cpu:.2f} s for {emitted} tokens = {cpu / emitted * 1000 * 1e3:.1f} ms "
-          f"per 1,000 tokens ({cpu / wall:.0%} of one core over {wall:.1f} s)")
+    print(
+        "max lag to the screen per tenth of the answer (ms): " + " ".join(f"{w:.0f}" for w in worst)
+    )
+    print(
+        f"UI CPU time: {cpu:.2f} s for {emitted} tokens = {cpu / emitted * 1000 * 1e3:.1f} ms "
+        f"per 1,000 tokens ({cpu / wall:.0%} of one core over {wall:.1f} s)"
+    )
     same = shown_text == sent and final_text == sent and saved == sent
-    print(f"streamed text == sent: {shown_text == sent}; final render source == sent: "
-          f"{final_text == sent}; saved == sent: {saved == sent}")
+    print(
+        f"streamed text == sent: {shown_text == sent}; final render source == sent: "
+        f"{final_text == sent}; saved == sent: {saved == sent}"
+    )
     ok = same and max(to_screen) < 0.1
     print(f"goal (keeps up, max lag < 100 ms, same text): {'ok' if ok else 'NOT MET'}")
     return ok
@@ -334,10 +363,16 @@ def raw_tps(engine: Any, max_tokens: int) -> tuple[float, int]:
         tokens = loaded.tokenizer.apply_chat_template(
             [{"role": "user", "content": PROMPT}], add_generation_prompt=True
         )
+        responses = stream_generate(
+            loaded.model,
+            loaded.tokenizer,
+            mx.array(tokens),
+            max_tokens=max_tokens,
+            sampler=make_sampler(temp=0.0),
+        )
         last = None
-        for last in stream_generate(loaded.model, loaded.tokenizer, mx.array(tokens),
-                                    max_tokens=max_tokens, sampler=make_sampler(temp=0.0)):
-            pass
+        for response in responses:
+            last = response
         return last.generation_tps, last.generation_tokens
 
     return engine.call_sync(run)
@@ -376,8 +411,10 @@ def demo_benchmark(runs: int, max_tokens: int) -> None:
     except Exception as error:  # no demo model here: skip, saying why
         print(f"skipped: the demo model does not load ({error})")
         return
-    print(f"model: {info.name} ({info.path}); prompt: 1 user message; {max_tokens} tokens, "
-          f"greedy; {runs} pairs, alternated")
+    print(
+        f"model: {info.name} ({info.path}); prompt: 1 user message; {max_tokens} tokens, "
+        f"greedy; {runs} pairs, alternated"
+    )
     raw_tps(engine, 8)
     asyncio.run(app_tps(engine, 8))
     raws, shown = [], []
@@ -386,10 +423,14 @@ def demo_benchmark(runs: int, max_tokens: int) -> None:
         shown.append(asyncio.run(app_tps(engine, max_tokens)))
     raw = statistics.median(r for r, _ in raws)
     app = statistics.median(s for s, _ in shown)
-    print(f"raw mlx-lm decode tok/s: {', '.join(f'{r:.1f}' for r, _ in raws)} "
-          f"(median {raw:.1f}; tokens {raws[0][1]})")
-    print(f"app shows decode tok/s : {', '.join(f'{s:.1f}' for s, _ in shown)} "
-          f"(median {app:.1f}; tokens {shown[0][1]})")
+    print(
+        f"raw mlx-lm decode tok/s: {', '.join(f'{r:.1f}' for r, _ in raws)} "
+        f"(median {raw:.1f}; tokens {raws[0][1]})"
+    )
+    print(
+        f"app shows decode tok/s : {', '.join(f'{s:.1f}' for s, _ in shown)} "
+        f"(median {app:.1f}; tokens {shown[0][1]})"
+    )
     verdict = "ok" if app >= 0.97 * raw else "BELOW GOAL"
     print(f"shown/raw: {app / raw:.3f}  (goal >= 0.97: {verdict})")
 

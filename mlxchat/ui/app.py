@@ -10,6 +10,7 @@ scripted fake engine (exact timing) or the real engine on a tiny model:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,8 @@ class ChatApp(App[int]):
 
     async def action_quit(self) -> None:
         """Ctrl+Q: save an answer being written (as stopped), then leave."""
-        try:
+        with contextlib.suppress(LookupError):
             await self.chat_screen.stop_and_wait()
-        except LookupError:
-            pass
         self.exit(0)
 
 

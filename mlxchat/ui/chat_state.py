@@ -154,7 +154,9 @@ class ChatState:
         self.params = replace(self.params, **changes)
 
     # ----- starting over ----------------------------------------------------------------------
-    def restart(self, system_prompt: str | None = None, params: SamplingParams | None = None) -> str:
+    def restart(
+        self, system_prompt: str | None = None, params: SamplingParams | None = None
+    ) -> str:
         """Forget the turns and start a new (unsaved until used) conversation.
 
         Returns:

@@ -328,9 +328,7 @@ def _layout_list(block: Block, width: int) -> list[Content]:
         if not inner:
             inner = [Content("")]
         for number, line in enumerate(inner):
-            prefix = (
-                Content.styled(bullet, BULLET_STYLE) if number == 0 else Content(" " * indent)
-            )
+            prefix = Content.styled(bullet, BULLET_STYLE) if number == 0 else Content(" " * indent)
             lines.append(prefix + line)
     return lines
 
@@ -420,8 +418,10 @@ def open_fence(source: str) -> tuple[str, int] | None:
         return None
     lines = source.splitlines(keepends=True)
     marker = stripped[:3]
-    closed = any(line.strip().startswith(marker) and line.strip() == line.strip()[0] * len(
-        line.strip()) for line in lines[1:])
+    closed = any(
+        line.strip().startswith(marker) and line.strip() == line.strip()[0] * len(line.strip())
+        for line in lines[1:]
+    )
     if closed:
         return None
     return lines[0], len(lines) - 1

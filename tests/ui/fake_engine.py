@@ -120,8 +120,9 @@ class FakeEngine:
                 await self._load_gate.wait()
             if name in self.missing:
                 raise ModelLoadError(f"no model named '{name}': not a file, folder or cached repo")
-            self._info = ModelInfo(name=name, path=f"/models/{name}",
-                                   context_length=self.context_length)
+            self._info = ModelInfo(
+                name=name, path=f"/models/{name}", context_length=self.context_length
+            )
             if on_progress:
                 on_progress(LoadProgress(name, "ready", 1.0))
             return self._info

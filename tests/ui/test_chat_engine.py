@@ -85,9 +85,7 @@ async def test_answer_streams_from_the_real_model(engine, tiny_settings, history
         ]
 
 
-async def test_escape_stops_the_real_model(
-    engine, tiny_settings, looping_model, history
-) -> None:
+async def test_escape_stops_the_real_model(engine, tiny_settings, looping_model, history) -> None:
     settings = replace(tiny_settings, model=str(looping_model), max_tokens=100_000)
     app = make(engine, settings, history)
     async with app.run_test(size=SIZE) as pilot:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mlxchat.ui.messages import AnswerFinished
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ModelPicker
 from mlxchat.ui.widgets.message import MessageView
 
-from .fake_engine import DEFAULT_ANSWER, FakeEngine
+from .fake_engine import DEFAULT_ANSWER
 from .helpers import SIZE, ready, send, shown, type_text, until
 
 ANSWER = "".join(DEFAULT_ANSWER)
@@ -38,14 +37,15 @@ async def test_send_streams_answer_and_saves(make_app, engine, history) -> None:
         screen = await ready(pilot)
         await send(pilot, "Hello there")
         views = screen.conversation.messages
-        assert [(v.kind, v.source) for v in views] == [("user", "Hello there"),
-                                                       ("assistant", ANSWER)]
+        assert [(v.kind, v.source) for v in views] == [
+            ("user", "Hello there"),
+            ("assistant", ANSWER),
+        ]
         assert "7 tok" in views[1].header_text
         assert screen.status.state == "idle"
         assert screen.prompt.text == ""
         cid = screen.chat.conversation_id
-        assert rows(history, cid) == [("user", "Hello there", None),
-                                      ("assistant", ANSWER, "stop")]
+        assert rows(history, cid) == [("user", "Hello there", None), ("assistant", ANSWER, "stop")]
         saved = history.get_conversation(cid)
         assert saved.messages[1].model == "fake"
         assert saved.messages[1].stats.generation_tokens == 7
@@ -104,8 +104,11 @@ async def test_escape_stops_and_keeps_partial_answer(make_app, engine, history) 
         assert answer.status == "stopped"
         assert answer.has_class("-stopped")
         assert "stopped" in answer.header_text
-        assert rows(history, screen.chat.conversation_id)[-1] == ("assistant", "Hello!",
-                                                                  "cancelled")
+        assert rows(history, screen.chat.conversation_id)[-1] == (
+            "assistant",
+            "Hello!",
+            "cancelled",
+        )
         # the app goes on: the next message is answered
         engine.release()
         await send(pilot, "Go on")
@@ -146,7 +149,6 @@ async def test_message_sent_before_the_model_is_ready_waits_then_runs(make_app, 
 
 async def test_switch_model_keeps_conversation(make_app, engine) -> None:
     app = make_app()
-    events: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await send(pilot, "First")
@@ -157,7 +159,6 @@ async def test_switch_model_keeps_conversation(make_app, engine) -> None:
         await send(pilot, "Second")
         assert [m.content for m in engine.requests[-1].messages] == ["First", ANSWER, "Second"]
         assert screen.conversation.messages[-1].label == "other"
-        del events
 
 
 async def test_switch_to_missing_model_keeps_old_and_shows_error(make_app, engine) -> None:
@@ -210,13 +211,16 @@ async def test_sampling_commands_change_the_next_request(make_app, engine, histo
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
-        for command in ("/temp 0.3", "/top-p 0.5", "/max-tokens 3", "/seed 7",
-                        "/system Be brief."):
+        for command in ("/temp 0.3", "/top-p 0.5", "/max-tokens 3", "/seed 7", "/system Be brief."):
             assert await screen.submit(command)
         await send(pilot, "Hi")
         request = engine.requests[-1]
-        assert (request.params.temp, request.params.top_p, request.params.max_tokens,
-                request.params.seed) == (0.3, 0.5, 3, 7)
+        assert (
+            request.params.temp,
+            request.params.top_p,
+            request.params.max_tokens,
+            request.params.seed,
+        ) == (0.3, 0.5, 3, 7)
         assert request.messages[0].role == "system"
         assert request.messages[0].content == "Be brief."
         answer = screen.conversation.messages[-1]
@@ -242,12 +246,16 @@ async def test_retry_replaces_the_last_answer(make_app, engine, history) -> None
         await until(pilot, lambda: not screen.answering)
         await pilot.pause()
         views = screen.conversation.messages
-        assert [(v.kind, v.source) for v in views] == [("user", "Question"),
-                                                       ("assistant", "Second answer")]
+        assert [(v.kind, v.source) for v in views] == [
+            ("user", "Question"),
+            ("assistant", "Second answer"),
+        ]
         assert [m.content for m in engine.requests[1].messages] == ["Question"]
         assert engine.requests[1].session == engine.requests[0].session  # cache reused
         assert rows(history, screen.chat.conversation_id) == [
-            ("user", "Question", None), ("assistant", "Second answer", "stop")]
+            ("user", "Question", None),
+            ("assistant", "Second answer", "stop"),
+        ]
 
 
 async def test_retry_with_nothing_to_retry(make_app, engine) -> None:
@@ -407,8 +415,9 @@ async def test_unknown_configured_theme_falls_back(make_app, engine, settings) -
 
 
 async def test_history_browse_and_resume(make_app, engine, history) -> None:
-    cid = history.new_conversation(model="old", system_prompt="Be kind.",
-                                   settings={"temp": 0.9, "max_tokens": 64})
+    cid = history.new_conversation(
+        model="old", system_prompt="Be kind.", settings={"temp": 0.9, "max_tokens": 64}
+    )
     history.add_message(cid, "user", "Saved question")
     history.add_message(cid, "assistant", "Saved answer", model="old", finish_reason="cancelled")
     other = history.new_conversation()
@@ -430,7 +439,11 @@ async def test_history_browse_and_resume(make_app, engine, history) -> None:
         await send(pilot, "Continue")
         request = engine.requests[-1]
         assert [m.content for m in request.messages] == [
-            "Be kind.", "Saved question", "Saved answer", "Continue"]
+            "Be kind.",
+            "Saved question",
+            "Saved answer",
+            "Continue",
+        ]
         assert request.params.temp == 0.9 and request.params.max_tokens == 64
         assert len(history.get_conversation(cid).messages) == 4
         # Up recalls the resumed chat's prompts
@@ -565,7 +578,6 @@ async def test_scrolling_up_is_not_yanked_back(make_app, engine, history) -> Non
 
 async def test_quit_saves_a_running_answer(make_app, engine, history) -> None:
     engine.hold_after(2)
-    finished: list[AnswerFinished] = []
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
@@ -574,7 +586,6 @@ async def test_quit_saves_a_running_answer(make_app, engine, history) -> None:
         cid = screen.chat.conversation_id
         await pilot.press("ctrl+q")
         await pilot.pause()
-    del finished
     assert rows(history, cid)[-1] == ("assistant", "Hello!", "cancelled")
 
 
@@ -584,8 +595,3 @@ async def test_views_are_message_widgets(make_app, engine) -> None:
         screen = await ready(pilot)
         await send(pilot, "Hi")
         assert all(isinstance(v, MessageView) for v in screen.conversation.messages)
-
-
-async def test_fake_engine_is_fresh_per_test() -> None:
-    engine = FakeEngine()
-    assert engine.requests == []

@@ -16,17 +16,38 @@ from .helpers import ready, send, until
 SIZE = (100, 30)
 
 ANSWER = [
-    "Here", " is", " a", " **quick**", " example", ":\n\n",
-    "```python\n", "def add(a, b):\n", "    return a + b\n", "```\n\n",
-    "- it", " adds", " two", " numbers\n", "- it", " returns", " the", " sum\n\n",
-    "Use", " it", " like", " `add(1, 2)`", ".",
+    "Here",
+    " is",
+    " a",
+    " **quick**",
+    " example",
+    ":\n\n",
+    "```python\n",
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "```\n\n",
+    "- it",
+    " adds",
+    " two",
+    " numbers\n",
+    "- it",
+    " returns",
+    " the",
+    " sum\n\n",
+    "Use",
+    " it",
+    " like",
+    " `add(1, 2)`",
+    ".",
 ]
 
 
 async def settle(pilot: Pilot) -> None:
     """No cursor blink; let the status bar's timer paint the latest numbers."""
-    screen = pilot.app.chat_screen  # type: ignore[attr-defined]
-    screen.prompt.cursor_blink = False
+    for screen in pilot.app.screen_stack:
+        for widget in screen.query("*"):
+            if hasattr(widget, "cursor_blink"):
+                widget.cursor_blink = False  # type: ignore[attr-defined]
     await pilot.pause(0.35)
     await pilot.pause()
 

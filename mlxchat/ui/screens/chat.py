@@ -565,8 +565,7 @@ class ChatScreen(Screen[None]):
             return
         self.chat.system_prompt = "" if text.strip() == "-" else text
         self._history_problem(self.chat.save_settings())
-        self.notify("removed" if text.strip() == "-" else text, title="System prompt",
-                    markup=False)
+        self.notify("removed" if text.strip() == "-" else text, title="System prompt", markup=False)
 
     def set_sampling(self, name: str, value: Any) -> None:
         """Change one sampling setting for the next answers."""
@@ -640,8 +639,9 @@ class ChatScreen(Screen[None]):
             self.notify(str(error), title="History", severity="error")
             return False
         if conversation is None:
-            self.notify(f"There is no saved chat {conversation_id}.", title="History",
-                        severity="error")
+            self.notify(
+                f"There is no saved chat {conversation_id}.", title="History", severity="error"
+            )
             return False
         old = self.chat.resume(conversation)
         await self._after_restart(old)
@@ -681,8 +681,11 @@ class ChatScreen(Screen[None]):
         try:
             target.write_text(text, encoding="utf-8")
         except OSError as error:
-            self.notify(f"Cannot write {target}: {error.strerror or error}", title="Export",
-                        severity="error")
+            self.notify(
+                f"Cannot write {target}: {error.strerror or error}",
+                title="Export",
+                severity="error",
+            )
             return
         self.notify(str(target), title="Exported", markup=False)
 
@@ -714,8 +717,7 @@ class ChatScreen(Screen[None]):
             self.prompt.reset(f"/{command.name} ")
             self.prompt.focus()
             return
-        self.run_worker(self.run_command(f"/{command.name}"), group="command",
-                        exit_on_error=False)
+        self.run_worker(self.run_command(f"/{command.name}"), group="command", exit_on_error=False)
 
     def _history_problem(self, problem: str | None) -> None:
         """Show a history failure (once per kind; the chat goes on in memory)."""

@@ -135,8 +135,10 @@ class ModelPicker(ModalScreen[str | None]):
                 (model.name.ljust(width), "bold"),
                 (f"  {model.kind:<5}", "$secondary"),
                 (f" {format_size(model.size):>8}", ""),
-                ("\n    " + model.path if model.path and model.path != model.name else "",
-                 "$text-muted"),
+                (
+                    "\n    " + model.path if model.path and model.path != model.name else "",
+                    "$text-muted",
+                ),
             )
             options.add_option(Option(label))
         if self._shown:

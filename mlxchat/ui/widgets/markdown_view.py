@@ -37,7 +37,6 @@ from mlxchat.ui.markdown_render import (
     split_complete,
 )
 
-
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
 

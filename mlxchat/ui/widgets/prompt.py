@@ -139,9 +139,9 @@ class PromptInput(TextArea):
             start, end = self.selection
             self._replace_via_keyboard("\n", start, end)
         elif key == "up" and self.cursor_location[0] == 0 and self._recall(-1):
-            pass
-        elif key == "down" and self._recall_index is not None and self._recall(+1):
-            pass
+            pass  # an earlier prompt is in the box now
+        elif key == "down" and self._recall_index is not None:
+            self._recall(+1)
         elif key in ("pageup", "pagedown") and self.document.line_count <= 3:
             self._scroll_conversation(key)
         else:
