@@ -377,18 +377,19 @@ class ChatScreen(Screen[None]):
         with contextlib.suppress(Exception):  # the view may be gone (chat cleared meanwhile)
             await view.end_stream()
             await self._after_paint()  # the last tokens reach the screen before the full render
-        summary = stats_summary(stats, model) if stats else model
+        # the label already names the model; say it again only when it changed meanwhile
+        summary = stats_summary(stats, "" if model == view.label else model)
         stopped = failed = False
         if finish == "cancelled":
             stopped, status = True, "stopped"
-            footer = f"stopped · {summary}" if text else "stopped before any text"
+            footer = f"stopped · {summary}".rstrip(" ·") if text else "stopped before any text"
         elif finish == "error":
             failed, status = True, "failed"
             footer = error or "the answer failed"
         elif finish == "length":
             status = ""
             limit = self.chat.params.max_tokens
-            footer = f"cut at the token limit ({limit}; /max-tokens N) · {summary}"
+            footer = f"cut at the token limit ({limit}; /max-tokens N) · {summary}".rstrip(" ·")
         else:
             status, footer = "", summary
         final = MessageView(
@@ -784,7 +785,7 @@ def _dropped_note(count: int) -> str:
 
 
 def _saved_footer(finish: str | None, stats: Stats | None, model: str | None) -> str:
-    summary = stats_summary(stats, model or "")
+    summary = stats_summary(stats)  # the label names the model
     if finish == "cancelled":
         return f"stopped · {summary}" if summary else "stopped"
     if finish == "length":
