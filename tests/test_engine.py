@@ -82,9 +82,10 @@ async def test_cancel_stops_within_one_token_and_engine_stays_usable(engine: Eng
         if isinstance(event, Chunk):
             seen.append(event)
             if len(seen) == 5:
+                cancelled_at = time.perf_counter()
                 stream.cancel()
     assert seen[-1].finish_reason == "cancelled"
-    assert len(seen) <= 7
+    assert len([c for c in seen if c.created > cancelled_at]) <= 2  # see test_engine_cancel_call
     after = await engine.generate("Tell me about the fox.", GREEDY)
     assert after.text == engine.generate_sync("Tell me about the fox.", GREEDY).text
 
@@ -123,13 +124,18 @@ async def test_cancelling_the_task_cancels_the_request(engine: Engine) -> None:
 def test_engine_cancel_call(engine: Engine) -> None:
     events = engine.iterate("Go on and on.", SamplingParams(max_tokens=5000))
     chunks = []
+    cancelled_at = None
     for event in events:
         if isinstance(event, Chunk):
             chunks.append(event)
             if len(chunks) == 4:
+                cancelled_at = time.perf_counter()
                 engine.cancel()
     assert chunks[-1].finish_reason == "cancelled"
-    assert len(chunks) <= 6
+    # The engine may run ahead of a slow consumer; count what it made after the cancel call:
+    # the token in progress and the final (cancelled) chunk at most.
+    assert len([c for c in chunks if c.created > cancelled_at]) <= 2
+    assert chunks[-1].stats.generation_tokens < 5000
 
 
 def test_progress_events_are_throttled(engine: Engine) -> None:

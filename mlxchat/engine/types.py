@@ -5,6 +5,7 @@ Nothing here imports MLX or textual, so every layer (engine, CLI, UI) can share 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,7 +89,8 @@ class Stats:
 class Chunk:
     """One streamed piece of an answer: a text delta and the stats at that moment.
 
-    `finish_reason` is None on every chunk but the last one of a request.
+    `finish_reason` is None on every chunk but the last one of a request; `created` is
+    `time.perf_counter()` when the engine produced it (consumers can measure their lag).
     """
 
     text: str
@@ -96,6 +98,7 @@ class Chunk:
     stats: Stats
     finish_reason: FinishReason | None = None
     error: str | None = None
+    created: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
