@@ -13,7 +13,7 @@ at the end of an answer against raw `mlx_lm.stream_generate` on the same prompt 
 runs alternated in this one process. Goal: shown ≥ 0.97 × raw.
 
     python benchmarks/render_throughput.py [--rate 2000] [--tokens 20000] [--history 200]
-                                           [--skip-demo] [--demo-runs 3] [--demo-tokens 128]
+                                           [--skip-demo] [--demo-runs 5] [--demo-tokens 64]
 """
 
 from __future__ import annotations
@@ -441,8 +441,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--history", type=int, default=200)
     parser.add_argument("--skip-demo", action="store_true")
-    parser.add_argument("--demo-runs", type=int, default=3)
-    parser.add_argument("--demo-tokens", type=int, default=128)
+    parser.add_argument("--demo-runs", type=int, default=5)
+    parser.add_argument("--demo-tokens", type=int, default=64)
     args = parser.parse_args()
     import textual
 
