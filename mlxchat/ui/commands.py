@@ -46,6 +46,7 @@ class CommandContext(Protocol):
     def export_chat(self, path: str | None) -> Awaitable[None] | None: ...
     def copy_answer(self) -> Awaitable[None] | None: ...
     def set_theme(self, name: str | None) -> Awaitable[None] | None: ...
+    def open_translate(self, wait_k: int | None) -> Awaitable[None] | None: ...
     def quit_app(self) -> Awaitable[None] | None: ...
 
 
@@ -118,6 +119,10 @@ def _required_text(name: str, what: str) -> Parser:
 
 def _optional_text(ctx: CommandContext, text: str) -> str | None:
     return text or None
+
+
+def _optional_wait_k(ctx: CommandContext, text: str) -> int | None:
+    return _number("translate", 1, 32, whole=True)(ctx, text) if text else None
 
 
 def _number(name: str, low: float, high: float, *, whole: bool = False) -> Parser:
@@ -282,6 +287,13 @@ _TABLE = (
         lambda c, v: c.set_theme(v),
         _theme,
         complete=lambda c: sorted(c.theme_names()),
+    ),
+    Command(
+        "translate",
+        "[K]",
+        "simultaneous translation (wait-k, default 3) with live latency metrics",
+        lambda c, v: c.open_translate(v),
+        _optional_wait_k,
     ),
     Command(
         "quit", "", "leave mlxchat", lambda c, v: c.quit_app(), _no_argument("quit"), key="ctrl+q"

@@ -595,3 +595,30 @@ async def test_views_are_message_widgets(make_app, engine) -> None:
         screen = await ready(pilot)
         await send(pilot, "Hi")
         assert all(isinstance(v, MessageView) for v in screen.conversation.messages)
+
+
+async def test_translate_command_opens_the_translate_screen(make_app, engine) -> None:
+    from mlxchat.ui.translate.screen import TranslateScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await screen.submit("/translate 2")
+        await pilot.pause()
+        assert isinstance(app.screen, TranslateScreen)
+        assert app.screen.settings.wait_k == 2
+        assert engine.requests == []
+        app.screen.action_close()
+        await pilot.pause()
+        assert app.screen is screen  # back in the chat
+
+
+@pytest.mark.parametrize("argument", ["0", "x", "99"])
+async def test_translate_command_checks_k(make_app, engine, argument: str) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await screen.submit(f"/translate {argument}")
+        await pilot.pause()
+        assert app.screen is screen
+        assert any("/translate" in n for n in await shown(pilot)), await shown(pilot)

@@ -539,6 +539,15 @@ class ChatScreen(Screen[None]):
         """Open the help screen."""
         self.app.push_screen(HelpScreen())
 
+    def open_translate(self, wait_k: int | None) -> None:
+        """/translate [K]: open the simultaneous-translation screen on the chat's model."""
+        from mlxchat.translate.decoding import WaitKSettings
+        from mlxchat.ui.translate.screen import TranslateScreen
+
+        if self._busy():
+            return
+        self.app.push_screen(TranslateScreen(self.engine, WaitKSettings(wait_k=wait_k or 3)))
+
     def switch_model(self, name: str) -> None:
         """Load another model; the conversation continues on it."""
         self.load_model(name)
