@@ -20,21 +20,7 @@ from textual.theme import Theme
 
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.screens.chat import ChatScreen, ListModels
-
-FALLBACK_THEME = "textual-dark"
-
-
-def default_themes() -> tuple[list[Theme], list[str]]:
-    """The built-in theme files and the user's own (a bad file is an error line, skipped)."""
-    try:
-        from mlxchat import locations
-        from mlxchat.ui.themes import builtin_themes_dir, load_themes
-    except ImportError as error:  # the theme loader is missing: Textual's themes only
-        return [], [f"themes could not be loaded: {error}"]
-    try:
-        return load_themes(builtin_themes_dir(), locations.themes_dir())
-    except Exception as error:  # never let a theme problem stop the app
-        return [], [f"themes could not be loaded: {error}"]
+from mlxchat.ui.themes import default_themes, install_themes
 
 
 def default_list_models() -> ListModels | None:
@@ -94,24 +80,8 @@ class ChatApp(App[int]):
 
     def on_mount(self) -> None:
         """Register themes, apply the chosen one, show notices, open the chat screen."""
-        for theme in self._themes:
-            try:
-                self.register_theme(theme)
-            except Exception as error:
-                self._theme_errors.append(f"theme {theme.name}: {error}")
         wanted = getattr(self.settings, "theme", "") or ""
-        if wanted in self.available_themes:
-            self.theme = wanted
-        else:
-            fallback = next(
-                (t.name for t in self._themes if t.name in self.available_themes), FALLBACK_THEME
-            )
-            self.theme = fallback
-            if wanted:
-                names = ", ".join(sorted(self.available_themes))
-                self._theme_errors.append(f"no theme named '{wanted}'; available: {names}")
-        for problem in self._theme_errors:
-            self.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)
+        install_themes(self, self._themes, self._theme_errors, wanted)
         notice = getattr(self.history, "notice", None)
         if notice:
             self.notify(notice, title="History", severity="warning", timeout=15, markup=False)

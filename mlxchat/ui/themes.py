@@ -13,6 +13,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from textual.app import App
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
@@ -151,3 +152,35 @@ def load_themes(
             seen[theme.name] = path.name
             themes[theme.name] = theme
     return list(themes.values()), errors
+
+
+FALLBACK_THEME = "textual-dark"
+
+
+def default_themes() -> tuple[list[Theme], list[str]]:
+    """The built-in theme files and the user's own (a bad file is an error line, skipped)."""
+    from mlxchat import locations
+
+    try:
+        return load_themes(builtin_themes_dir(), locations.themes_dir())
+    except Exception as error:  # never let a theme problem stop the app
+        return [], [f"themes could not be loaded: {error}"]
+
+
+def install_themes(app: App[Any], themes: list[Theme], errors: list[str], wanted: str) -> None:
+    """Register `themes` on `app`, apply `wanted` (else the first theme file's), and show
+    each problem once as a notification."""
+    for theme in themes:
+        try:
+            app.register_theme(theme)
+        except Exception as error:
+            errors.append(f"theme {theme.name}: {error}")
+    if wanted in app.available_themes:
+        app.theme = wanted
+    else:
+        app.theme = next((t.name for t in themes if t.name in app.available_themes), FALLBACK_THEME)
+        if wanted:
+            names = ", ".join(sorted(app.available_themes))
+            errors.append(f"no theme named '{wanted}'; available: {names}")
+    for problem in errors:
+        app.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)

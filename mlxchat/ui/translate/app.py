@@ -16,21 +16,9 @@ from textual.app import App
 from textual.theme import Theme
 
 from mlxchat.translate.decoding import WaitKSettings
+from mlxchat.ui.themes import default_themes, install_themes
 from mlxchat.ui.translate.runner import TranslationFactory
 from mlxchat.ui.translate.screen import TranslateScreen
-
-FALLBACK_THEME = "textual-dark"
-
-
-def default_themes() -> tuple[list[Theme], list[str]]:
-    """The built-in theme files and the user's own (a bad file is an error line, skipped)."""
-    try:
-        from mlxchat import locations
-        from mlxchat.ui.themes import builtin_themes_dir, load_themes
-
-        return load_themes(builtin_themes_dir(), locations.themes_dir())
-    except Exception as error:  # never let a theme problem stop the app
-        return [], [f"themes could not be loaded: {error}"]
 
 
 class TranslateApp(App[int]):
@@ -84,20 +72,7 @@ class TranslateApp(App[int]):
 
     def on_mount(self) -> None:
         """Register the themes, apply the chosen one, open the translate screen."""
-        for theme in self._themes:
-            try:
-                self.register_theme(theme)
-            except Exception as error:
-                self._theme_errors.append(f"theme {theme.name}: {error}")
-        if self.wanted_theme in self.available_themes:
-            self.theme = self.wanted_theme
-        else:
-            names = [t.name for t in self._themes if t.name in self.available_themes]
-            self.theme = names[0] if names else FALLBACK_THEME
-            if self.wanted_theme:
-                self._theme_errors.append(f"no theme named '{self.wanted_theme}'")
-        for problem in self._theme_errors:
-            self.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)
+        install_themes(self, self._themes, self._theme_errors, self.wanted_theme)
         self.push_screen(
             TranslateScreen(
                 self.engine,
