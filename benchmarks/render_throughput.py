@@ -180,7 +180,7 @@ class Probe:
         self.target: Any = None  # the answer's StreamingView (a Markdown widget)
 
     def install(self) -> None:
-        from textual.await_complete import AwaitComplete
+        from textual.await_complete import AwaitComplete  # noqa: F401
         from textual.screen import Screen
 
         from mlxchat.ui.widgets.markdown_view import MarkdownView as Markdown
@@ -190,16 +190,10 @@ class Probe:
         original_refresh = Screen._compositor_refresh
 
         def append(widget: Markdown, markdown: str) -> AwaitComplete:
-            waiting = original_append(widget, markdown)
-            if widget is not probe.target:
-                return waiting
-            length = len(widget.source)
-
-            async def done() -> None:
-                await waiting
-                probe.appends.append((time.perf_counter(), length))
-
-            return AwaitComplete(done())
+            waiting = original_append(widget, markdown)  # parsed now; awaits the paint
+            if widget is probe.target:
+                probe.appends.append((time.perf_counter(), len(widget.source)))
+            return waiting
 
         def compositor_refresh(screen: Screen) -> None:
             original_refresh(screen)

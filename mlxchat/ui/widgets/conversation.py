@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord, MessageView
+from mlxchat.ui.widgets.one_pass import OneLayoutPass
 
 AnyMessage = HeaderedMarkdown
 """A finished message or the answer being written."""
@@ -47,7 +48,7 @@ class EarlierMessages(Static):
             self.app.run_worker(parent.show_earlier(), exit_on_error=False)
 
 
-class ConversationView(VerticalScroll, can_focus=True):
+class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
     """The messages of the current chat, oldest first, with a welcome text when empty.
 
     Attributes:

@@ -11,7 +11,10 @@ works with `Markdown.get_stream()` / `MarkdownStream`) that stays one widget:
 - `append` re-parses only the unfinished end: blocks that later text cannot change are
   laid out once and kept, so a long answer costs the same per token as a short one;
 - it uses Textual's line API (`render_line`): only the lines on screen are turned into
-  strips, and those are cached.
+  strips, and those are cached;
+- an append repaints only the lines that changed; the screen is laid out again only when
+  the height changes (`reserve_height` lets a subclass keep blank lines below the text, so
+  that a fast stream moves everything on screen a few times a second, not every frame).
 
 Subclasses can put header lines above the text (`header_lines`).
 """
@@ -23,7 +26,7 @@ import asyncio
 from textual.await_complete import AwaitComplete
 from textual.cache import LRUCache
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.visual import Visual
 from textual.widgets import Markdown
@@ -36,6 +39,7 @@ from mlxchat.ui.markdown_render import (
     parse_markdown,
     split_complete,
 )
+from mlxchat.ui.widgets.one_pass import OneLayoutPass
 
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
@@ -45,7 +49,7 @@ async def _done() -> None:
     """An already finished awaitable for `AwaitComplete`."""
 
 
-class MarkdownView(Markdown):
+class MarkdownView(Markdown, OneLayoutPass):
     """Markdown in one widget, drawn line by line; appends re-parse only the unfinished end."""
 
     DEFAULT_CSS = """
@@ -85,6 +89,8 @@ class MarkdownView(Markdown):
         self._tail_dirty = True
         self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
         """Strips of header and complete lines by line number (the tail's are not kept)."""
+        self._height = -1
+        """The content height last given to the layout."""
         self._set_source(markdown)
 
     # ----- text -------------------------------------------------------------------------------
@@ -140,9 +146,10 @@ class MarkdownView(Markdown):
     def append(self, markdown: str) -> AwaitComplete:
         """Add text at the end (only the unfinished end is parsed again)."""
         if markdown:
+            first = self._tail_line() if self._width > 0 and not self._unparsed else None
             self._markdown += markdown
             self._reparse_tail()
-            self._changed()
+            self._changed(first)
         return AwaitComplete(_done())
 
     async def prepare(self, width: int) -> None:
@@ -153,8 +160,16 @@ class MarkdownView(Markdown):
         """
         await asyncio.to_thread(self._lay_out, max(width, 8))
 
-    def _changed(self) -> None:
-        self.refresh(layout=True)
+    def _changed(self, first: int | None = None) -> None:
+        """Repaint from line `first` on, or lay out again (None, or the height changed)."""
+        if first is None or not self.is_mounted:
+            self.refresh(layout=True)
+            return
+        self._lay_out(self._width)
+        if self.reserve_height(self._line_count()) != self._height:
+            self.refresh(layout=True)
+        else:
+            self.refresh(Region(0, first, self._width, max(1, self._height - first)))
 
     # ----- lines ------------------------------------------------------------------------------
     def header_lines(self, width: int) -> list[Content]:
@@ -197,11 +212,24 @@ class MarkdownView(Markdown):
         """The text as drawn (plain), header included."""
         return "\n".join(line.plain for line in [*self._header(width), *self.body_lines(width)])
 
+    def _tail_line(self) -> int:
+        """The line where the tail begins (as last laid out)."""
+        return len(self._header(self._width)) + len(self._complete_lines)
+
+    def _line_count(self) -> int:
+        """Header, complete and tail lines (as last laid out)."""
+        return self._tail_line() + len(self._tail_lines)
+
+    def reserve_height(self, lines: int) -> int:
+        """The height for `lines` lines of text (subclasses may keep blank lines below)."""
+        return lines
+
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        """Header, complete and tail lines at `width`."""
+        """Header, complete and tail lines at `width` (see `reserve_height`)."""
         width = max(width, 8)
         self._lay_out(width)
-        return len(self._header(width)) + len(self._complete_lines) + len(self._tail_lines)
+        self._height = self.reserve_height(self._line_count())
+        return self._height
 
     def render_line(self, y: int) -> Strip:
         """One line: from the strip cache for the header and the complete text."""

@@ -16,6 +16,8 @@ more in full (so an unclosed code fence mid-stream cannot leave it wrong).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownStream
@@ -23,9 +25,22 @@ from textual.widgets.markdown import MarkdownStream
 from mlxchat.ui.display import displayable
 from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord
 
+LEAD = 0.25
+"""Seconds of growth kept in reserve below a streaming answer."""
+
+RATE_WINDOW = 1.0
+"""Seconds over which the growth rate is measured."""
+
+MAX_LEAD_LINES = 30
+"""Most blank lines kept in reserve."""
+
 
 class StreamingView(HeaderedMarkdown):
     """An answer being written.
+
+    Its height runs ahead of the text by the lines it grew in the last `LEAD` seconds, so
+    a fast stream lays the screen out a few times a second (each time it outgrows the room
+    left), while a slow one keeps no blank lines.
 
     Reactives:
         status: Shown after the label: "waiting for the model…", "thinking…", "writing…",
@@ -46,6 +61,10 @@ class StreamingView(HeaderedMarkdown):
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._ending = False
+        self._room = 0
+        """The height (lines) reserved so far."""
+        self._growth: deque[tuple[float, int]] = deque()
+        """(time, lines) as the text grew over the last `RATE_WINDOW` seconds."""
 
     @property
     def text(self) -> str:
@@ -57,6 +76,22 @@ class StreamingView(HeaderedMarkdown):
     def record(self) -> MessageRecord:
         """What it takes to show this (partial) answer again."""
         return MessageRecord("assistant", self.text, self.label, self.footer)
+
+    def reserve_height(self, lines: int) -> int:
+        """`lines`, plus room for what the text is expected to grow in the next `LEAD` s."""
+        if lines <= self._room:
+            return self._room
+        now = time.monotonic()
+        growth = self._growth
+        growth.append((now, lines))
+        while len(growth) > 1 and now - growth[0][0] > RATE_WINDOW:
+            growth.popleft()
+        since, before = growth[0]
+        lead = 0
+        if now - since >= LEAD:  # a rate measured over less would take a burst for a stream
+            lead = min(MAX_LEAD_LINES, int((lines - before) / (now - since) * LEAD))
+        self._room = lines + lead
+        return self._room
 
     def feed(self, text: str) -> None:
         """Take a streamed piece (cheap: call per token; never waits).

@@ -1,0 +1,97 @@
+"""The streaming answer view: what reaches the screen, and the room it keeps below the text."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+
+from mlxchat.ui.widgets import streaming
+from mlxchat.ui.widgets.streaming import StreamingView
+
+PIECES = [
+    "Here is",
+    " a first paragraph that is long enough to wrap over more than one line of the view",
+    ".\n\n",
+    "- one\n",
+    "- two",
+    "\n\n```python\n",
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "```\n\nThe end",
+    ".",
+]
+
+
+class StreamApp(App[None]):
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield StreamingView("model")
+
+
+def screen_lines(app: App[None]) -> list[str]:
+    """The plain text of every line the terminal would show now."""
+    update = app.screen._compositor.render_full_update()
+    return ["".join(strip.text for strip in line).rstrip() for line in update.strips]
+
+
+async def test_every_append_reaches_the_screen() -> None:
+    app = StreamApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        view = app.query_one(StreamingView)
+        for piece in PIECES:
+            view.feed(piece)
+            await pilot.pause()
+            await pilot.pause()
+            expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
+            shown = screen_lines(app)
+            body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]  # border, pad
+            assert body == expected, piece
+        await view.end_stream()
+        assert view.source == "".join(PIECES)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [100.0]
+    monkeypatch.setattr(streaming.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_slow_stream_keeps_no_blank_lines(clock: list[float]) -> None:
+    view = StreamingView()
+    for lines in range(1, 8):
+        assert view.reserve_height(lines) == lines
+        clock[0] += 1.0  # a line a second
+
+
+def test_a_fast_stream_keeps_room_for_a_quarter_second(clock: list[float]) -> None:
+    view = StreamingView()
+    height, leads = 0, []
+    for lines in range(1, 101):  # 100 lines a second for 1 s
+        grown = view.reserve_height(lines)
+        assert grown >= lines
+        if grown != height:
+            leads.append(grown - lines)
+            height = grown
+        clock[0] += 0.01
+    assert leads[0] == 0  # nothing known yet
+    assert leads[-1] == pytest.approx(100 * streaming.LEAD, abs=2)
+    # once the rate is known: a few layouts in the last 0.75 s instead of one per line
+    assert len([lead for lead in leads if lead]) <= 4
+    assert view.reserve_height(lines) == height  # within the room, the height stays put
+
+
+def test_a_burst_is_not_taken_for_a_fast_stream(clock: list[float]) -> None:
+    view = StreamingView()
+    for lines in (1, 10, 40):  # all at once: nothing to go on yet
+        assert view.reserve_height(lines) == lines
+
+
+def test_the_room_is_capped(clock: list[float]) -> None:
+    view = StreamingView()
+    height = 0
+    for lines in range(1, 2000, 20):  # 2,000 lines a second
+        height = view.reserve_height(lines)
+        clock[0] += 0.01
+    assert height - lines == streaming.MAX_LEAD_LINES
