@@ -13,7 +13,7 @@ at the end of an answer against raw `mlx_lm.stream_generate` on the same prompt 
 runs alternated in this one process. Goal: shown ≥ 0.97 × raw.
 
     python benchmarks/render_throughput.py [--rate 2000] [--tokens 20000] [--history 200]
-                                           [--skip-demo] [--demo-runs 5] [--demo-tokens 64]
+                                           [--skip-demo] [--skip-render] [--demo-runs 5] [--demo-tokens 64]
 """
 
 from __future__ import annotations
@@ -435,14 +435,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--history", type=int, default=200)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-render", action="store_true")
     parser.add_argument("--demo-runs", type=int, default=5)
     parser.add_argument("--demo-tokens", type=int, default=64)
     args = parser.parse_args()
     import textual
 
     print(f"machine: {machine()}; textual {textual.__version__}")
-    print("\n== part 1: rendering throughput ==")
-    asyncio.run(render_benchmark(args.rate, args.tokens, args.history))
+    if not args.skip_render:
+        print("\n== part 1: rendering throughput ==")
+        asyncio.run(render_benchmark(args.rate, args.tokens, args.history))
     if not args.skip_demo:
         print("\n== part 2: tok/s shown vs raw mlx-lm (demo model) ==")
         demo_benchmark(args.demo_runs, args.demo_tokens)
