@@ -361,6 +361,26 @@ def test_live_feed_equals_simulation(tiny: tuple[Any, Any]) -> None:
     assert [d.segment for d in got] == [0, 1]
 
 
+def test_words_already_here_take_fewer_model_calls(tiny: tuple[Any, Any]) -> None:
+    """A known source is not run through the model word by word: same tokens, fewer calls."""
+    model, tokenizer = tiny
+    words = split_words(SENTENCES[3])
+    settings = WaitKSettings(wait_k=3, max_tokens_per_word=4, max_new_words=9)
+    results = []
+    for waiting in (False, True):
+        translator = SimultaneousTranslator(model, tokenizer, settings, auto_segment=False)
+        events: list[TranslationEvent] = []
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            events.extend(translator.feed(word, last=last, more_waiting=waiting and not last))
+        (done,) = segments(events)
+        results.append((done, translator.cached.calls))
+    (live, live_calls), (known, known_calls) = results
+    assert known.target_tokens == live.target_tokens
+    assert known.tokens_computed == live.tokens_computed
+    assert known_calls <= live_calls - (settings.wait_k - 1)  # the first k words: one call
+
+
 def test_live_finish_writes_the_rest(tiny: tuple[Any, Any]) -> None:
     model, tokenizer = tiny
     live = SimultaneousTranslator(

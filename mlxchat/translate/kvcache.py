@@ -32,6 +32,7 @@ class CachedModel:
     Attributes:
         ids: The tokens whose keys/values are in the cache, in order.
         tokens_computed: Tokens run through the model so far.
+        calls: Model calls so far (each computes all the weights once, however few tokens).
         recompute: True once the cache had to be rebuilt because it could not be trimmed.
     """
 
@@ -42,6 +43,7 @@ class CachedModel:
         self.ids: list[int] = []
         self.logits: mx.array | None = None
         self.tokens_computed = 0
+        self.calls = 0
         self.recompute = False
 
     def truncate(self, length: int) -> None:
@@ -84,6 +86,7 @@ class CachedModel:
                 mx.eval([c.state for c in self.cache])
             self.ids.extend(chunk)
             self.tokens_computed += len(chunk)
+            self.calls += 1
         self.logits = logits if need_logits else None
         return self.logits
 
