@@ -327,6 +327,22 @@ def test_incremental_computes_far_fewer_tokens(tiny: tuple[Any, Any]) -> None:
         assert done.tokens_computed * 3 < oracle.tokens_computed, (k, done, oracle)
 
 
+def test_padded_calls_leave_the_same_cache_and_logits(tiny: tuple[Any, Any]) -> None:
+    """A call padded to 16 tokens gives the same logits and keeps only the real tokens."""
+    from mlxchat.translate.kvcache import CachedModel
+
+    model, _ = tiny
+    tokens = list(range(5, 16))  # 11 tokens: padded to 16
+    plain, padded = CachedModel(model, pad=False), CachedModel(model, pad=True)
+    a, b = plain.sync(tokens), padded.sync(tokens)
+    assert a is not None and b is not None
+    assert mx.allclose(a, b, atol=1e-4).item()
+    assert padded.ids == tokens and padded.cache[0].offset == len(tokens)
+    assert (plain.tokens_computed, padded.tokens_computed) == (11, 16)
+    more = [*tokens, 20, 21]  # the next call continues right after the real tokens
+    assert mx.allclose(plain.sync(more), padded.sync(more), atol=1e-4).item()
+
+
 def test_untrimmable_cache_falls_back_to_recompute(tokenizer: Any) -> None:
     sentence = SENTENCES[3]
     kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 12, "max_tokens_per_word": 5}
@@ -369,6 +385,7 @@ def test_words_already_here_take_fewer_model_calls(tiny: tuple[Any, Any]) -> Non
     results = []
     for waiting in (False, True):
         translator = SimultaneousTranslator(model, tokenizer, settings, auto_segment=False)
+        translator.cached.pad = False  # count exactly the same tokens
         events: list[TranslationEvent] = []
         for i, word in enumerate(words):
             last = i == len(words) - 1

@@ -21,6 +21,18 @@ from mlxchat.engine.session import common_prefix
 PREFILL_CHUNK = 512
 """Longest token run given to the model in one call."""
 
+PAD_MULTIPLE = 16
+"""On the CPU, calls of more than `PAD_FROM` tokens are padded to a multiple of this."""
+
+PAD_FROM = 8
+
+
+def cpu_padding() -> bool:
+    """Whether short model calls are padded: on the CPU, where OpenBLAS runs a matrix
+    product of 16 rows in about 70 % of the time of one of 12, and of 32 rows in the time
+    of 20 (measured: SmolLM2-135M, OpenBLAS 0.3.21, 2 cores)."""
+    return mx.default_device() == mx.cpu
+
 
 class Cancelled(Exception):
     """Raised by `CachedModel.feed` when `should_stop` returns True."""
@@ -31,14 +43,23 @@ class CachedModel:
 
     Attributes:
         ids: The tokens whose keys/values are in the cache, in order.
-        tokens_computed: Tokens run through the model so far.
+        tokens_computed: Tokens run through the model so far (padding included).
         calls: Model calls so far (each computes all the weights once, however few tokens).
         recompute: True once the cache had to be rebuilt because it could not be trimmed.
     """
 
-    def __init__(self, model: Any, should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        should_stop: Callable[[], bool] | None = None,
+        *,
+        pad: bool | None = None,
+    ) -> None:
         self.model = model
         self.should_stop = should_stop
+        self.pad = cpu_padding() if pad is None else pad
+        """Pad calls to a multiple of `PAD_MULTIPLE` tokens (causal: the real tokens'
+        results do not change) and trim the padding off the cache afterwards."""
         self.cache = make_prompt_cache(model)
         self.ids: list[int] = []
         self.logits: mx.array | None = None
@@ -77,18 +98,27 @@ class CachedModel:
                 raise Cancelled
             chunk = tokens[start : start + PREFILL_CHUNK]
             last = start + PREFILL_CHUNK >= len(tokens)
+            padding = self._padding(len(chunk))
             with mx.stream(generation_stream):
-                out = self.model(mx.array(chunk)[None], cache=self.cache)
-                logits = out[:, -1, :]
+                out = self.model(mx.array(chunk + chunk[-1:] * padding)[None], cache=self.cache)
+                logits = out[:, len(chunk) - 1, :]
             if last and need_logits:
                 mx.eval(logits)
             else:
                 mx.eval([c.state for c in self.cache])
+            if padding:
+                trim_prompt_cache(self.cache, padding)
             self.ids.extend(chunk)
-            self.tokens_computed += len(chunk)
+            self.tokens_computed += len(chunk) + padding
             self.calls += 1
         self.logits = logits if need_logits else None
         return self.logits
+
+    def _padding(self, length: int) -> int:
+        """Padding tokens for a call of `length` tokens (0 when not worth it or untrimmable)."""
+        if not self.pad or length <= PAD_FROM or not can_trim_prompt_cache(self.cache):
+            return 0
+        return -length % PAD_MULTIPLE
 
     def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
         """Make the cache hold exactly `sequence`; return the logits after its last token."""
