@@ -22,9 +22,9 @@ PREFILL_CHUNK = 512
 """Longest token run given to the model in one call."""
 
 PAD_MULTIPLE = 16
-"""On the CPU, calls of more than `PAD_FROM` tokens are padded to a multiple of this."""
+"""On the CPU, model calls of `PAD_RANGE` tokens are padded to a multiple of this."""
 
-PAD_FROM = 8
+PAD_RANGE = range(9, 32)
 
 
 def cpu_padding() -> bool:
@@ -32,6 +32,17 @@ def cpu_padding() -> bool:
     product of 16 rows in about 70 % of the time of one of 12, and of 32 rows in the time
     of 20 (measured: SmolLM2-135M, OpenBLAS 0.3.21, 2 cores)."""
     return mx.default_device() == mx.cpu
+
+
+def padding_for(length: int, cache: list[Any], enabled: bool) -> int:
+    """Padding tokens for a model call of `length` tokens into `cache`.
+
+    Appended after the real tokens (attention is causal: their results do not change) and
+    trimmed off the cache after the call; 0 when off, not worth it, or the cache can't trim.
+    """
+    if not enabled or length not in PAD_RANGE or not can_trim_prompt_cache(cache):
+        return 0
+    return -length % PAD_MULTIPLE
 
 
 class Cancelled(Exception):
@@ -98,7 +109,7 @@ class CachedModel:
                 raise Cancelled
             chunk = tokens[start : start + PREFILL_CHUNK]
             last = start + PREFILL_CHUNK >= len(tokens)
-            padding = self._padding(len(chunk))
+            padding = padding_for(len(chunk), self.cache, self.pad)
             with mx.stream(generation_stream):
                 out = self.model(mx.array(chunk + chunk[-1:] * padding)[None], cache=self.cache)
                 logits = out[:, len(chunk) - 1, :]
@@ -113,12 +124,6 @@ class CachedModel:
             self.calls += 1
         self.logits = logits if need_logits else None
         return self.logits
-
-    def _padding(self, length: int) -> int:
-        """Padding tokens for a call of `length` tokens (0 when not worth it or untrimmable)."""
-        if not self.pad or length <= PAD_FROM or not can_trim_prompt_cache(self.cache):
-            return 0
-        return -length % PAD_MULTIPLE
 
     def sync(self, sequence: list[int], need_logits: bool = True) -> mx.array | None:
         """Make the cache hold exactly `sequence`; return the logits after its last token."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import mlx.core as mx
 from mlx_lm.generate import generation_stream
-from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
 
 from mlxchat.engine.types import FinishReason
 from mlxchat.translate.decoding import (
@@ -25,6 +25,7 @@ from mlxchat.translate.decoding import (
     starts_new_word,
 )
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationChunk, TranslationEvent
+from mlxchat.translate.kvcache import cpu_padding, padding_for
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_schedule
 from mlxchat.translate.prompt import build_layout
@@ -58,14 +59,19 @@ class NaiveTranslator:
         self.layout = build_layout(tokenizer, settings.source_lang, settings.target_lang, messages)
         self.chooser = TokenChooser(settings, tokenizer)
         self.tokens_computed = 0
+        self.pad = cpu_padding()
 
     def _forward(self, tokens: list[int], cache: list[Any]) -> mx.array:
         if self.should_stop is not None and self.should_stop():
             raise _Stop
+        padding = padding_for(len(tokens), cache, self.pad)  # as the incremental one does
         with mx.stream(generation_stream):
-            logits = self.model(mx.array(tokens)[None], cache=cache)[:, -1, :]
+            out = self.model(mx.array(tokens + tokens[-1:] * padding)[None], cache=cache)
+            logits = out[:, len(tokens) - 1, :]
         mx.eval(logits)
-        self.tokens_computed += len(tokens)
+        if padding:
+            trim_prompt_cache(cache, padding)
+        self.tokens_computed += len(tokens) + padding
         return logits
 
     def translate_sentence(self, words: list[str], segment: int = 0) -> Iterator[TranslationEvent]:
