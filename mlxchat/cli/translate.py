@@ -260,7 +260,10 @@ def run_plain(
                 index += 1
                 if (wait := arrival - time.perf_counter()) > 0:
                     time.sleep(wait)
-                events = live.feed_sync(word, last=i == len(sentence) - 1, received_at=arrival)
+                last = i == len(sentence) - 1
+                events = live.feed_sync(
+                    word, last=last, received_at=arrival, more_waiting=not gap and not last
+                )
                 for event in events:
                     printer(event)
     except KeyboardInterrupt:

@@ -81,10 +81,18 @@ class LiveTranslation:
         return self._track(self.engine.with_model(self._job(lambda t: t.finish())))
 
     def feed_sync(
-        self, word: str, *, last: bool = False, received_at: float | None = None
+        self,
+        word: str,
+        *,
+        last: bool = False,
+        received_at: float | None = None,
+        more_waiting: bool = False,
     ) -> Iterator[TranslationEvent]:
-        """Blocking `feed`."""
-        work = self._job(lambda t: t.feed(word, last=last, received_at=received_at))
+        """Blocking `feed` (`more_waiting`: the next word is already here, see
+        `SimultaneousTranslator.feed`)."""
+        work = self._job(
+            lambda t: t.feed(word, last=last, received_at=received_at, more_waiting=more_waiting)
+        )
         return self.engine.with_model_sync(work)
 
     def finish_sync(self) -> Iterator[TranslationEvent]:
