@@ -182,7 +182,7 @@ class Probe:
         self.target: Any = None  # the answer's StreamingView (a Markdown widget)
 
     def install(self) -> None:
-        from textual.await_complete import AwaitComplete  # noqa: F401
+        from textual.await_complete import AwaitComplete
         from textual.screen import Screen
 
         from mlxchat.ui.widgets.markdown_view import MarkdownView as Markdown
@@ -192,7 +192,7 @@ class Probe:
         original_refresh = Screen._compositor_refresh
 
         def append(widget: Markdown, markdown: str) -> AwaitComplete:
-            waiting = original_append(widget, markdown)  # parsed now; awaits the paint
+            waiting = original_append(widget, markdown)  # the text is in the widget now
             if widget is probe.target:
                 probe.appends.append((time.perf_counter(), len(widget.source)))
             return waiting

@@ -45,6 +45,25 @@ def padding_for(length: int, cache: list[Any], enabled: bool) -> int:
     return -length % PAD_MULTIPLE
 
 
+def run_model(
+    model: Any, tokens: list[int], cache: list[Any], *, pad: bool, need_logits: bool = True
+) -> tuple[mx.array, int]:
+    """Run `tokens` into `cache` in one call (padded when `padding_for` says so).
+
+    Returns the logits after the last token, shape (1, V) (evaluated only with
+    `need_logits`; else only the cache is computed: MLX is lazy, so the output projection,
+    a large share of a short call, is never run) and the number of tokens computed.
+    """
+    padding = padding_for(len(tokens), cache, pad)
+    with mx.stream(generation_stream):
+        out = model(mx.array(tokens + tokens[-1:] * padding)[None], cache=cache)
+        logits = out[:, len(tokens) - 1, :]
+    mx.eval(logits if need_logits else [c.state for c in cache])
+    if padding:
+        trim_prompt_cache(cache, padding)
+    return logits, len(tokens) + padding
+
+
 class Cancelled(Exception):
     """Raised by `CachedModel.feed` when `should_stop` returns True."""
 
@@ -98,8 +117,8 @@ class CachedModel:
     def feed(self, tokens: list[int], need_logits: bool = True) -> mx.array | None:
         """Run `tokens` through the model after the cached ones; return last logits (1, V).
 
-        With `need_logits` False only the cache is computed (MLX is lazy: the output
-        projection, a large share of a short call, is never run) and None is returned.
+        With `need_logits` False only the cache is computed (see `run_model`) and None is
+        returned.
         """
         if not tokens:
             raise ValueError("feed needs at least one token")
@@ -109,18 +128,11 @@ class CachedModel:
                 raise Cancelled
             chunk = tokens[start : start + PREFILL_CHUNK]
             last = start + PREFILL_CHUNK >= len(tokens)
-            padding = padding_for(len(chunk), self.cache, self.pad)
-            with mx.stream(generation_stream):
-                out = self.model(mx.array(chunk + chunk[-1:] * padding)[None], cache=self.cache)
-                logits = out[:, len(chunk) - 1, :]
-            if last and need_logits:
-                mx.eval(logits)
-            else:
-                mx.eval([c.state for c in self.cache])
-            if padding:
-                trim_prompt_cache(self.cache, padding)
+            logits, computed = run_model(
+                self.model, chunk, self.cache, pad=self.pad, need_logits=last and need_logits
+            )
             self.ids.extend(chunk)
-            self.tokens_computed += len(chunk) + padding
+            self.tokens_computed += computed
             self.calls += 1
         self.logits = logits if need_logits else None
         return self.logits

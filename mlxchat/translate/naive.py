@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import generation_stream
-from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
+from mlx_lm.models.cache import make_prompt_cache
 
 from mlxchat.engine.types import FinishReason
 from mlxchat.translate.decoding import (
@@ -25,7 +24,7 @@ from mlxchat.translate.decoding import (
     starts_new_word,
 )
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationChunk, TranslationEvent
-from mlxchat.translate.kvcache import cpu_padding, padding_for
+from mlxchat.translate.kvcache import cpu_padding, run_model
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_schedule
 from mlxchat.translate.prompt import build_layout
@@ -64,14 +63,8 @@ class NaiveTranslator:
     def _forward(self, tokens: list[int], cache: list[Any]) -> mx.array:
         if self.should_stop is not None and self.should_stop():
             raise _Stop
-        padding = padding_for(len(tokens), cache, self.pad)  # as the incremental one does
-        with mx.stream(generation_stream):
-            out = self.model(mx.array(tokens + tokens[-1:] * padding)[None], cache=cache)
-            logits = out[:, len(tokens) - 1, :]
-        mx.eval(logits)
-        if padding:
-            trim_prompt_cache(cache, padding)
-        self.tokens_computed += len(tokens) + padding
+        logits, computed = run_model(self.model, tokens, cache, pad=self.pad)  # as incremental
+        self.tokens_computed += computed
         return logits
 
     def translate_sentence(self, words: list[str], segment: int = 0) -> Iterator[TranslationEvent]:

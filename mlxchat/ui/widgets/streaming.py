@@ -38,9 +38,10 @@ MAX_LEAD_LINES = 30
 class StreamingView(HeaderedMarkdown):
     """An answer being written.
 
-    Its height runs ahead of the text by the lines it grew in the last `LEAD` seconds, so
-    a fast stream lays the screen out a few times a second (each time it outgrows the room
-    left), while a slow one keeps no blank lines.
+    Its height runs ahead of the text by the lines it is expected to grow in the next
+    `LEAD` seconds (at the rate of the last `RATE_WINDOW`), so a fast stream lays the screen
+    out a few times a second (each time it outgrows the room left), while a slow one keeps
+    no blank lines.
 
     Reactives:
         status: Shown after the label: "waiting for the model…", "thinking…", "writing…",
