@@ -33,6 +33,7 @@ from mlxchat.engine.types import (
 from mlxchat.ui import commands
 from mlxchat.ui.chat_state import ChatState
 from mlxchat.ui.commands import Command, CommandError
+from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.display import safe_filename, stats_summary
 from mlxchat.ui.messages import (
     AnswerFinished,
@@ -106,6 +107,7 @@ class ChatScreen(Screen[None]):
             resume: The id of a saved chat to open at start.
         """
         super().__init__()
+        self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed
         self.engine = engine
         self.settings = settings
         self.history = history
@@ -151,6 +153,11 @@ class ChatScreen(Screen[None]):
     def completion(self) -> CompletionList:
         """The completion list."""
         return self.query_one(CompletionList)
+
+    def watch_answering(self, answering: bool) -> None:
+        """A steady prompt cursor while an answer streams: no repaints of its own."""
+        if self.is_mounted:
+            self.prompt.cursor_blink = not answering
 
     async def on_mount(self) -> None:
         """Focus the prompt, start loading the model, open a chat to resume."""
@@ -275,6 +282,7 @@ class ChatScreen(Screen[None]):
         """Add an answer view and stream the model's answer into it."""
         label = self.status.model or "assistant"
         view = StreamingView(label)
+        view.on_append = self.status.repaint_if_due  # the numbers go out with the text
         await self.conversation.add(view)
         self.answering = True
         self._got_tokens = False

@@ -38,6 +38,7 @@ from mlxchat.translate.events import (
     TranslationEvent,
 )
 from mlxchat.translate.segment import ends_sentence, split_sentences
+from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
@@ -119,6 +120,7 @@ class TranslateScreen(Screen[None]):
             factory: Makes the translations (default: `LiveTranslation` on `engine`).
         """
         super().__init__()
+        self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed
         if not wpm > 0:
             raise ValueError(f"wpm must be more than 0, got {wpm}")
         self.engine = engine

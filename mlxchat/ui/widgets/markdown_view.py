@@ -12,9 +12,10 @@ works with `Markdown.get_stream()` / `MarkdownStream`) that stays one widget:
   laid out once and kept, so a long answer costs the same per token as a short one;
 - it uses Textual's line API (`render_line`): only the lines on screen are turned into
   strips, and those are cached;
-- an append repaints only the lines that changed; the screen is laid out again only when
-  the height changes (`reserve_height` lets a subclass keep blank lines below the text, so
-  that a fast stream moves everything on screen a few times a second, not every frame).
+- an append repaints only the lines that changed (a growing paragraph: its last line or
+  two, not the whole paragraph); the screen is laid out again only when the height
+  changes (`reserve_height` lets a subclass keep blank lines below the text, so that a
+  fast stream moves everything on screen a few times a second, not every frame).
 
 Subclasses can put header lines above the text (`header_lines`).
 """
@@ -22,6 +23,7 @@ Subclasses can put header lines above the text (`header_lines`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from textual.await_complete import AwaitComplete
 from textual.cache import LRUCache
@@ -88,7 +90,7 @@ class MarkdownView(Markdown, OneLayoutPass):
         self._tail_lines: list[Content] = []
         self._tail_dirty = True
         self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
-        """Strips of header and complete lines by line number (the tail's are not kept)."""
+        """Strips by line number (an append drops those from its first changed line on)."""
         self._height = -1
         """The content height last given to the layout."""
         self._set_source(markdown)
@@ -146,10 +148,12 @@ class MarkdownView(Markdown, OneLayoutPass):
     def append(self, markdown: str) -> AwaitComplete:
         """Add text at the end (only the unfinished end is parsed again)."""
         if markdown:
-            first = self._tail_line() if self._width > 0 and not self._unparsed else None
+            laid_out = self._width > 0 and not self._unparsed
+            first = self._tail_line() if laid_out else None
+            before = self._tail_lines if laid_out else []
             self._markdown += markdown
             self._reparse_tail()
-            self._changed(first)
+            self._changed(first, before)
         return AwaitComplete(_done())
 
     async def prepare(self, width: int) -> None:
@@ -160,16 +164,31 @@ class MarkdownView(Markdown, OneLayoutPass):
         """
         await asyncio.to_thread(self._lay_out, max(width, 8))
 
-    def _changed(self, first: int | None = None) -> None:
-        """Repaint from line `first` on, or lay out again (None, or the height changed)."""
-        if first is None or not self.is_mounted:
+    def _changed(self, first: int | None = None, before: Sequence[Content] = ()) -> None:
+        """Repaint what changed from line `first` on, or lay out again.
+
+        `before` holds the lines that were drawn from `first` on: lines that are still the
+        same keep their strips and are not repainted. With no `first`, or when the height
+        changed, the screen is laid out again.
+        """
+        if first is None:
+            self._strips.clear()
             self.refresh(layout=True)
             return
         self._lay_out(self._width)
-        if self.reserve_height(self._line_count()) != self._height:
+        after = self._lines_from(first)
+        same = 0
+        for old, new in zip(before, after, strict=False):
+            if old.plain != new.plain or old.spans != new.spans:
+                break
+            same += 1
+        start = first + same
+        for y in range(start, first + max(len(before), len(after))):
+            self._strips.discard(y)
+        if not self.is_mounted or self.reserve_height(self._line_count()) != self._height:
             self.refresh(layout=True)
-        else:
-            self.refresh(Region(0, first, self._width, max(1, self._height - first)))
+        elif start < first + max(len(before), len(after)):
+            self.refresh(Region(0, start, self._width, max(1, self._height - start)))
 
     # ----- lines ------------------------------------------------------------------------------
     def header_lines(self, width: int) -> list[Content]:
@@ -216,6 +235,11 @@ class MarkdownView(Markdown, OneLayoutPass):
         """The line where the tail begins (as last laid out)."""
         return len(self._header(self._width)) + len(self._complete_lines)
 
+    def _lines_from(self, y: int) -> list[Content]:
+        """The text's lines from line `y` on (as last laid out)."""
+        index = y - len(self._header(self._width))
+        return [*self._complete_lines[index:], *self._tail_lines]
+
     def _line_count(self) -> int:
         """Header, complete and tail lines (as last laid out)."""
         return self._tail_line() + len(self._tail_lines)
@@ -232,13 +256,12 @@ class MarkdownView(Markdown, OneLayoutPass):
         return self._height
 
     def render_line(self, y: int) -> Strip:
-        """One line: from the strip cache for the header and the complete text."""
+        """One line: from the strip cache, else drawn and kept."""
         width = max(self.size.width, 8)
         self._lay_out(width)
-        header = self._header(width)
-        cached = y - len(header) < len(self._complete_lines)
-        if cached and (strip := self._strips.get(y)) is not None:
+        if (strip := self._strips.get(y)) is not None:
             return strip
+        header = self._header(width)
         if y < len(header):
             line = header[y]
         else:
@@ -252,8 +275,7 @@ class MarkdownView(Markdown, OneLayoutPass):
                 return Strip.blank(width, self.visual_style.rich_style)
         strips = Visual.to_strips(self, line, width, 1, self.visual_style)
         strip = strips[0] if strips else Strip.blank(width, self.visual_style.rich_style)
-        if cached:
-            self._strips.set(y, strip)
+        self._strips.set(y, strip)
         return strip
 
     def forget_header(self) -> None:

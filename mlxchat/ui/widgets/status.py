@@ -1,12 +1,12 @@
 """The status bar: model, state, speeds, tokens, context and memory on one line.
 
 Any screen can use it (the chat screen and the translate screen do). Feed it from the
-engine's events as often as they come; it repaints on a timer a few times a second, never
-per token:
+engine's events as often as they come; it repaints a few times a second, never per token:
 
     status.set_model("demo")
     status.set_state("prefill")
     status.set_stats(chunk.stats)      # cheap: stores a reference
+    status.repaint_if_due()            # optional: when streamed text is repainted
     status.set_progress(progress)      # a Progress event (prefill counts, phase)
     status.set_state("idle")
 
@@ -15,6 +15,7 @@ When the line is narrower than everything, the least important parts are left ou
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -127,15 +128,36 @@ class StatusBar(Widget):
         self.context_size: int = 0
         """The model's context size, shown until an answer reports the limit in force."""
         self._dirty = False
+        self._painted = 0.0
+        """When the numbers were last repainted (monotonic seconds)."""
+        self._paced = 0.0
+        """When `repaint_if_due` was last called."""
 
     def on_mount(self) -> None:
         """Start the repaint timer."""
         self.set_interval(self.refresh_interval, self._tick, name="status-refresh")
 
+    def repaint_if_due(self) -> None:
+        """Repaint now if the numbers changed and the last repaint is `refresh_interval` old.
+
+        Call it when other text on the screen is repainted (a streamed answer): both then go
+        out in one frame, where the timer would give the status bar a frame of its own. While
+        it is called, the timer leaves the repaints to it.
+        """
+        now = time.monotonic()
+        self._paced = now
+        if self._dirty and now - self._painted >= self.refresh_interval:
+            self._repaint(now)
+
     def _tick(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            self.refresh()
+        now = time.monotonic()
+        if self._dirty and now - self._paced >= self.refresh_interval:
+            self._repaint(now)
+
+    def _repaint(self, now: float) -> None:
+        self._dirty = False
+        self._painted = now
+        self.refresh()
 
     # ----- feeding ------------------------------------------------------------------------
     def set_model(self, name: str, context_size: int | None = None) -> None:

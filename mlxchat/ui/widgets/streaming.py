@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
+from textual.await_complete import AwaitComplete
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownStream
 
@@ -66,6 +68,9 @@ class StreamingView(HeaderedMarkdown):
         """The height (lines) reserved so far."""
         self._growth: deque[tuple[float, int]] = deque()
         """(time, lines) as the text grew over the last `RATE_WINDOW` seconds."""
+        self.on_append: Callable[[], None] | None = None
+        """Called after each append reaches the widget (e.g. to repaint a status bar in the
+        same frame)."""
 
     @property
     def text(self) -> str:
@@ -93,6 +98,13 @@ class StreamingView(HeaderedMarkdown):
             lead = min(MAX_LEAD_LINES, int((lines - before) / (now - since) * LEAD))
         self._room = lines + lead
         return self._room
+
+    def append(self, markdown: str) -> AwaitComplete:
+        """Add text at the end (what `MarkdownStream` calls), then call `on_append`."""
+        done = super().append(markdown)
+        if self.on_append is not None:
+            self.on_append()
+        return done
 
     def feed(self, text: str) -> None:
         """Take a streamed piece (cheap: call per token; never waits).
