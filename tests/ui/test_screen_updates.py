@@ -1,0 +1,161 @@
+"""What reaches the terminal while an answer streams: partial repaints add up to the screen.
+
+The chat screen repaints only the rows that changed (`DirtyRowsCompositor`), the answer only
+its changed lines, and the status bar rides in the text's frames. A small terminal emulator
+here applies every update the app sends, as a terminal would; after each token its cells
+must equal a full repaint of the screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.control import ControlType
+from rich.segment import Segment
+from rich.style import Style
+from textual._compositor import CompositorUpdate
+from textual.app import App
+
+from mlxchat.ui.widgets import status as status_module
+from mlxchat.ui.widgets.status import StatusBar
+
+from .fake_engine import fixed_stats
+from .helpers import SIZE, ready, send, until
+
+ANSWER = [
+    "Here is",
+    " a first paragraph that is long enough to wrap over more than one line of the",
+    " screen, and it keeps",
+    " growing token by token",
+    ".\n\n",
+    "- one\n",
+    "- two",
+    "\n\n```python\n",
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "```\n\nThe end",
+    ".",
+]
+
+
+class Terminal:
+    """A grid of cells that takes Textual's updates the way a terminal takes their bytes."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.cells: list[list[tuple[str, Style | None]]] = [
+            [(" ", None)] * width for _ in range(height)
+        ]
+        self.x = self.y = 0
+
+    def apply(self, update: CompositorUpdate, console: Console) -> None:
+        """Write an update's segments at their cursor positions."""
+        for segment in update.__rich_console__(console, console.options):
+            self._write(segment)
+
+    def _write(self, segment: Segment) -> None:
+        if segment.control:
+            for control in segment.control:
+                if control[0] == ControlType.CURSOR_MOVE_TO:
+                    self.x, self.y = control[1], control[2]
+            return
+        for char in segment.text:
+            if char == "\n":
+                self.x, self.y = 0, self.y + 1
+                continue
+            if 0 <= self.y < len(self.cells) and 0 <= self.x < len(self.cells[0]):
+                self.cells[self.y][self.x] = (char, segment.style)
+            self.x += 1
+
+    def lines(self) -> list[str]:
+        return ["".join(char for char, _ in row).rstrip() for row in self.cells]
+
+
+def watch_terminal(app: App[Any]) -> Terminal:
+    """A terminal fed with every update the (headless) app displays from now on."""
+    terminal = Terminal(*SIZE)
+    display = app._display
+
+    def show(screen: Any, renderable: Any) -> None:
+        if isinstance(renderable, CompositorUpdate):
+            terminal.apply(renderable, app.console)
+        display(screen, renderable)
+
+    app._display = show  # type: ignore[method-assign]
+    return terminal
+
+
+def full_repaint(app: App[Any]) -> Terminal:
+    """The screen as a full repaint draws it now."""
+    terminal = Terminal(*SIZE)
+    terminal.apply(app.screen._compositor.render_full_update(), app.console)
+    return terminal
+
+
+async def test_partial_repaints_add_up_to_the_screen(make_app, engine) -> None:
+    engine.answers = [ANSWER]
+    engine.hold_after(1)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        terminal = watch_terminal(app)
+        terminal.apply(app.screen._compositor.render_full_update(), app.console)
+        await send(pilot, "Hi", wait=False)
+        answer = screen.conversation.messages[-1]
+        for count in range(1, len(ANSWER)):  # one token at a time
+            await until(pilot, lambda c=count: answer.source == "".join(ANSWER[:c]))
+            await pilot.pause()
+            await pilot.pause()
+            assert terminal.cells == full_repaint(app).cells, f"after {count} tokens"
+            gate = engine._gate
+            engine.hold_after(count + 1)
+            gate.set()
+        engine.release()
+        await until(pilot, lambda: not screen.answering)
+        await pilot.pause()
+        assert terminal.cells == full_repaint(app).cells
+        shown = "\n".join(terminal.lines())
+        assert "The end." in shown and "return a + b" in shown
+
+
+async def test_the_prompt_cursor_holds_still_while_answering(make_app, engine) -> None:
+    engine.hold_after(2)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert screen.prompt.cursor_blink
+        await send(pilot, "Hi", wait=False)
+        await until(pilot, lambda: screen.answering)
+        assert not screen.prompt.cursor_blink
+        engine.release()
+        await until(pilot, lambda: not screen.answering)
+        assert screen.prompt.cursor_blink
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [100.0]
+    monkeypatch.setattr(status_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_status_numbers_go_out_with_the_text_a_few_times_a_second(clock: list[float]) -> None:
+    bar = StatusBar(refresh_interval=0.25)
+    repaints: list[float] = []
+    bar.refresh = lambda *a, **k: repaints.append(clock[0])  # type: ignore[method-assign]
+    for token in range(20):  # 10 tokens a second for 2 s, each repainting text
+        bar.set_stats(fixed_stats(token + 1))
+        bar.repaint_if_due()
+        bar._tick()  # the timer may fire at any moment: it leaves the repaints to the text
+        clock[0] += 0.1
+    gaps = [b - a for a, b in zip(repaints, repaints[1:], strict=False)]
+    assert 6 <= len(repaints) <= 8 and all(gap >= 0.25 - 1e-9 for gap in gaps)
+    # the tokens stop (prefill of the next answer, say): the timer repaints new numbers
+    repaints.clear()
+    bar.set_stats(fixed_stats(21))
+    clock[0] += 0.3
+    bar._tick()
+    assert repaints == [clock[0]]
+    bar._tick()  # nothing new: no repaint
+    assert len(repaints) == 1
