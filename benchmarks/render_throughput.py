@@ -8,6 +8,10 @@ widget (`MarkdownStream`) and then painted (the next compositor refresh). It pri
 (max, p99, median), the UI's CPU time per 1,000 tokens (process CPU time minus the emitter
 thread's), and checks that the final text equals what was sent. Goal: max lag < 100 ms.
 
+Part 1b — the UI's CPU per token at the demo model's speed (11 tok/s, scripted), with
+and without painting the streamed text: on a machine whose cores the model keeps busy,
+this is what the app takes from the model.
+
 Part 2 — speed shown vs raw speed (only when the demo model loads): the tok/s the app shows
 at the end of an answer against raw `mlx_lm.stream_generate` on the same prompt and model,
 in this one process, in cycles of raw, app, app, raw (so a machine that speeds up or slows
@@ -15,7 +19,7 @@ down during a cycle affects both sides alike); the verdict is the median over cy
 Goal: shown ≥ 0.97 × raw.
 
     python benchmarks/render_throughput.py [--rate 2000] [--tokens 20000] [--history 200]
-        [--skip-render] [--skip-demo] [--demo-cycles 6] [--demo-tokens 64]
+        [--skip-render] [--skip-demo] [--demo-cycles 8] [--demo-tokens 128]
 """
 
 from __future__ import annotations
@@ -339,6 +343,60 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
     return ok
 
 
+async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
+    """The UI thread's CPU seconds per token while a fresh chat's answer streams at `rate`.
+
+    Measured from the 20th token to the last but one, so the answer's start (mounting its
+    view) and end (the final full render) are left out. `paint=False` drops the streamed
+    text before it reaches the answer's view (the status bar still runs): what the app costs
+    without painting text.
+    """
+    from mlxchat.config import Settings
+    from mlxchat.store.history import History
+    from mlxchat.ui.app import ChatApp
+    from mlxchat.ui.widgets.streaming import StreamingView
+
+    engine = ScriptedEngine(script_tokens(count), rate)
+    app = ChatApp(
+        engine,
+        Settings(model="scripted", theme="mlxchat-dark"),
+        History.in_memory(),
+        list_models=lambda: [],
+    )
+    feed = StreamingView.feed
+    if not paint:
+        StreamingView.feed = lambda self, text: None  # type: ignore[method-assign]
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not (engine.model_info and app.screen.__class__.__name__ == "ChatScreen"):
+                await asyncio.sleep(0.01)
+            await pilot.pause(0.5)
+            await app.chat_screen.submit("Write.")
+            emitted = engine.emitted.times
+            while len(emitted) < 20:
+                await asyncio.sleep(0.1)
+            cpu0, first = time.thread_time(), len(emitted)
+            while len(emitted) < count - 1:
+                await asyncio.sleep(0.1)
+            cpu, tokens = time.thread_time() - cpu0, len(emitted) - first
+            while app.chat_screen.answering:
+                await asyncio.sleep(0.1)
+    finally:
+        StreamingView.feed = feed  # type: ignore[method-assign]
+    return cpu / tokens
+
+
+def slow_stream_cost(rate: float, count: int) -> None:
+    """Print the UI's CPU per token at a demo-like rate, with and without painting text."""
+    painted = asyncio.run(steady_cost(rate, count))
+    unpainted = asyncio.run(steady_cost(rate, count, paint=False))
+    print(
+        f"scripted answer at {rate:g} tok/s, fresh chat, 120x40, tokens 20..{count - 1}: "
+        f"UI thread CPU per token {painted * 1e3:.2f} ms ({painted * rate:.1%} of one core); "
+        f"without painting the text {unpainted * 1e3:.2f} ms ({unpainted * rate:.1%})"
+    )
+
+
 # ----- part 2: shown tok/s vs raw mlx-lm ----------------------------------------------------
 
 PROMPT = (
@@ -416,14 +474,17 @@ def demo_benchmark(cycles: int, max_tokens: int) -> None:
     raws: list[float] = []
     shown: list[float] = []
     ratios: list[float] = []
+    counts: set[tuple[str, int]] = set()
     for _ in range(cycles):
-        first_raw = raw_tps(engine, max_tokens)[0]
-        apps = [asyncio.run(app_tps(engine, max_tokens))[0] for _ in range(2)]
-        last_raw = raw_tps(engine, max_tokens)[0]
+        first_raw, first_count = raw_tps(engine, max_tokens)
+        apps = [asyncio.run(app_tps(engine, max_tokens)) for _ in range(2)]
+        last_raw, last_count = raw_tps(engine, max_tokens)
         raws += [first_raw, last_raw]
-        shown += apps
-        ratios.append(sum(apps) / (first_raw + last_raw))
+        shown += [tps for tps, _ in apps]
+        counts |= {("raw", first_count), ("raw", last_count)} | {("app", n) for _, n in apps}
+        ratios.append(sum(tps for tps, _ in apps) / (first_raw + last_raw))
     raw, app = statistics.median(raws), statistics.median(shown)
+    print("tokens per answer: " + ", ".join(f"{side} {n}" for side, n in sorted(counts)))
     print(f"raw mlx-lm decode tok/s: {', '.join(f'{r:.1f}' for r in raws)} (median {raw:.1f})")
     print(f"app shows decode tok/s : {', '.join(f'{s:.1f}' for s in shown)} (median {app:.1f})")
     print(f"shown/raw per cycle: {', '.join(f'{r:.3f}' for r in ratios)}")
@@ -442,8 +503,8 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=200)
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
-    parser.add_argument("--demo-cycles", type=int, default=6)
-    parser.add_argument("--demo-tokens", type=int, default=64)
+    parser.add_argument("--demo-cycles", type=int, default=8)
+    parser.add_argument("--demo-tokens", type=int, default=128)
     args = parser.parse_args()
     import textual
 
@@ -451,6 +512,8 @@ def main() -> None:
     if not args.skip_render:
         print("\n== part 1: rendering throughput ==")
         asyncio.run(render_benchmark(args.rate, args.tokens, args.history))
+        print("\n== part 1b: UI cost at the demo model's speed ==")
+        slow_stream_cost(11.0, 150)
     if not args.skip_demo:
         print("\n== part 2: tok/s shown vs raw mlx-lm (demo model) ==")
         demo_benchmark(args.demo_cycles, args.demo_tokens)
