@@ -261,10 +261,29 @@ def fill_history(history: Any, messages: int, seed: int = 1) -> int:
     return cid
 
 
-async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
+def scripted_app(engine: ScriptedEngine, history: Any, resume: int | None = None) -> Any:
+    """The real `ChatApp` on the scripted engine."""
     from mlxchat.config import Settings
-    from mlxchat.store.history import History
     from mlxchat.ui.app import ChatApp
+
+    return ChatApp(
+        engine,
+        Settings(model="scripted", theme="mlxchat-dark"),
+        history,
+        list_models=lambda: [],
+        resume=resume,
+    )
+
+
+async def chat_opened(app: Any, engine: ScriptedEngine) -> Any:
+    """Wait until the chat screen is up with the scripted model loaded; return the screen."""
+    while not (engine.model_info and app.screen.__class__.__name__ == "ChatScreen"):
+        await asyncio.sleep(0.01)
+    return app.chat_screen
+
+
+async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
+    from mlxchat.store.history import History
 
     tokens = script_tokens(count)
     engine = ScriptedEngine(tokens, rate)
@@ -272,17 +291,9 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
     cid = fill_history(history, earlier)
     probe = Probe()
     probe.install()
-    app = ChatApp(
-        engine,
-        Settings(model="scripted", theme="mlxchat-dark"),
-        history,
-        list_models=lambda: [],
-        resume=cid,
-    )
+    app = scripted_app(engine, history, resume=cid)
     async with app.run_test(size=(120, 40)) as pilot:
-        while not (engine.model_info and app.screen.__class__.__name__ == "ChatScreen"):
-            await asyncio.sleep(0.01)
-        screen = app.chat_screen
+        screen = await chat_opened(app, engine)
         while len(screen.conversation.messages) == 0:
             await asyncio.sleep(0.01)
         await pilot.pause(0.2)
@@ -351,27 +362,19 @@ async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
     text before it reaches the answer's view (the status bar still runs): what the app costs
     without painting text.
     """
-    from mlxchat.config import Settings
     from mlxchat.store.history import History
-    from mlxchat.ui.app import ChatApp
     from mlxchat.ui.widgets.streaming import StreamingView
 
     engine = ScriptedEngine(script_tokens(count), rate)
-    app = ChatApp(
-        engine,
-        Settings(model="scripted", theme="mlxchat-dark"),
-        History.in_memory(),
-        list_models=lambda: [],
-    )
+    app = scripted_app(engine, History.in_memory())
     feed = StreamingView.feed
     if not paint:
         StreamingView.feed = lambda self, text: None  # type: ignore[method-assign]
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            while not (engine.model_info and app.screen.__class__.__name__ == "ChatScreen"):
-                await asyncio.sleep(0.01)
+            screen = await chat_opened(app, engine)
             await pilot.pause(0.5)
-            await app.chat_screen.submit("Write.")
+            await screen.submit("Write.")
             emitted = engine.emitted.times
             while len(emitted) < 20:
                 await asyncio.sleep(0.1)
@@ -379,7 +382,7 @@ async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
             while len(emitted) < count - 1:
                 await asyncio.sleep(0.1)
             cpu, tokens = time.thread_time() - cpu0, len(emitted) - first
-            while app.chat_screen.answering:
+            while screen.answering:
                 await asyncio.sleep(0.1)
     finally:
         StreamingView.feed = feed  # type: ignore[method-assign]

@@ -27,6 +27,22 @@ MODELS = [
 ]
 """A fixed model list for the picker (deterministic snapshots)."""
 
+MARKDOWN_PIECES = [
+    "Here is",
+    " a first paragraph that is long enough to wrap over more than one line of the",
+    " screen, and it keeps",
+    " growing token by token",
+    ".\n\n",
+    "- one\n",
+    "- two",
+    "\n\n```python\n",
+    "def add(a, b):\n",
+    "    return a + b\n",
+    "```\n\nThe end",
+    ".",
+]
+"""A streamed answer: a paragraph growing over several pieces, a list, a code block."""
+
 
 async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""

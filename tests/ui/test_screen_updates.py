@@ -22,22 +22,7 @@ from mlxchat.ui.widgets import status as status_module
 from mlxchat.ui.widgets.status import StatusBar
 
 from .fake_engine import fixed_stats
-from .helpers import SIZE, ready, send, until
-
-ANSWER = [
-    "Here is",
-    " a first paragraph that is long enough to wrap over more than one line of the",
-    " screen, and it keeps",
-    " growing token by token",
-    ".\n\n",
-    "- one\n",
-    "- two",
-    "\n\n```python\n",
-    "def add(a, b):\n",
-    "    return a + b\n",
-    "```\n\nThe end",
-    ".",
-]
+from .helpers import MARKDOWN_PIECES, SIZE, ready, send, until
 
 
 class Terminal:
@@ -94,7 +79,7 @@ def full_repaint(app: App[Any]) -> Terminal:
 
 
 async def test_partial_repaints_add_up_to_the_screen(make_app, engine) -> None:
-    engine.answers = [ANSWER]
+    engine.answers = [MARKDOWN_PIECES]
     engine.hold_after(1)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -103,8 +88,8 @@ async def test_partial_repaints_add_up_to_the_screen(make_app, engine) -> None:
         terminal.apply(app.screen._compositor.render_full_update(), app.console)
         await send(pilot, "Hi", wait=False)
         answer = screen.conversation.messages[-1]
-        for count in range(1, len(ANSWER)):  # one token at a time
-            await until(pilot, lambda c=count: answer.source == "".join(ANSWER[:c]))
+        for count in range(1, len(MARKDOWN_PIECES)):  # one token at a time
+            await until(pilot, lambda c=count: answer.source == "".join(MARKDOWN_PIECES[:c]))
             await pilot.pause()
             await pilot.pause()
             assert terminal.cells == full_repaint(app).cells, f"after {count} tokens"

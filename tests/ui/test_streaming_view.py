@@ -9,18 +9,7 @@ from textual.containers import VerticalScroll
 from mlxchat.ui.widgets import streaming
 from mlxchat.ui.widgets.streaming import StreamingView
 
-PIECES = [
-    "Here is",
-    " a first paragraph that is long enough to wrap over more than one line of the view",
-    ".\n\n",
-    "- one\n",
-    "- two",
-    "\n\n```python\n",
-    "def add(a, b):\n",
-    "    return a + b\n",
-    "```\n\nThe end",
-    ".",
-]
+from .helpers import MARKDOWN_PIECES
 
 
 class StreamApp(App[None]):
@@ -39,7 +28,7 @@ async def test_every_append_reaches_the_screen() -> None:
     app = StreamApp()
     async with app.run_test(size=(60, 30)) as pilot:
         view = app.query_one(StreamingView)
-        for piece in PIECES:
+        for piece in MARKDOWN_PIECES:
             view.feed(piece)
             await pilot.pause()
             await pilot.pause()
@@ -48,7 +37,7 @@ async def test_every_append_reaches_the_screen() -> None:
             body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]  # border, pad
             assert body == expected, piece
         await view.end_stream()
-        assert view.source == "".join(PIECES)
+        assert view.source == "".join(MARKDOWN_PIECES)
 
 
 @pytest.fixture

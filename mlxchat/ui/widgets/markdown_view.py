@@ -182,12 +182,12 @@ class MarkdownView(Markdown, OneLayoutPass):
             if old.plain != new.plain or old.spans != new.spans:
                 break
             same += 1
-        start = first + same
-        for y in range(start, first + max(len(before), len(after))):
+        start, end = first + same, first + max(len(before), len(after))
+        for y in range(start, end):
             self._strips.discard(y)
         if not self.is_mounted or self.reserve_height(self._line_count()) != self._height:
             self.refresh(layout=True)
-        elif start < first + max(len(before), len(after)):
+        elif start < end:
             self.refresh(Region(0, start, self._width, max(1, self._height - start)))
 
     # ----- lines ------------------------------------------------------------------------------
