@@ -23,10 +23,10 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "sentences.en
 
 def run(fn: object, model: object, tokenizer: object, sentence: str, k: int, cap: int | None):
     """Translate one sentence; return (seconds, SegmentDone)."""
-    from mlxchat.translate import SegmentDone
+    from mlxchat.translate import SegmentDone, WaitKSettings
 
     start = time.perf_counter()
-    events = fn(model, tokenizer, sentence, wait_k=k, max_new_words=cap)
+    events = fn(model, tokenizer, sentence, WaitKSettings(wait_k=k, max_new_words=cap))
     done = [e for e in events if isinstance(e, SegmentDone)]
     return time.perf_counter() - start, done[-1]
 

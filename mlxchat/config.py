@@ -1,19 +1,19 @@
-"""Settings: defaults, the TOML file (`locations.config_file()`) and command-line overrides.
+"""Settings: the TOML file (`locations.config_file()`) and command-line overrides.
 
-Precedence, lowest first: the defaults below, the config file, command-line flags.
+Precedence, lowest first: the built-in defaults (`mlxchat.settings`), the model's own
+`generation_config.json` (sampling only, see `Settings.sampling`), the config file,
+command-line flags (and, in the chat, slash-commands).
 Every problem is a `ConfigError` whose message is one line naming the file, the key and
 the fix, so the CLI can print it as is.
 """
 
 from __future__ import annotations
 
-import ast
-import difflib
-import inspect
+import contextlib
+import os
 import re
+import shutil
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -21,6 +21,15 @@ from typing import Any
 
 from mlxchat import locations
 from mlxchat.engine.types import SamplingParams
+from mlxchat.settings import (
+    SAMPLING,
+    SETTINGS,
+    SettingError,
+    default,
+    toml_value,
+    unknown,
+    validate,
+)
 
 
 class ConfigError(Exception):
@@ -29,153 +38,52 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a user can set, with the chat defaults."""
+    """What the config file and the chat's flags set; each is declared in `mlxchat.settings`.
 
-    model: str = "demo"
-    """The model to chat with: "demo", a Hugging Face id, a local folder or a .gguf file."""
+    `chosen` names the settings the user gave (in the file or as a flag): those beat a
+    model's own `generation_config.json`, the built-in defaults do not.
+    """
 
-    system_prompt: str = ""
-    """The system prompt sent before every conversation ("" sends none)."""
+    model: str = default("model")
+    system_prompt: str = default("system_prompt")
+    temp: float = default("temp")
+    top_p: float = default("top_p")
+    min_p: float = default("min_p")
+    top_k: int = default("top_k")
+    max_tokens: int = default("max_tokens")
+    seed: int | None = default("seed")
+    repetition_penalty: float | None = default("repetition_penalty")
+    repetition_context_size: int = default("repetition_context_size")
+    theme: str = default("theme")
+    max_context: int | None = default("max_context")
+    progress_interval: float = default("progress_interval")
+    fast_cpu: bool = default("fast_cpu")
+    chosen: frozenset[str] = frozenset()
 
-    temp: float = 0.7
-    """Sampling temperature; 0 always picks the most likely token."""
+    def sampling(self, model_defaults: Mapping[str, Any] | None = None) -> SamplingParams:
+        """The decoding settings: the user's choices, else the model's, else the built-in.
 
-    top_p: float = 0.95
-    """Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)."""
-
-    min_p: float = 0.0
-    """Drop tokens less likely than this fraction of the top token (0 = off)."""
-
-    top_k: int = 0
-    """Keep only the k most likely tokens (0 = off)."""
-
-    max_tokens: int = 1024
-    """The longest answer, in tokens."""
-
-    seed: int | None = None
-    """Random seed for repeatable answers (unset: different each time)."""
-
-    repetition_penalty: float | None = None
-    """Penalty for repeating recent tokens, e.g. 1.1 (unset: off)."""
-
-    theme: str = "mlxchat-dark"
-    """The colour theme: a built-in one or a file in the user themes folder."""
-
-    max_context: int | None = None
-    """Most tokens of context to keep (unset: the model's own limit)."""
-
-    progress_interval: float = 0.25
-    """Seconds between status-bar updates while generating."""
-
-    fast_cpu: bool = True
-    """On CPU, use the system OpenBLAS and float32 weights when that is faster."""
-
-    def sampling(self) -> SamplingParams:
-        """The decoding settings for the engine."""
-        return SamplingParams(
-            temp=self.temp,
-            top_p=self.top_p,
-            min_p=self.min_p,
-            top_k=self.top_k,
-            repetition_penalty=self.repetition_penalty,
-            seed=self.seed,
-            max_tokens=self.max_tokens,
-        )
+        Args:
+            model_defaults: The loaded model's own defaults (`ModelInfo.sampling_defaults`).
+        """
+        values = {name: getattr(self, name) for name in SAMPLING}
+        for name, value in (model_defaults or {}).items():
+            if name in values and name not in self.chosen:
+                values[name] = value
+        return SamplingParams(**values)
 
 
-_EXAMPLES: dict[str, Any] = {"seed": 0, "repetition_penalty": 1.1, "max_context": 4096}
-"""Values shown in the default file for settings that are unset by default."""
-
-_RANGES: dict[str, tuple[float | None, float | None, str]] = {
-    "temp": (0.0, None, "a number ≥ 0"),
-    "top_p": (0.0, 1.0, "a number from 0 to 1"),
-    "min_p": (0.0, 1.0, "a number from 0 to 1"),
-    "top_k": (0, None, "a whole number ≥ 0"),
-    "max_tokens": (1, None, "a whole number ≥ 1"),
-    "repetition_penalty": (0.0, None, "a number > 0"),
-    "max_context": (1, None, "a whole number ≥ 1"),
-    "progress_interval": (0.0, None, "a number of seconds > 0"),
-}
-_STRICT_LOWER = {"repetition_penalty", "progress_interval"}
-_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+KEYS = tuple(f.name for f in fields(Settings) if f.name in SETTINGS)
+"""The keys a config file may set, in the order the default file lists them."""
 
 
-def _field_types() -> dict[str, tuple[type, bool]]:
-    """Each field's base type and whether it may be None."""
-    hints = typing.get_type_hints(Settings)
-    result: dict[str, tuple[type, bool]] = {}
-    for f in fields(Settings):
-        hint = hints[f.name]
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else ()
-        base = next(a for a in args if a is not type(None)) if args else hint
-        result[f.name] = (base, bool(args))
-    return result
-
-
-def field_docs() -> dict[str, str]:
-    """The docstring of every Settings field, read from this module's source."""
-    try:
-        tree = ast.parse(inspect.getsource(Settings))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(after, ast.Expr)
-            and isinstance(after.value, ast.Constant)
-        ):
-            docs[node.target.id] = str(after.value.value)
-    return docs
-
-
-def _describe(value: object) -> str:
-    """A value as TOML would show it, with its kind."""
-    kinds = {bool: "true/false", int: "whole number", float: "number", str: "string"}
-    kinds.update({dict: "table", list: "array"})
-    shown = _toml(value) if type(value) in kinds and type(value) not in (dict, list) else "…"
-    return f"{shown} ({kinds.get(type(value), type(value).__name__)})"
-
-
-def _check(name: str, value: object, where: str, in_file: bool) -> object:
-    """Validate one value for field `name`; return it converted (int -> float)."""
-    base, optional = _field_types()[name]
-    if value is None and optional:
-        return None
-    if value is None:
-        raise ConfigError(f"{where}: '{name}' cannot be unset; give {_TYPE_WORDS[base]}")
-    default = getattr(Settings(), name)
+def _fix(name: str, in_file: bool) -> str:
+    setting = SETTINGS[name]
     if not in_file:
-        fix = f"give {_TYPE_WORDS[base]}"
-    elif default is None:
-        fix = "fix it, or delete the line to leave it unset"
-    else:
-        fix = f"fix it, or delete the line to use the default ({_toml(default)})"
-    original = value
-    ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        words = _TYPE_WORDS[base]
-        raise ConfigError(f"{where}: '{name}' must be {words}, got {_describe(value)}; {fix}")
-    if name in _RANGES:
-        low, high, words = _RANGES[name]
-        number = typing.cast(float, value)
-        too_low = low is not None and (number <= low if name in _STRICT_LOWER else number < low)
-        if too_low or (high is not None and number > high):
-            raise ConfigError(f"{where}: '{name}' must be {words}, got {_toml(original)}; {fix}")
-    if name in ("model", "theme") and not str(value).strip():
-        raise ConfigError(f"{where}: '{name}' must not be empty; {fix}")
-    return value
-
-
-def _unknown(name: str, where: str) -> ConfigError:
-    names = [f.name for f in fields(Settings)]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"remove it (known: {', '.join(names)})"
-    return ConfigError(f"{where}: unknown key '{name}'; {hint}")
+        return f"give {setting.expects}"
+    if setting.default is None:
+        return "fix it, or delete the line to leave it unset"
+    return f"fix it, or delete the line to use the default ({toml_value(setting.default)})"
 
 
 def apply_overrides(
@@ -185,25 +93,26 @@ def apply_overrides(
     *,
     in_file: bool = False,
 ) -> Settings:
-    """A copy of `settings` with `overrides` applied and checked; None values are skipped.
+    """A copy of `settings` with `overrides` applied, checked and marked as chosen.
 
     Args:
         settings: The settings to start from.
-        overrides: Field name -> value (e.g. from CLI flags; None means "not given").
-        where: What to name in error messages (a file path, "command line", "/temp").
+        overrides: Setting name -> value (e.g. from CLI flags; None means "not given").
+        where: What to name in error messages (a file path, "command line").
         in_file: Whether the values come from a file (changes the suggested fix).
 
     Raises:
         ConfigError: An unknown key or a bad value.
     """
-    known = {f.name for f in fields(Settings)}
-    changes: dict[str, Any] = {}
-    for name, value in overrides.items():
-        if name not in known:
-            raise _unknown(name, where)
-        if value is not None:
-            changes[name] = _check(name, value, where, in_file)
-    return replace(settings, **changes)
+    given = {name: value for name, value in overrides.items() if value is not None}
+    for name in overrides:
+        if name not in KEYS:
+            raise ConfigError(f"{where}: {unknown(name, KEYS)}")
+    try:
+        changes = validate(given, KEYS)
+    except SettingError as error:
+        raise ConfigError(f"{where}: {error}; {_fix(error.name, in_file)}") from None
+    return replace(settings, **changes, chosen=settings.chosen | set(changes))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -216,6 +125,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: cannot read the config file ({reason}); fix or remove it"
         ) from None
+    return _parse(path, text)
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -242,29 +155,22 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     return apply_overrides(settings, overrides or {})
 
 
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
-
-
 def default_config_text() -> str:
     """A commented config file listing every setting at its default (all commented out)."""
-    docs = field_docs()
     lines = [
         "# mlxchat settings (TOML). Uncomment a line to change a setting.",
-        "# Command-line flags override what is set here.",
+        "# Command-line flags and slash-commands override what is set here; what is set",
+        "# here overrides a model's own generation_config.json. mlxchat itself updates",
+        "# `theme` and `model` here when you change them in the app.",
     ]
-    for f in fields(Settings):
-        default = getattr(Settings(), f.name)
-        lines.append("")
-        lines.append(f"# {docs.get(f.name, f.name)}")
-        if default is None:
-            lines.append(f"# {f.name} = {_toml(_EXAMPLES[f.name])}  # an example; unset by default")
+    for name in KEYS:
+        setting = SETTINGS[name]
+        lines += ["", f"# {setting.help}"]
+        if setting.default is None:
+            example = toml_value(setting.example)
+            lines.append(f"# {name} = {example}  # an example; unset by default")
         else:
-            lines.append(f"# {f.name} = {_toml(default)}")
+            lines.append(f"# {name} = {toml_value(setting.default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -277,10 +183,75 @@ def write_default_config(path: Path | None = None, *, overwrite: bool = False) -
     path = locations.config_file() if path is None else Path(path)
     if path.exists() and not overwrite:
         raise ConfigError(f"{path}: a config file is already there; edit it or move it away")
+    _write_atomically(path, default_config_text())
+    return path
+
+
+def save_setting(name: str, value: Any, path: Path | None = None) -> Path:
+    """Set `name = value` in the config file, keeping its comments and every other line.
+
+    The line that sets `name` gets the new value (a comment after it stays); without one,
+    the new line goes under the commented-out example of the default file, else at the end
+    of the top-level keys. A missing file starts from the commented default. The file is
+    replaced atomically, so a crash leaves the old or the new file, never half of one.
+
+    Raises:
+        ConfigError: A bad value, or the file cannot be read, parsed or written.
+    """
+    path = locations.config_file() if path is None else Path(path)
+    if name not in KEYS:
+        raise ConfigError(f"{path}: {unknown(name, KEYS)}")
+    try:
+        value = SETTINGS[name].check(value)
+    except SettingError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else default_config_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"{path}: cannot read the config file ({reason})") from None
+    before = _parse(path, text)
+    updated = _set_line(text, name, toml_value(value))
+    if _parse(path, updated) != {**before, name: value}:
+        raise ConfigError(f"{path}: cannot update '{name}' automatically; edit the file")
+    _write_atomically(path, updated)
+    return path
+
+
+_TABLE = re.compile(r"^\s*\[")
+_VALUE = r"(\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s#]+)"
+
+
+def _set_line(text: str, name: str, shown: str) -> str:
+    """`text` with the top-level `name` set to the TOML value `shown`."""
+    lines = text.splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if _TABLE.match(line)), len(lines))
+    key = re.escape(name)
+    setting = re.compile(rf"^(\s*{key}\s*=\s*){_VALUE}")
+    for i in range(end):
+        if match := setting.match(lines[i]):
+            lines[i] = match.group(1) + shown + lines[i][match.end() :]
+            return "".join(lines)
+    new = f"{name} = {shown}\n"
+    example = re.compile(rf"^\s*#\s*{key}\s*=")
+    at = next((i + 1 for i in range(end) if example.match(lines[i])), end)
+    if at > 0 and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += "\n"
+    lines.insert(at, new)
+    return "".join(lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(default_config_text(), encoding="utf-8")
+        temporary.write_text(text, encoding="utf-8")
+        if path.exists():
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
     except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         reason = error.strerror or str(error)
         raise ConfigError(f"{path}: cannot write the config file ({reason})") from None
-    return path

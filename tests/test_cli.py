@@ -118,9 +118,12 @@ def test_ctrl_c_keeps_partial_output_and_exits_130(tiny_endless: Path) -> None:
     ("args", "needle"),
     [
         (("generate", "-m", "/no/such/model", "-p", "hi"), "/no/such/model"),
-        (("generate", "-p", "hi", "--max-tokens", "0"), "--max-tokens must be at least 1"),
+        (
+            ("generate", "-p", "hi", "--max-tokens", "0"),
+            "--max-tokens must be a whole number ≥ 1, got 0",
+        ),
         (("generate", "-p", "   "), "the prompt is empty"),
-        (("generate", "-p", "hi", "--temp", "-2"), "temp must be 0 or more"),
+        (("generate", "-p", "hi", "--temp", "-2"), "--temp must be a number from 0 to 5, got -2"),
         (("locate", "nowhere"), "unknown location 'nowhere'"),
     ],
 )

@@ -223,9 +223,9 @@ def test_message_longer_than_the_context_is_an_error(engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (SamplingParams(max_tokens=0), "max-tokens must be at least 1"),
-        (SamplingParams(temp=-1), "temp must be 0 or more"),
-        (SamplingParams(top_p=2), "top-p must be between 0 and 1"),
+        (SamplingParams(max_tokens=0), "'max_tokens' must be a whole number ≥ 1, got 0"),
+        (SamplingParams(temp=-1), "'temp' must be a number from 0 to 5, got -1"),
+        (SamplingParams(top_p=2), "'top_p' must be a number from 0 to 1, got 2"),
     ],
 )
 def test_bad_settings_are_clear_errors(

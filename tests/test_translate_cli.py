@@ -108,8 +108,10 @@ def test_reference_gives_bleu_and_reference_length_metrics(
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("--wait-k", "0"), "--wait-k must be at least 1"),
-        (("--max-tokens-per-word", "0"), "--max-tokens-per-word must be at least 1"),
+        (("--wait-k", "0"), "--wait-k must be a whole number from 1 to 32, got 0"),
+        (("--wait-k", "33"), "--wait-k must be a whole number from 1 to 32, got 33"),
+        (("--max-new-words", "0"), "--max-new-words must be a whole number ≥ 1, got 0"),
+        (("--max-tokens-per-word", "0"), "--max-tokens-per-word must be a whole number ≥ 1"),
         (("--wpm", "0"), "--wpm must be more than 0"),
         (("--wpm", "-5"), "--wpm must be more than 0"),
         (("--plain", "--json"), "--plain and --json do not go together"),
@@ -156,7 +158,7 @@ async def test_live_translation_on_the_engine_equals_the_simulation(tiny_llama: 
     done = [e for e in events if isinstance(e, SegmentDone)]
 
     def simulate(model, tokenizer, emit, cancelled):  # noqa: ANN001 - engine job signature
-        for event in stream_translate(model, tokenizer, " ".join(words), wait_k=2, max_new_words=6):
+        for event in stream_translate(model, tokenizer, " ".join(words), settings):
             emit(event)
 
     expected = [e for e in engine.with_model_sync(simulate) if isinstance(e, SegmentDone)]

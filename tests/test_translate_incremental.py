@@ -47,6 +47,11 @@ SENTENCES = [
 # -- helpers ------------------------------------------------------------------------------
 
 
+def wk(wait_k: int | None = None, **values: Any) -> WaitKSettings:
+    """Translation settings from raw values, policy and sampling mixed."""
+    return WaitKSettings.from_values({"wait_k": wait_k, **values} if wait_k else values)
+
+
 def segments(events: Iterable[TranslationEvent]) -> list[SegmentDone]:
     return [e for e in events if isinstance(e, SegmentDone)]
 
@@ -164,8 +169,8 @@ def test_scripted_model_incremental_equals_naive(tokenizer: Any, k: int) -> None
     natural = total_words = 0
     for sentence in SENTENCES:
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 14, "max_tokens_per_word": 6}
-        events = list(stream_translate(model, tokenizer, sentence, **kw))
-        naive = segments(naive_translate(model, tokenizer, sentence, **kw))
+        events = list(stream_translate(model, tokenizer, sentence, wk(**kw)))
+        naive = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
         (done,) = segments(events)
         assert done.target_tokens == naive[0].target_tokens
         assert done.delays == naive[0].delays
@@ -184,9 +189,9 @@ def test_tiny_model_greedy_incremental_equals_naive(tiny: tuple[Any, Any], k: in
     total_words = natural = 0
     for sentence in SENTENCES:
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 6}
-        events = list(stream_translate(model, tokenizer, sentence, **kw))
+        events = list(stream_translate(model, tokenizer, sentence, wk(**kw)))
         (done,) = segments(events)
-        (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+        (oracle,) = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
         assert done.target_tokens == oracle.target_tokens
         assert done.delays == oracle.delays
         assert done.translation == oracle.translation
@@ -202,8 +207,8 @@ def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -
     for k in (1, 3):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 5}
         source = " ".join(SENTENCES[2:])  # two sentences: two segments
-        done = segments(stream_translate(model, tokenizer, source, **kw))
-        oracle = segments(naive_translate(model, tokenizer, source, **kw))
+        done = segments(stream_translate(model, tokenizer, source, wk(**kw)))
+        oracle = segments(naive_translate(model, tokenizer, source, wk(**kw)))
         assert len(done) == 2
         assert [d.target_tokens for d in done] == [o.target_tokens for o in oracle]
         assert sum(len(d.target_words) for d in done) >= 10
@@ -226,7 +231,7 @@ def test_wait_k_beyond_source_equals_offline_greedy(tiny: tuple[Any, Any], extra
         words = split_words(sentence)
         k = len(words) + extra
         kw: dict[str, Any] = {"max_tokens_per_word": 3, "stop_at_newline": False}
-        (done,) = segments(stream_translate(model, tokenizer, sentence, k, **kw))
+        (done,) = segments(stream_translate(model, tokenizer, sentence, wk(k, **kw)))
         assert set(done.delays) == {len(words)}
         reasons.add(done.finish_reason)
         total_words += len(done.target_words)
@@ -246,7 +251,9 @@ def test_stop_at_newline_cuts_offline_greedy_at_first_line_break(tiny: tuple[Any
     cut = 0
     for sentence in [*SENTENCES[:2], "Numbers: 1 2 3 and 100.", "def add(a, b): return a + b"]:
         words = split_words(sentence)
-        (done,) = segments(stream_translate(model, tokenizer, sentence, len(words), 30))
+        (done,) = segments(
+            stream_translate(model, tokenizer, sentence, wk(len(words), max_new_words=30))
+        )
         prompt = layout.ids([layout.encode_word(w) for w in words])
         n = len(done.target_tokens)
         greedy = [t for t, _ in generate_step(mx.array(prompt), model, max_tokens=n + 1)]
@@ -263,7 +270,7 @@ def test_scripted_eos_is_suppressed_until_source_finished(tokenizer: Any) -> Non
     for k in (1, 2, 3):
         for sentence in SENTENCES:
             n = len(split_words(sentence))
-            (done,) = segments(stream_translate(model, tokenizer, sentence, wait_k=k))
+            (done,) = segments(stream_translate(model, tokenizer, sentence, wk(k)))
             # Words t with k + t - 1 < n are written before the last word is read; the
             # first write after that meets an unmasked EOS and the answer stops.
             assert len(done.target_words) == max(n - k, 0)
@@ -277,7 +284,7 @@ def test_scripted_eos_is_suppressed_until_source_finished(tokenizer: Any) -> Non
 def test_text_is_append_only_and_events_are_consistent(tiny: tuple[Any, Any]) -> None:
     model, tokenizer = tiny
     source = "Hello, how are you today? The cat is on the table."
-    events = list(stream_translate(model, tokenizer, source, wait_k=2, max_tokens_per_word=4))
+    events = list(stream_translate(model, tokenizer, source, wk(2, max_tokens_per_word=4)))
     done = segments(events)
     assert len(done) == 2
     for segment, final in enumerate(done):
@@ -320,8 +327,8 @@ def test_incremental_computes_far_fewer_tokens(tiny: tuple[Any, Any]) -> None:
     for k in (1, 3, 5):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 12, "max_tokens_per_word": 4}
         kw["stop_at_newline"] = False  # keep all 12 words: the ratio grows with the target
-        (done,) = segments(stream_translate(model, tokenizer, sentence, **kw))
-        (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+        (done,) = segments(stream_translate(model, tokenizer, sentence, wk(**kw)))
+        (oracle,) = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
         assert done.target_tokens == oracle.target_tokens
         assert len(done.target_words) == 12
         assert done.tokens_computed * 3 < oracle.tokens_computed, (k, done, oracle)
@@ -346,9 +353,9 @@ def test_padded_calls_leave_the_same_cache_and_logits(tiny: tuple[Any, Any]) -> 
 def test_untrimmable_cache_falls_back_to_recompute(tokenizer: Any) -> None:
     sentence = SENTENCES[3]
     kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 12, "max_tokens_per_word": 5}
-    trimmed = segments(stream_translate(scripted(tokenizer), tokenizer, sentence, **kw))[0]
+    trimmed = segments(stream_translate(scripted(tokenizer), tokenizer, sentence, wk(**kw)))[0]
     frozen_events = list(
-        stream_translate(scripted(tokenizer, trimmable=False), tokenizer, sentence, **kw)
+        stream_translate(scripted(tokenizer, trimmable=False), tokenizer, sentence, wk(**kw))
     )
     (frozen,) = segments(frozen_events)
     notices = [e for e in frozen_events if isinstance(e, Notice)]
@@ -371,7 +378,9 @@ def test_live_feed_equals_simulation(tiny: tuple[Any, Any]) -> None:
     for word in split_words(source):
         events.extend(live.feed(word))
     events.extend(live.finish())  # nothing left: both segments ended at "?"
-    simulated = segments(stream_translate(model, tokenizer, source, 3, 9, 4))
+    simulated = segments(
+        stream_translate(model, tokenizer, source, wk(3, max_new_words=9, max_tokens_per_word=4))
+    )
     got = segments(events)
     assert [d.target_tokens for d in got] == [s.target_tokens for s in simulated]
     assert [d.segment for d in got] == [0, 1]
@@ -401,7 +410,7 @@ def test_words_already_here_take_fewer_model_calls(tiny: tuple[Any, Any]) -> Non
 def test_live_finish_writes_the_rest(tiny: tuple[Any, Any]) -> None:
     model, tokenizer = tiny
     live = SimultaneousTranslator(
-        model, tokenizer, wait_k=2, max_tokens_per_word=4, max_new_words=8, auto_segment=False
+        model, tokenizer, wk(2, max_tokens_per_word=4, max_new_words=8), auto_segment=False
     )
     words = split_words("the cat is on")
     written = []
@@ -425,7 +434,7 @@ def test_should_stop_cancels_within_a_token(tokenizer: Any) -> None:
             model,
             tokenizer,
             " ".join(SENTENCES),
-            wait_k=1,
+            wk(1),
             should_stop=lambda: model.calls >= calls_at_stop,
         )
     )
@@ -447,9 +456,9 @@ def test_demo_model_incremental_equals_naive() -> None:
     lines = (Path(__file__).parent / "data" / "sentences.en.txt").read_text().splitlines()
     source = "\n".join(lines[:2])  # two sentences, two segments
     kw: dict[str, Any] = {"wait_k": 3, "max_new_words": 8}
-    events = list(stream_translate(model, tokenizer, source, **kw))
+    events = list(stream_translate(model, tokenizer, source, wk(**kw)))
     done = segments(events)
-    oracle = segments(naive_translate(model, tokenizer, source, **kw))
+    oracle = segments(naive_translate(model, tokenizer, source, wk(**kw)))
     assert len(done) == 2
     assert [d.target_tokens for d in done] == [o.target_tokens for o in oracle]
     for final in done:
@@ -463,17 +472,17 @@ def test_sampling_settings_are_shared_with_the_oracle(tiny: tuple[Any, Any]) -> 
     model, tokenizer = tiny
     sentence = SENTENCES[3]
     kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 10, "max_tokens_per_word": 5}
-    greedy = segments(stream_translate(model, tokenizer, sentence, **kw))[0]
+    greedy = segments(stream_translate(model, tokenizer, sentence, wk(**kw)))[0]
     penalized_kw = {**kw, "repetition_penalty": 1.5, "repetition_context_size": 8}
-    penalized = segments(stream_translate(model, tokenizer, sentence, **penalized_kw))[0]
-    oracle = segments(naive_translate(model, tokenizer, sentence, **penalized_kw))[0]
+    penalized = segments(stream_translate(model, tokenizer, sentence, wk(**penalized_kw)))[0]
+    oracle = segments(naive_translate(model, tokenizer, sentence, wk(**penalized_kw)))[0]
     assert penalized.target_tokens == oracle.target_tokens
     assert penalized.target_tokens != greedy.target_tokens
     sampled_kw = {**kw, "temp": 0.9, "top_p": 0.95, "min_p": 0.02}
     runs = []
     for fn in (stream_translate, naive_translate, stream_translate):
         mx.random.seed(7)
-        runs.append(segments(fn(model, tokenizer, sentence, **sampled_kw))[0])
+        runs.append(segments(fn(model, tokenizer, sentence, wk(**sampled_kw)))[0])
     assert runs[0].target_tokens == runs[1].target_tokens == runs[2].target_tokens
     assert runs[0].target_tokens != greedy.target_tokens
     assert obeys_wait_k(runs[0].delays, 2, len(runs[0].source_words))
@@ -482,7 +491,7 @@ def test_sampling_settings_are_shared_with_the_oracle(tiny: tuple[Any, Any]) -> 
 def test_live_cancel_and_empty_last_word(tokenizer: Any) -> None:
     model = scripted(tokenizer)
     stop = False
-    live = SimultaneousTranslator(model, tokenizer, wait_k=1, should_stop=lambda: stop)
+    live = SimultaneousTranslator(model, tokenizer, wk(1), should_stop=lambda: stop)
     first = list(live.feed("the"))
     assert sum(isinstance(e, TargetWord) for e in first) == 1
     ended = list(live.feed("", last=True))  # an empty last word just finishes the segment

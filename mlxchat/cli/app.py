@@ -91,9 +91,20 @@ def settings_or_exit(**overrides: Any) -> Any:
     """Settings from the config file with the given CLI overrides (None = not given)."""
     from mlxchat.config import ConfigError, load_settings
 
+    flags = check_flags(**overrides)
     try:
-        return load_settings(overrides={k: v for k, v in overrides.items() if v is not None})
+        return load_settings(overrides=flags)
     except ConfigError as error:
+        fail(str(error))
+
+
+def check_flags(**flags: Any) -> dict[str, Any]:
+    """The given flags (None = not given) checked by the shared rules, or one error line."""
+    from mlxchat.settings import SettingError, validate
+
+    try:
+        return validate({k: v for k, v in flags.items() if v is not None}, flags=True)
+    except SettingError as error:
         fail(str(error))
 
 

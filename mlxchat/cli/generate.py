@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
 
 from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
+    MaxTokOpt,
     ModelOpt,
     SeedOpt,
     SystemOpt,
+    TempOpt,
+    TopPOpt,
     app,
     emit_json,
     fail,
@@ -30,11 +34,11 @@ def generate(
         str | None, typer.Option("--prompt", "-p", help="The prompt; '-' or none reads stdin.")
     ] = None,
     system_prompt: SystemOpt = None,
-    temp: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
-    min_p: Annotated[float, typer.Option("--min-p", help="Min-p sampling threshold.")] = 0.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Top-k sampling (0 = off).")] = 0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens.")] = 512,
+    temp: TempOpt = None,
+    top_p: TopPOpt = None,
+    min_p: Annotated[float | None, typer.Option("--min-p", help="Min-p threshold.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off).")] = None,
+    max_tokens: MaxTokOpt = None,
     seed: SeedOpt = None,
     stop: Annotated[
         list[str] | None, typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")
@@ -47,44 +51,47 @@ def generate(
         bool, typer.Option("--verbose", "-v", help="Print stats to stderr at the end.")
     ] = False,
 ) -> None:
-    """Stream an answer to stdout, for scripts and pipes."""
-    from mlxchat.engine.types import Message, SamplingParams
+    """Stream an answer to stdout, for scripts and pipes.
 
-    if max_tokens < 1:
-        fail(f"--max-tokens must be at least 1 (got {max_tokens})")
-    try:
-        params = SamplingParams(
-            temp=temp,
-            top_p=top_p,
-            min_p=min_p,
-            top_k=top_k,
-            seed=seed,
-            max_tokens=max_tokens,
-            stop=tuple(stop or ()),
-        )
-        from mlxchat.engine.sampling import validate
+    Sampling settings not given as flags come from config.toml, then the model's own
+    generation_config.json, then the built-in defaults (greedy), as in the chat.
+    """
+    from mlxchat.engine.types import Message
 
-        validate(params)
-    except ValueError as error:
-        fail(str(error))
+    settings = settings_or_exit(
+        model=model,
+        temp=temp,
+        top_p=top_p,
+        min_p=min_p,
+        top_k=top_k,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
     text = read_prompt(prompt)
-    name = model or settings_or_exit().model
     messages = [Message("system", system_prompt)] if system_prompt else []
     messages.append(Message("user", text))
     raise typer.Exit(
-        _run_generate(name, messages, params, not ignore_chat_template, as_json, verbose)
+        _run_generate(
+            settings, messages, tuple(stop or ()), not ignore_chat_template, as_json, verbose
+        )
     )
 
 
 def _run_generate(
-    name: str, messages: list[Any], params: Any, chat_template: bool, as_json: bool, verbose: bool
+    settings: Any,
+    messages: list[Any],
+    stop: tuple[str, ...],
+    chat_template: bool,
+    as_json: bool,
+    verbose: bool,
 ) -> int:
     from mlxchat.engine.engine import Engine
     from mlxchat.engine.types import Chunk, EngineError, Progress
     from mlxchat.text import sanitize
 
-    engine = Engine()
-    load_model_or_exit(engine, name, quiet=as_json)
+    engine = Engine(fast_cpu=settings.fast_cpu)
+    info = load_model_or_exit(engine, settings.model, quiet=as_json)
+    params = replace(settings.sampling(info.sampling_defaults), stop=stop)
     out = sys.stdout
     stream = engine.iterate(messages, params, chat_template=chat_template, progress=as_json)
     last: Any = None

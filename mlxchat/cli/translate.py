@@ -15,14 +15,15 @@ from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
     ModelOpt,
     app,
+    check_flags,
     emit_json,
     fail,
     load_model_or_exit,
     settings_or_exit,
 )
+from mlxchat.translate.metrics import METRICS
 
 DEFAULT_WPM = 150.0
-METRICS = ("AL", "LAAL", "AP", "DAL")
 
 
 def read_utf8(path: Path | None, what: str) -> str:
@@ -46,23 +47,10 @@ def read_utf8(path: Path | None, what: str) -> str:
     return data.decode("utf-8")
 
 
-def check_options(
-    wait_k: int,
-    max_tokens_per_word: int,
-    max_new_words: int | None,
-    wpm: float | None,
-    plain: bool,
-    as_json: bool,
-) -> None:
-    """Fail with one line on values the translator cannot use."""
+def check_options(wpm: float | None, plain: bool, as_json: bool) -> None:
+    """Fail with one line on options that do not go together or a bad `--wpm`."""
     if plain and as_json:
         fail("--plain and --json do not go together; pick one")
-    if wait_k < 1:
-        fail(f"--wait-k must be at least 1 (got {wait_k})")
-    if max_tokens_per_word < 1:
-        fail(f"--max-tokens-per-word must be at least 1 (got {max_tokens_per_word})")
-    if max_new_words is not None and max_new_words < 1:
-        fail(f"--max-new-words must be at least 1 (got {max_new_words})")
     if wpm is not None and not wpm > 0:
         fail(f"--wpm must be more than 0 words per minute (got {wpm:g})")
 
@@ -87,7 +75,7 @@ class Report:
 
     def segment_metrics(self, event: Any) -> dict[str, float]:
         """The segment's metrics, with the reference length when a reference is given."""
-        from mlxchat.translate import latency_metrics
+        from mlxchat.translate.metrics import latency_metrics
 
         if self.references is None:
             return dict(event.metrics)
@@ -311,17 +299,19 @@ def translate(
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
 ) -> None:
     """Translate while the source is still arriving (wait-k), with live latency metrics."""
-    check_options(wait_k, max_tokens_per_word, max_new_words, wpm, plain, as_json)
-    from mlxchat.translate import WaitKSettings, split_sentences
+    check_options(wpm, plain, as_json)
+    from mlxchat.translate.segment import split_sentences
+    from mlxchat.translate.settings import WaitKSettings
 
-    settings = WaitKSettings(
+    flags = check_flags(
         wait_k=wait_k,
         max_new_words=max_new_words,
         max_tokens_per_word=max_tokens_per_word,
-        temp=temp,
         source_lang=source_lang,
         target_lang=target_lang,
+        temp=temp,
     )
+    settings = WaitKSettings.from_values(flags)
     name = model or settings_or_exit().model
     interactive = input_file is None and sys.stdin.isatty()
     if not plain and not as_json and sys.stdout.isatty():

@@ -265,14 +265,13 @@ class Engine:
     ) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> None:
             from mlxchat.engine.generation import GenerateRequest, run_generation
-            from mlxchat.engine.sampling import validate
             from mlxchat.engine.session import CacheSession
 
             loaded = self._loaded
             if loaded is None:
                 raise EngineError("no model is loaded; load one first (e.g. `demo`)")
             try:
-                validate(params)
+                params.check()
             except ValueError as error:
                 raise EngineError(str(error)) from None
             if isinstance(prompt, str) and not prompt.strip():

@@ -6,6 +6,7 @@ Hugging Face repo id is only looked up in the local Hugging Face cache, never do
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mlxchat import locations
 from mlxchat.engine import cpu, demo, gguf
 from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
+from mlxchat.settings import from_generation_config
 
 if TYPE_CHECKING:
     import mlx.nn as nn
@@ -90,9 +92,19 @@ def load_model(
         dequantized=converted and bool(quant),
         dtype=_dtype(model, quant, converted),
         num_parameters=int(get_total_parameters(model)),
+        sampling_defaults=generation_defaults(path),
     )
     report(f"Loaded {name}", 1.0)
     return model, tokenizer, info
+
+
+def generation_defaults(path: Path) -> dict[str, Any]:
+    """The sampling defaults in the model folder's generation_config.json ({} if none)."""
+    try:
+        config = json.loads((path / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return from_generation_config(config) if isinstance(config, dict) else {}
 
 
 def resolve_model(name: str, on_progress: ProgressFn | None = None) -> Path:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from mlxchat.settings import SAMPLING, default, validate
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 Role = Literal["system", "user", "assistant"]
@@ -31,7 +33,7 @@ class Message:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Decoding settings, named as in mlx-lm.
+    """Decoding settings, named as in mlx-lm; ranges and help in `mlxchat.settings`.
 
     Attributes:
         temp: Sampling temperature; 0 means greedy.
@@ -45,15 +47,19 @@ class SamplingParams:
         stop: Strings that end the answer (in addition to the model's EOS tokens).
     """
 
-    temp: float = 0.0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    top_k: int = 0
-    repetition_penalty: float | None = None
-    repetition_context_size: int = 20
-    seed: int | None = None
-    max_tokens: int = 512
+    temp: float = default("temp")
+    top_p: float = default("top_p")
+    min_p: float = default("min_p")
+    top_k: int = default("top_k")
+    repetition_penalty: float | None = default("repetition_penalty")
+    repetition_context_size: int = default("repetition_context_size")
+    seed: int | None = default("seed")
+    max_tokens: int = default("max_tokens")
     stop: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Raise `SettingError` naming the first setting out of range."""
+        validate({name: getattr(self, name) for name in SAMPLING})
 
 
 @dataclass
@@ -122,7 +128,8 @@ class LoadProgress:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What is loaded: the name the user gave, where it lives, its context size."""
+    """What is loaded: the name the user gave, where it lives, its context size, and the
+    sampling defaults its folder asks for."""
 
     name: str
     path: str
@@ -131,6 +138,8 @@ class ModelInfo:
     dequantized: bool = False
     dtype: str = ""
     num_parameters: int = 0
+    sampling_defaults: dict[str, Any] = field(default_factory=dict)
+    """The model's own sampling defaults (its generation_config.json, in our names)."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Pieces shared by the incremental translator and the naive oracle.
 
-Settings, token choice (sampling with EOS masking), the target word-boundary rule and
+Token choice (sampling with EOS masking), the target word-boundary rule and
 append-only text streaming. Keeping them in one place guarantees both implementations use
 the same policy, the same tokens and the same word rule; they differ only in how they
 compute logits.
@@ -10,66 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
 from mlxchat.engine.types import Stats
-
-
-@dataclass(frozen=True)
-class WaitKSettings:
-    """Everything that decides which tokens a wait-k translator writes.
-
-    Attributes:
-        wait_k: Lag k of the wait-k policy (source words read before the first write).
-        max_new_words: Most target words per segment; None means `default_word_cap`.
-        max_tokens_per_word: Tokens after which a target word is forced to end.
-        temp: Sampling temperature; 0 is greedy.
-        top_p: Nucleus sampling mass; 1.0 disables it.
-        min_p: Min-p threshold; 0 disables it.
-        repetition_penalty: mlx-lm repetition penalty; None disables it.
-        repetition_context_size: Tokens the repetition penalty looks back over.
-        source_lang: Source language name used in the prompt.
-        target_lang: Target language name used in the prompt.
-        stop_at_newline: Treat a line break like EOS: a segment is one sentence, so once
-            the source is finished a line break after some text ends the answer (small
-            models otherwise go on to comment on their translation); before that, and
-            before any text, line-break tokens are masked like EOS.
-    """
-
-    wait_k: int = 3
-    max_new_words: int | None = None
-    max_tokens_per_word: int = 16
-    temp: float = 0.0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    repetition_penalty: float | None = None
-    repetition_context_size: int = 20
-    source_lang: str = "English"
-    target_lang: str = "French"
-    stop_at_newline: bool = True
-
-    def __post_init__(self) -> None:
-        if self.wait_k < 1:
-            raise ValueError(f"wait_k must be at least 1, got {self.wait_k}")
-        if self.max_tokens_per_word < 1:
-            raise ValueError("max_tokens_per_word must be at least 1")
-        if self.max_new_words is not None and self.max_new_words < 0:
-            raise ValueError("max_new_words must not be negative")
-
-    def word_cap(self, source_length: int | None) -> int | None:
-        """The target-word cap for a segment (None while |x| is unknown and no cap is set)."""
-        if self.max_new_words is not None:
-            return self.max_new_words
-        return None if source_length is None else default_word_cap(source_length)
-
-
-def default_word_cap(source_length: int) -> int:
-    """Runaway guard when no `max_new_words` is given: 2·|x| + 10 target words."""
-    return 2 * source_length + 10
+from mlxchat.translate.settings import WaitKSettings
 
 
 class TokenChooser:
@@ -84,10 +31,11 @@ class TokenChooser:
     MAX_RESAMPLES = 16
 
     def __init__(self, settings: WaitKSettings, tokenizer: Any) -> None:
-        self.sampler = make_sampler(settings.temp, settings.top_p, settings.min_p)
+        sampling = settings.sampling
+        self.sampler = make_sampler(sampling.temp, sampling.top_p, sampling.min_p)
         self.processors = make_logits_processors(
-            repetition_penalty=settings.repetition_penalty,
-            repetition_context_size=settings.repetition_context_size,
+            repetition_penalty=sampling.repetition_penalty,
+            repetition_context_size=sampling.repetition_context_size,
         )
         self.tokenizer = tokenizer
         self.eos_ids = sorted(eos_token_ids(tokenizer))

@@ -23,13 +23,7 @@ from typing import Any
 import mlx.core as mx
 
 from mlxchat.engine.types import FinishReason
-from mlxchat.translate.decoding import (
-    StatsClock,
-    TextStream,
-    TokenChooser,
-    WaitKSettings,
-    starts_new_word,
-)
+from mlxchat.translate.decoding import StatsClock, TextStream, TokenChooser, starts_new_word
 from mlxchat.translate.events import (
     Notice,
     SegmentDone,
@@ -43,6 +37,7 @@ from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_f
 from mlxchat.translate.policy import Action, next_action
 from mlxchat.translate.prompt import PromptLayout, build_layout
 from mlxchat.translate.segment import ends_sentence, split_sentences, split_words
+from mlxchat.translate.settings import WaitKSettings
 
 RECOMPUTE_NOTICE = "this model's cache cannot be trimmed: recomputing the prompt at each step"
 
@@ -58,7 +53,7 @@ class SimultaneousTranslator:
     Args:
         model: An mlx-lm model.
         tokenizer: Its mlx-lm tokenizer wrapper (with a chat template).
-        settings: Policy, caps and sampling; keyword overrides are applied on top.
+        settings: Policy, caps, languages and sampling.
         should_stop: Polled before every model call; True cancels (the segment ends with
             finish_reason "cancelled" and later calls yield nothing).
         auto_segment: End the segment after a word that ends a sentence (`ends_sentence`).
@@ -69,16 +64,13 @@ class SimultaneousTranslator:
         self,
         model: Any,
         tokenizer: Any,
-        settings: WaitKSettings | None = None,
+        settings: WaitKSettings,
         *,
         should_stop: Callable[[], bool] | None = None,
         auto_segment: bool = True,
         messages: list[dict[str, str]] | None = None,
-        **overrides: Any,
     ) -> None:
-        self.settings = settings or WaitKSettings()
-        if overrides:
-            self.settings = WaitKSettings(**{**vars(self.settings), **overrides})
+        self.settings = settings
         self.tokenizer = tokenizer
         self.layout: PromptLayout = build_layout(
             tokenizer, self.settings.source_lang, self.settings.target_lang, messages
@@ -315,18 +307,8 @@ def stream_translate(
     model: Any,
     tokenizer: Any,
     source: str,
-    wait_k: int = 3,
-    max_new_words: int | None = None,
-    max_tokens_per_word: int = 16,
-    temp: float = 0.0,
-    top_p: float = 1.0,
-    min_p: float = 0.0,
-    repetition_penalty: float | None = None,
-    repetition_context_size: int = 20,
-    source_lang: str = "English",
-    target_lang: str = "French",
+    settings: WaitKSettings,
     *,
-    stop_at_newline: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -335,19 +317,6 @@ def stream_translate(
     Each sentence (`split_sentences`) is read word by word under wait-k and translated as
     its own segment; the events are those of `SimultaneousTranslator`.
     """
-    settings = WaitKSettings(
-        wait_k=wait_k,
-        max_new_words=max_new_words,
-        max_tokens_per_word=max_tokens_per_word,
-        temp=temp,
-        top_p=top_p,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        repetition_context_size=repetition_context_size,
-        source_lang=source_lang,
-        target_lang=target_lang,
-        stop_at_newline=stop_at_newline,
-    )
     translator = SimultaneousTranslator(
         model, tokenizer, settings, should_stop=should_stop, auto_segment=False, messages=messages
     )

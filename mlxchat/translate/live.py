@@ -14,13 +14,12 @@ there; each `feed`/`finish` is one engine job, run in order. Cancelling a job (o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from typing import Any
 
 from mlxchat.engine.engine import Engine, EventStream
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import TranslationEvent
-from mlxchat.translate.incremental import SimultaneousTranslator, stream_translate
+from mlxchat.translate.incremental import SimultaneousTranslator
+from mlxchat.translate.settings import WaitKSettings
 
 Emit = Callable[[Any], None]
 
@@ -108,23 +107,3 @@ class LiveTranslation:
     def _track(self, stream: EventStream) -> EventStream:
         self._streams = [s for s in self._streams if not s.finished] + [stream]
         return stream
-
-
-def translate_events(engine: Engine, source: str, settings: WaitKSettings) -> Iterator[Any]:
-    """Blocking: simulate wait-k over a known `source` (sentence by sentence) on the engine."""
-
-    def run(model: Any, tokenizer: Any, emit: Emit, cancelled: Callable[[], bool]) -> None:
-        for event in stream_translate(
-            model,
-            tokenizer,
-            source,
-            **_settings_kwargs(settings),
-            should_stop=cancelled,
-        ):
-            emit(event)
-
-    return engine.with_model_sync(run)
-
-
-def _settings_kwargs(settings: WaitKSettings) -> dict[str, Any]:
-    return asdict(settings)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-METRIC_NAMES = ("AL", "LAAL", "AP", "DAL")
+METRICS = ("AL", "LAAL", "AP", "DAL")
+"""The latency metrics reported for every segment, in the order they are shown."""
 
 
 def _average_lagging(delays: Sequence[float], source_length: int, target_length: float) -> float:

@@ -17,18 +17,14 @@ import mlx.core as mx
 from mlx_lm.models.cache import make_prompt_cache
 
 from mlxchat.engine.types import FinishReason
-from mlxchat.translate.decoding import (
-    TextStream,
-    TokenChooser,
-    WaitKSettings,
-    starts_new_word,
-)
+from mlxchat.translate.decoding import TextStream, TokenChooser, starts_new_word
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationChunk, TranslationEvent
 from mlxchat.translate.kvcache import cpu_padding, run_model
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_schedule
 from mlxchat.translate.prompt import build_layout
 from mlxchat.translate.segment import split_sentences
+from mlxchat.translate.settings import WaitKSettings
 
 
 class _Stop(Exception):
@@ -149,18 +145,8 @@ def naive_translate(
     model: Any,
     tokenizer: Any,
     source: str,
-    wait_k: int = 3,
-    max_new_words: int | None = None,
-    max_tokens_per_word: int = 16,
-    temp: float = 0.0,
-    top_p: float = 1.0,
-    min_p: float = 0.0,
-    repetition_penalty: float | None = None,
-    repetition_context_size: int = 20,
-    source_lang: str = "English",
-    target_lang: str = "French",
+    settings: WaitKSettings,
     *,
-    stop_at_newline: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -169,19 +155,6 @@ def naive_translate(
     Same arguments and events as `stream_translate`, except that no `SourceRead` is
     yielded and `stats` are left empty.
     """
-    settings = WaitKSettings(
-        wait_k=wait_k,
-        max_new_words=max_new_words,
-        max_tokens_per_word=max_tokens_per_word,
-        temp=temp,
-        top_p=top_p,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        repetition_context_size=repetition_context_size,
-        source_lang=source_lang,
-        target_lang=target_lang,
-        stop_at_newline=stop_at_newline,
-    )
     translator = NaiveTranslator(
         model, tokenizer, settings, should_stop=should_stop, messages=messages
     )

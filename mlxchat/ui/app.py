@@ -19,6 +19,7 @@ from textual.app import App
 from textual.theme import Theme
 
 from mlxchat.ui.palette import SlashCommandProvider
+from mlxchat.ui.remember import remember
 from mlxchat.ui.screens.chat import ChatScreen, ListModels
 from mlxchat.ui.themes import default_themes, install_themes
 
@@ -82,6 +83,7 @@ class ChatApp(App[int]):
         """Register themes, apply the chosen one, show notices, open the chat screen."""
         wanted = getattr(self.settings, "theme", "") or ""
         install_themes(self, self._themes, self._theme_errors, wanted)
+        self.theme_changed_signal.subscribe(self, lambda theme: remember(self, "theme", theme.name))
         notice = getattr(self.history, "notice", None)
         if notice:
             self.notify(notice, title="History", severity="warning", timeout=15, markup=False)

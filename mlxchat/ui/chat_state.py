@@ -44,6 +44,8 @@ class ChatState:
         turns: User and assistant messages, oldest first.
         system_prompt: Sent before the turns ("" for none).
         params: Sampling settings for the next answer.
+        chosen: Sampling settings chosen for this chat (a slash-command, or saved with a
+            resumed chat): they stay when the model, and so its defaults, change.
         conversation_id: Its id in the history once the first message is saved.
         model: The model answering now.
         session: The engine cache session name.
@@ -55,6 +57,7 @@ class ChatState:
         self.turns: list[Turn] = []
         self.system_prompt = system_prompt
         self.params = params
+        self.chosen: dict[str, Any] = {}
         self.conversation_id: int | None = None
         self.title = ""
         self.model = ""
@@ -150,8 +153,13 @@ class ChatState:
         return None
 
     def set_params(self, **changes: Any) -> None:
-        """Change sampling settings (names as in `SamplingParams`)."""
+        """Choose sampling settings for this chat (names as in `SamplingParams`)."""
+        self.chosen.update(changes)
         self.params = replace(self.params, **changes)
+
+    def use_defaults(self, defaults: SamplingParams) -> None:
+        """Take new defaults (another model's), keeping the settings chosen for this chat."""
+        self.params = replace(defaults, **self.chosen)
 
     # ----- starting over ----------------------------------------------------------------------
     def restart(
@@ -171,6 +179,7 @@ class ChatState:
             self.system_prompt = system_prompt
         if params is not None:
             self.params = params
+            self.chosen = {}
         return old
 
     def resume(self, conversation: Conversation) -> str:
@@ -195,7 +204,7 @@ class ChatState:
             and k in SAVED_PARAMS
             and (_is_number(v) or (v is None and k in ("seed", "repetition_penalty")))
         }
-        self.params = replace(self.params, **saved)
+        self.set_params(**saved)
         return old
 
 

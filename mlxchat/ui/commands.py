@@ -13,10 +13,11 @@ table is easy to test on its own.
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from mlxchat.settings import SETTINGS, SettingError, clip
 
 
 class CommandError(Exception):
@@ -121,34 +122,21 @@ def _optional_text(ctx: CommandContext, text: str) -> str | None:
     return text or None
 
 
-def _optional_wait_k(ctx: CommandContext, text: str) -> int | None:
-    return _number("translate", 1, 32, whole=True)(ctx, text) if text else None
+def _setting(command: str, name: str, *, optional: bool = False) -> Parser:
+    """A parser that checks the argument as setting `name` (see `mlxchat.settings`)."""
+    setting = SETTINGS[name]
 
-
-def _number(name: str, low: float, high: float, *, whole: bool = False) -> Parser:
-    kind = "a whole number" if whole else "a number"
-
-    def parse(ctx: CommandContext, text: str) -> float | int:
-        command = COMMANDS[name]
+    def parse(ctx: CommandContext, text: str) -> Any:
         if not text:
-            raise command.fail(f"/{name} needs {kind} from {_show(low)} to {_show(high)}")
+            if optional:
+                return None
+            raise COMMANDS[command].fail(f"/{command} needs {setting.expects}")
         try:
-            value: float | int = int(text) if whole else float(text)
-        except ValueError:
-            raise command.fail(f"'{_clip(text)}' is not {kind}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise command.fail(f"'{_clip(text)}' is not a finite number")
-        if not low <= value <= high:
-            raise command.fail(f"{_show(value)} is out of range ({_show(low)} to {_show(high)})")
-        return value
+            return setting.parse(text, f"/{command}")
+        except SettingError as error:
+            raise COMMANDS[command].fail(str(error)) from None
 
     return parse
-
-
-def _seed(ctx: CommandContext, text: str) -> int | None:
-    if text.lower() in ("off", "none", "random"):
-        return None
-    return _number("seed", 0, 2**63 - 1, whole=True)(ctx, text)
 
 
 def _theme(ctx: CommandContext, text: str) -> str | None:
@@ -159,17 +147,9 @@ def _theme(ctx: CommandContext, text: str) -> str | None:
         close = difflib.get_close_matches(text, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise COMMANDS["theme"].fail(
-            f"no theme named '{_clip(text)}'{hint}; available: {', '.join(sorted(names))}"
+            f"no theme named '{clip(text)}'{hint}; available: {', '.join(sorted(names))}"
         )
     return text
-
-
-def _show(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ----- the table ----------------------------------------------------------------------------
@@ -211,28 +191,28 @@ _TABLE = (
         "X",
         "sampling temperature, 0 (always the likeliest token) to 5",
         lambda c, v: c.set_sampling("temp", v),
-        _number("temp", 0.0, 5.0),
+        _setting("temp", "temp"),
     ),
     Command(
         "top-p",
         "X",
         "nucleus sampling mass, 0 to 1 (1 turns it off)",
         lambda c, v: c.set_sampling("top_p", v),
-        _number("top-p", 0.0, 1.0),
+        _setting("top-p", "top_p"),
     ),
     Command(
         "max-tokens",
         "N",
         "the longest answer in tokens",
         lambda c, v: c.set_sampling("max_tokens", v),
-        _number("max-tokens", 1, 10_000_000, whole=True),
+        _setting("max-tokens", "max_tokens"),
     ),
     Command(
         "seed",
         "N|off",
         "random seed for repeatable answers (off: random)",
         lambda c, v: c.set_sampling("seed", v),
-        _seed,
+        _setting("seed", "seed"),
     ),
     Command(
         "retry",
@@ -293,7 +273,7 @@ _TABLE = (
         "[K]",
         "simultaneous translation (wait-k, default 3) with live latency metrics",
         lambda c, v: c.open_translate(v),
-        _optional_wait_k,
+        _setting("translate", "wait_k", optional=True),
     ),
     Command(
         "quit", "", "leave mlxchat", lambda c, v: c.quit_app(), _no_argument("quit"), key="ctrl+q"
@@ -333,7 +313,7 @@ def find_command(name: str) -> Command:
     prefixed = [n for n in COMMANDS if name and n.startswith(name)]
     hints = list(dict.fromkeys(prefixed + close))[:3]
     hint = f" Did you mean {' or '.join('/' + h for h in hints)}?" if hints else ""
-    shown = _clip(name) or ""
+    shown = clip(name) or ""
     raise CommandError(f"Unknown command /{shown}.{hint} Type /help for the list.")
 
 

@@ -179,7 +179,7 @@ async def test_switch_to_missing_model_keeps_old_and_shows_error(make_app, engin
     ("command", "expected"),
     [
         ("/temp abc", "'abc' is not a number — usage: /temp X"),
-        ("/temp 9", "out of range"),
+        ("/temp 9", "/temp must be a number from 0 to 5, got 9 — usage: /temp X"),
         ("/top-p 1.5", "usage: /top-p X"),
         ("/max-tokens 0", "usage: /max-tokens N"),
         ("/max-tokens 2.5", "not a whole number"),

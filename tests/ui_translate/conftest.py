@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxchat.translate.decoding import WaitKSettings
+from mlxchat.translate.settings import WaitKSettings
 
 from .fake_translation import FakeFactory
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlxchat.engine.types import Stats
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import (
     SegmentDone,
     SourceRead,
@@ -24,6 +23,7 @@ from mlxchat.translate.events import (
 )
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import Action, next_action
+from mlxchat.translate.settings import WaitKSettings
 
 LEXICON = {
     "the": "le",

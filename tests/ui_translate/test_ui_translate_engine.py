@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from mlxchat.engine.engine import Engine
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import SegmentDone, SourceRead, TargetWord, TranslationEvent
 from mlxchat.translate.metrics import latency_metrics
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.latency_panel import format_metric
 from mlxchat.ui.translate.screen import live_translation_factory

@@ -9,8 +9,8 @@ from textual.app import App
 from textual.widgets import Static
 
 from mlxchat.engine.types import ModelInfo
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.metrics import latency_metrics
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.screen import TranslateScreen
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import math
 
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import SegmentDone, SourceRead, TargetWord
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_delays
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.delay_plot import DOT, LINE, plot_lines
 from mlxchat.ui.translate.latency_panel import format_metric
 from mlxchat.ui.translate.runner import EndSentence, Runner, SourceWord

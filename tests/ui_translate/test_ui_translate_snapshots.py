@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from mlxchat.engine.types import ModelInfo
-from mlxchat.translate.decoding import WaitKSettings
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 
 from .fake_translation import FakeEngine, FakeFactory

@@ -26,6 +26,7 @@ from mlxchat.engine.types import (
     FinishReason,
     LoadProgress,
     Progress,
+    SamplingParams,
     Stats,
 )
 from mlxchat.ui import commands
@@ -42,6 +43,7 @@ from mlxchat.ui.messages import (
     ModelReady,
     PromptSubmitted,
 )
+from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
 from mlxchat.ui.widgets.conversation import ConversationView
 from mlxchat.ui.widgets.message import MessageView
@@ -109,7 +111,7 @@ class ChatScreen(ChatCommands):
         self.history = history
         self.list_models = list_models
         self.resume_id = resume
-        self.chat = ChatState(history, settings.system_prompt, settings.sampling())
+        self.chat = ChatState(history, settings.system_prompt, self.default_sampling())
         self._stream: Any = None
         self._answer_worker: Worker[None] | None = None
         self._got_tokens = False
@@ -170,6 +172,12 @@ class ChatScreen(ChatCommands):
             await self.resume_chat(self.resume_id)
 
     # ----- models ---------------------------------------------------------------------------
+    def default_sampling(self) -> SamplingParams:
+        """The sampling defaults for the loaded model: the user's choices (flags and
+        config.toml), else the model's generation_config.json, else the built-in ones."""
+        info = getattr(self.engine, "model_info", None)
+        return self.settings.sampling(info.sampling_defaults if info else None)
+
     def load_model(self, name: str, *, announce: bool = True) -> None:
         """Load `name` in the background, showing progress; the chat continues on it."""
         self._loading += 1
@@ -195,12 +203,14 @@ class ChatScreen(ChatCommands):
         if self._loading == 0:
             self.status.set_model(info.name, info.context_length or 0)
             self.chat.model = info.name
+            self.chat.use_defaults(self.default_sampling())
             problem = self.chat.save_settings()
             if problem:
                 self._history_problem(problem)
         self._settle_status()
         if announce:
             self.notify(f"Now chatting with {info.name}", title="Model ready")
+            remember(self.app, "model", model_to_remember(name))
         self.post_message(ModelReady(info))
 
     def _on_load_progress(self, progress: LoadProgress) -> None:

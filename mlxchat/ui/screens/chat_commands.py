@@ -55,6 +55,7 @@ class ChatCommands(Screen[None]):
         async def run_command(self, text: str) -> bool: ...
         def _busy(self) -> bool: ...
         def _history_problem(self, problem: str | None) -> None: ...
+        def default_sampling(self) -> Any: ...
 
     def theme_names(self) -> Sequence[str]:
         """Registered theme names."""
@@ -80,12 +81,13 @@ class ChatCommands(Screen[None]):
 
     def open_translate(self, wait_k: int | None) -> None:
         """/translate [K]: open the simultaneous-translation screen on the chat's model."""
-        from mlxchat.translate.decoding import WaitKSettings
+        from mlxchat.translate.settings import WaitKSettings
         from mlxchat.ui.translate.screen import TranslateScreen
 
         if self._busy():
             return
-        self.app.push_screen(TranslateScreen(self.engine, WaitKSettings(wait_k=wait_k or 3)))
+        settings = WaitKSettings() if wait_k is None else WaitKSettings(wait_k=wait_k)
+        self.app.push_screen(TranslateScreen(self.engine, settings))
 
     def switch_model(self, name: str) -> None:
         """Load another model; the conversation continues on it."""
@@ -150,7 +152,7 @@ class ChatCommands(Screen[None]):
         """Start a new chat with the default settings."""
         if self._busy():
             return
-        old = self.chat.restart(self.settings.system_prompt, self.settings.sampling())
+        old = self.chat.restart(self.settings.system_prompt, self.default_sampling())
         await self._after_restart(old)
         self.notify("New chat.", title="New")
 

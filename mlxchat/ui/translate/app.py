@@ -15,7 +15,7 @@ from typing import Any
 from textual.app import App
 from textual.theme import Theme
 
-from mlxchat.translate.decoding import WaitKSettings
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.themes import default_themes, install_themes
 from mlxchat.ui.translate.runner import TranslationFactory
 from mlxchat.ui.translate.screen import TranslateScreen

@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from mlxchat.translate.metrics import METRIC_NAMES
+from mlxchat.translate.metrics import METRICS
 
 
 def format_metric(value: float | None) -> str:
@@ -99,7 +99,7 @@ class LatencyPanel(Widget):
                 (f"session ({self.finished})", muted),
             ),
         ]
-        for name in METRIC_NAMES:
+        for name in METRICS:
             lines.append(
                 Content.assemble(
                     (f"{name:<6}", "bold"),

@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import TranslationEvent
+from mlxchat.translate.settings import WaitKSettings
 
 
 class Translation(Protocol):

@@ -27,8 +27,8 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
 from mlxchat.engine.types import EngineError, LoadProgress
+from mlxchat.settings import MAX_WAIT_K
 from mlxchat.text import sanitize
-from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.translate.events import (
     Notice,
     SegmentDone,
@@ -38,6 +38,7 @@ from mlxchat.translate.events import (
     TranslationEvent,
 )
 from mlxchat.translate.segment import ends_sentence, split_sentences
+from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
@@ -53,9 +54,6 @@ from mlxchat.ui.translate.session import SentenceRecord, count_finished, session
 from mlxchat.ui.translate.source_pane import SourcePane
 from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
-
-MAX_WAIT_K = 32
-"""The largest k the + key goes to."""
 
 
 def live_translation_factory(engine: Any) -> TranslationFactory:

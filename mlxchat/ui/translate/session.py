@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mlxchat.translate.metrics import METRIC_NAMES
+from mlxchat.translate.metrics import METRICS
 
 
 @dataclass
@@ -69,7 +69,7 @@ def session_averages(sentences: list[SentenceRecord]) -> dict[str, float]:
     """Each metric averaged over the finished sentences (cancelled ones and nan skipped)."""
     finished = [s for s in sentences if s.done and s.finish_reason not in ("cancelled", "error")]
     averages: dict[str, float] = {}
-    for name in METRIC_NAMES:
+    for name in METRICS:
         values = [v for s in finished if not math.isnan(v := s.metrics.get(name, math.nan))]
         averages[name] = sum(values) / len(values) if values else math.nan
     return averages
