@@ -41,7 +41,10 @@ def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -
 def locate(
     what: Annotated[str, typer.Argument(help="config, data, themes or cache")],
 ) -> None:
-    """Print where mlxchat keeps its config, history, themes or cache."""
+    """Print where mlxchat keeps its config, history, themes or cache.
+
+    `locate config` first writes a commented default config file when there is none.
+    """
     from mlxchat import locations
 
     paths = {
@@ -52,4 +55,13 @@ def locate(
     }
     if what not in paths:
         fail(f"unknown location '{what}'; use one of: {', '.join(paths)}")
-    typer.echo(str(paths[what]()))
+    path = paths[what]()
+    if what == "config" and not path.exists():
+        from mlxchat.config import ConfigError, write_default_config
+
+        try:
+            write_default_config(path)
+        except ConfigError as error:
+            fail(str(error))
+        typer.echo("mlxchat: created a commented default config file", err=True)
+    typer.echo(str(path))

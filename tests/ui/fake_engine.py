@@ -94,6 +94,7 @@ class FakeEngine:
         self._answer_index = 0
         self._load_gate: asyncio.Event | None = None
         self.current: FakeStream | None = None
+        self.sampling_defaults: dict[str, Any] = {}
 
     # ----- the Engine API -------------------------------------------------------------------
     @property
@@ -121,7 +122,10 @@ class FakeEngine:
             if name in self.missing:
                 raise ModelLoadError(f"no model named '{name}': not a file, folder or cached repo")
             self._info = ModelInfo(
-                name=name, path=f"/models/{name}", context_length=self.context_length
+                name=name,
+                path=f"/models/{name}",
+                context_length=self.context_length,
+                sampling_defaults=dict(self.sampling_defaults),
             )
             if on_progress:
                 on_progress(LoadProgress(name, "ready", 1.0))

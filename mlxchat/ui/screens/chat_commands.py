@@ -77,7 +77,7 @@ class ChatCommands(Screen[None]):
 
     def show_help(self) -> None:
         """Open the help screen."""
-        self.app.push_screen(HelpScreen())
+        self.app.push_screen(HelpScreen(self.chat.params))
 
     def open_translate(self, wait_k: int | None) -> None:
         """/translate [K]: open the simultaneous-translation screen on the chat's model."""

@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from mlxchat.engine.types import SamplingParams
+from mlxchat.settings import default, show
 from mlxchat.ui.commands import COMMANDS
 
 KEYS = (
@@ -33,8 +35,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def help_markdown() -> str:
-    """The help text: commands (from `COMMANDS`) then keys, as Markdown tables."""
+def sampling_line(params: SamplingParams) -> str:
+    """The sampling settings in force, as /help shows them."""
+    parts = []
+    for name in ("temp", "top_p", "min_p", "top_k", "repetition_penalty", "max_tokens", "seed"):
+        value = getattr(params, name)
+        shown = "off" if value is None else show(value)
+        parts.append(f"{name.replace('_', '-')} {shown}")
+    return " · ".join(parts)
+
+
+def help_markdown(params: SamplingParams | None = None) -> str:
+    """The help text: commands (from `COMMANDS`), the sampling settings, then keys."""
     lines = [
         "# mlxchat help",
         "",
@@ -48,6 +60,15 @@ def help_markdown() -> str:
     ]
     for command in COMMANDS.values():
         lines.append(f"| `{_cell(command.usage)}` | {_cell(command.help)} |")
+    lines += ["", "## Sampling", ""]
+    if params is not None:
+        lines += [f"Now: {sampling_line(params)}.", ""]
+    lines += [
+        "Built-in defaults: greedy (temp 0, top-p 1, no repetition penalty), at most"
+        f" {default('max_tokens')} tokens per answer. A model's own `generation_config.json`"
+        " replaces them; `config.toml` and command-line flags replace those; a slash-command"
+        " changes the current chat only.",
+    ]
     lines += ["", "## Keys", "", "| key | what it does |", "|---|---|"]
     lines += [f"| {key} | {_cell(what)} |" for key, what in KEYS]
     lines += ["", "Press **Esc** to close."]
@@ -80,10 +101,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,f1", "dismiss_help", "Close"),
     ]
 
+    def __init__(self, params: SamplingParams | None = None) -> None:
+        """Create the screen; `params` are the sampling settings in force."""
+        super().__init__()
+        self.params = params
+
     def compose(self) -> ComposeResult:
         """The help text in a scrolling box."""
         with VerticalScroll(can_focus=True):
-            yield Markdown(help_markdown())
+            yield Markdown(help_markdown(self.params))
 
     def on_mount(self) -> None:
         """Focus the scroller so the arrow keys scroll."""
