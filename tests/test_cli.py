@@ -143,7 +143,13 @@ def test_bad_flag_exits_2() -> None:
 
 def test_locate_prints_the_overridden_paths(tmp_path: Path) -> None:
     assert mlxchat("locate", "data").stdout.strip() == os.environ["MLXCHAT_DATA_DIR"]
-    assert mlxchat("locate", "config").stdout.strip().endswith("config.toml")
+    first = mlxchat("locate", "config")
+    path = Path(first.stdout.strip())
+    assert path == Path(os.environ["MLXCHAT_CONFIG_DIR"]) / "config.toml"
+    assert first.stderr == "mlxchat: created a commented default config file\n"
+    assert path.read_text().startswith("# mlxchat settings (TOML).")
+    again = mlxchat("locate", "config")  # it is there now: just the path
+    assert (again.returncode, again.stdout.strip(), again.stderr) == (0, str(path), "")
 
 
 @pytest.mark.demo

@@ -88,13 +88,13 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    command = f"env {exports} {shlex.quote(sys.executable)} -m mlxchat --model demo --temp 0"
+    command = f"env {exports} {shlex.quote(sys.executable)} -m mlxchat"  # default settings
     term = Terminal(command)
     yield term
     term.close()
 
 
-def test_ask_the_demo_model_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> None:
+def test_the_demo_answers_well_with_default_settings(terminal: Terminal, tmp_path: Path) -> None:
     terminal.wait_for("demo", timeout=30)  # the app painted before the model is ready
     terminal.type("What is the capital of France?", "Enter")
     screen = terminal.wait_for("Paris", timeout=240)
