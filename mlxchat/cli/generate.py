@@ -9,13 +9,16 @@ import typer
 
 from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
+    ApiKeyOpt,
     ModelOpt,
+    RemoteModelOpt,
     SeedOpt,
     SystemOpt,
     app,
     emit_json,
     fail,
     load_model_or_exit,
+    model_name,
     read_prompt,
     settings_or_exit,
     stats_dict,
@@ -36,6 +39,8 @@ def generate(
     top_k: Annotated[int, typer.Option("--top-k", help="Top-k sampling (0 = off).")] = 0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens.")] = 512,
     seed: SeedOpt = None,
+    remote_model: RemoteModelOpt = None,
+    api_key: ApiKeyOpt = None,
     stop: Annotated[
         list[str] | None, typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")
     ] = None,
@@ -68,22 +73,28 @@ def generate(
     except ValueError as error:
         fail(str(error))
     text = read_prompt(prompt)
-    name = model or settings_or_exit().model
+    name = model_name(model, remote_model) or settings_or_exit().model
     messages = [Message("system", system_prompt)] if system_prompt else []
     messages.append(Message("user", text))
     raise typer.Exit(
-        _run_generate(name, messages, params, not ignore_chat_template, as_json, verbose)
+        _run_generate(name, messages, params, not ignore_chat_template, as_json, verbose, api_key)
     )
 
 
 def _run_generate(
-    name: str, messages: list[Any], params: Any, chat_template: bool, as_json: bool, verbose: bool
+    name: str,
+    messages: list[Any],
+    params: Any,
+    chat_template: bool,
+    as_json: bool,
+    verbose: bool,
+    api_key: str | None = None,
 ) -> int:
-    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.factory import make_engine
     from mlxchat.engine.types import Chunk, EngineError, Progress
     from mlxchat.text import sanitize
 
-    engine = Engine()
+    engine = make_engine(name, api_key=api_key)
     load_model_or_exit(engine, name, quiet=as_json)
     out = sys.stdout
     stream = engine.iterate(messages, params, chat_template=chat_template, progress=as_json)
@@ -108,6 +119,10 @@ def _run_generate(
         typer.echo("mlxchat: interrupted", err=True)
         return EXIT_INTERRUPTED
     except EngineError as error:
+        if last is not None and not as_json:  # keep the partial answer, say it is cut
+            out.write("\n")
+            out.flush()
+            fail(f"{error} (the answer above is incomplete)")
         fail(str(error))
     finish = last.finish_reason if last else "error"
     if as_json:

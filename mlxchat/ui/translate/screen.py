@@ -60,9 +60,7 @@ MAX_WAIT_K = 32
 
 def live_translation_factory(engine: Any) -> TranslationFactory:
     """Translations on `engine`'s model; the screen decides where sentences end."""
-    from mlxchat.translate.live import LiveTranslation
-
-    return lambda settings: LiveTranslation(engine, settings, auto_segment=False)
+    return lambda settings: engine.translation(settings, auto_segment=False)
 
 
 class TranslateScreen(Screen[None]):
