@@ -132,10 +132,11 @@ def read_prompt(prompt: str | None) -> str:
 
 
 def stats_line(stats: Any, finish: str) -> str:
+    memory = f"peak {stats.peak_memory:.2f} GB | " if stats.peak_memory else ""  # 0: remote
     return (
         f"{stats.generation_tokens} tokens, {stats.generation_tps:.1f} tok/s | "
         f"prompt {stats.prompt_tokens} tokens, {stats.prompt_tps:.1f} tok/s | "
-        f"TTFT {stats.ttft:.3f} s | peak {stats.peak_memory:.2f} GB | {finish}"
+        f"TTFT {stats.ttft:.3f} s | {memory}{finish}"
     )
 
 

@@ -23,8 +23,16 @@ Prompt = str | Sequence[Message]
 OnLoadProgress = Callable[[LoadProgress], None]
 
 
-class EventStream(AsyncIterator[Event], Protocol):
+class EventStream(Protocol):
     """One request's `Chunk`s and `Progress` events; `cancel()` stops it within a token."""
+
+    def __aiter__(self) -> EventStream:
+        """The stream itself."""
+        ...
+
+    async def __anext__(self) -> Event:
+        """The next event."""
+        ...
 
     def cancel(self) -> None:
         """Stop the request (its last chunk says `cancelled`, or the stream just ends)."""

@@ -104,7 +104,7 @@ def http_error(status: int, body: bytes, endpoint: Endpoint) -> str:
     if status in (401, 403):
         return f"{host} refused the API key (HTTP {status}); pass --api-key or set {API_KEY_ENV}"
     if status == 404 and endpoint.model:
-        return f"{host} has no model '{endpoint.model}' (HTTP 404){_tail(detail)}"
+        return f"{host} has no model '{endpoint.model}' (HTTP 404)"
     return f"{host} answered HTTP {status}{_tail(detail)}"
 
 
