@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from mlxchat import __version__
+
+if TYPE_CHECKING:
+    from mlxchat.engine.contract import Engine
 
 app = typer.Typer(
     help="A fast terminal chat for local language models on MLX.",
@@ -151,7 +154,7 @@ def emit_json(out: Any, **event: Any) -> None:
     out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
 
-def load_model_or_exit(engine: Any, name: str, quiet: bool) -> Any:
+def load_model_or_exit(engine: Engine, name: str, quiet: bool) -> Any:
     """Load `name`, reporting progress on stderr when it is a terminal."""
     from mlxchat.engine.types import ModelLoadError
 

@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from mlxchat.cli.app import (
     model_name,
     settings_or_exit,
 )
+
+if TYPE_CHECKING:
+    from mlxchat.engine.contract import Engine
 
 DEFAULT_WPM = 150.0
 METRICS = ("AL", "LAAL", "AP", "DAL")
@@ -242,7 +245,7 @@ class JsonPrinter:
 
 
 def run_plain(
-    engine: Any,
+    engine: Engine,
     sentences: list[list[str]],
     settings: Any,
     wpm: float | None,

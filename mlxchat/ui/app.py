@@ -18,6 +18,7 @@ from typing import Any
 from textual.app import App
 from textual.theme import Theme
 
+from mlxchat.engine.contract import ChatEngine
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.screens.chat import ChatScreen, ListModels
 from mlxchat.ui.themes import default_themes, install_themes
@@ -46,7 +47,7 @@ class ChatApp(App[int]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: ChatEngine,
         settings: Any,
         history: Any | None = None,
         *,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from textual.app import App
 from textual.theme import Theme
 
+from mlxchat.engine.contract import TranslateEngine
 from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.ui.themes import default_themes, install_themes
 from mlxchat.ui.translate.runner import TranslationFactory
@@ -32,7 +32,7 @@ class TranslateApp(App[int]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: TranslateEngine,
         settings: WaitKSettings,
         *,
         model: str | None,

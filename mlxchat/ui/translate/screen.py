@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -26,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
+from mlxchat.engine.contract import TranslateEngine
 from mlxchat.engine.types import EngineError, LoadProgress
 from mlxchat.text import sanitize
 from mlxchat.translate.decoding import WaitKSettings
@@ -58,7 +58,7 @@ MAX_WAIT_K = 32
 """The largest k the + key goes to."""
 
 
-def live_translation_factory(engine: Any) -> TranslationFactory:
+def live_translation_factory(engine: TranslateEngine) -> TranslationFactory:
     """Translations on `engine`'s model; the screen decides where sentences end."""
     return lambda settings: engine.translation(settings, auto_segment=False)
 
@@ -96,7 +96,7 @@ class TranslateScreen(Screen[None]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: TranslateEngine,
         settings: WaitKSettings,
         *,
         model: str | None = None,
