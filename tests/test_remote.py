@@ -15,10 +15,11 @@ import pytest
 from conftest import TEST_CACHE
 from servers import free_port, key_server, mlx_lm_server, server_process
 from test_cli import assert_one_line_error, mlxchat
-from ui.helpers import SIZE, ready, type_text, until
+from ui.helpers import SIZE, ready, send, shown, type_text, until
 
 from mlxchat.config import Settings
 from mlxchat.engine.remote import RemoteEngine
+from mlxchat.engine.types import Chunk, Message, SamplingParams
 from mlxchat.ui.app import ChatApp
 
 pytestmark = pytest.mark.demo
@@ -109,6 +110,34 @@ async def test_chat_streams_from_the_server_and_names_the_host(served: str) -> N
         assert "Paris" in answer.source
         status = str(screen.status.render())
         assert f"@ {served.split('/')[2]}" in status and "tok/s" in status
+    engine.close()
+
+
+async def test_tui_refused_connection_is_a_notice_and_the_app_goes_on() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    settings = Settings(model=url, theme="mlxchat-dark")
+    app = ChatApp(RemoteEngine(), settings, None, list_models=lambda: [])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: any("cannot connect" in n.message for n in app._notifications))
+        assert any(n.startswith("Model not loaded: cannot connect") for n in await shown(pilot))
+        screen = await send(pilot, "/help")  # still running, still answering commands
+        assert not screen.answering
+
+
+async def test_cancel_closes_the_stream_and_the_server_serves_on(served: str) -> None:
+    engine = RemoteEngine()
+    await engine.load(served)
+    prompt = [Message("user", "Write a very long story about a dragon.")]
+    stream = engine.stream(prompt, SamplingParams(max_tokens=2000))
+    events = []
+    async for event in stream:
+        events.append(event)
+        if isinstance(event, Chunk) and event.text:
+            stream.cancel()  # what Esc does
+    assert events[-1].finish_reason == "cancelled"
+    assert len([e for e in events if isinstance(e, Chunk) and e.text]) <= 3
+    answer = "".join([e.text async for e in engine.stream(QUESTION) if isinstance(e, Chunk)])
+    assert "Paris" in answer
     engine.close()
 
 

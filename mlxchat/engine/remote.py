@@ -149,8 +149,16 @@ class RemoteEngine:
         return self._info
 
     async def load(self, name: str, on_progress: OnLoadProgress | None = None) -> ModelInfo:
-        """`load_sync` on a thread (progress is reported from that thread)."""
-        return await asyncio.to_thread(self.load_sync, name, on_progress)
+        """`load_sync` on a thread; progress is reported on the event loop."""
+        loop = asyncio.get_running_loop()
+        report = None
+        if on_progress is not None:
+            callback = on_progress
+
+            def report(event: LoadProgress) -> None:
+                loop.call_soon_threadsafe(callback, event)
+
+        return await asyncio.to_thread(self.load_sync, name, report)
 
     # ----- generation -----------------------------------------------------------------
     def _connected(self) -> rh.Endpoint:
