@@ -124,6 +124,24 @@ async def test_tui_refused_connection_is_a_notice_and_the_app_goes_on() -> None:
         assert not screen.answering
 
 
+async def test_tui_server_killed_mid_answer_keeps_it_marked_failed(demo_dir: Path, tmp_path):
+    with mlx_lm_server(demo_dir, tmp_path / "hf") as (server, url):
+        settings = Settings(model=url, theme="mlxchat-dark", max_tokens=2000)
+        app = ChatApp(RemoteEngine(), settings, None, list_models=lambda: [])
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await ready(pilot)
+            await type_text(pilot, "Write a very long story about a dragon.")
+            await pilot.press("enter")
+            await until(pilot, lambda: screen.answering)
+            await until(pilot, lambda: screen.status.state == "generating", timeout=120)
+            server.kill()
+            await until(pilot, lambda: not screen.answering, timeout=60)
+            _, answer = screen.conversation.messages
+            assert answer.source.strip()  # the partial answer stays
+            assert "closed the stream" in answer.header_text or "broke" in answer.header_text
+            assert any(n.startswith("Answer failed: ") for n in await shown(pilot))
+
+
 async def test_cancel_closes_the_stream_and_the_server_serves_on(served: str) -> None:
     engine = RemoteEngine()
     await engine.load(served)
