@@ -25,8 +25,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator:
+def server_process(
+    args: list[str], port: int, env: dict[str, str] | None = None, key: str | None = None
+) -> Iterator:
     """Run `python args…` until its /health answers; yield (process, base URL); stop it."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     proc = subprocess.Popen(
         [sys.executable, *args],
         env={**os.environ, **(env or {})},
@@ -39,7 +42,12 @@ def server_process(args: list[str], port: int, env: dict[str, str] | None = None
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                if (
+                    httpx.get(
+                        f"http://127.0.0.1:{port}/health", headers=headers, timeout=2
+                    ).status_code
+                    == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass

@@ -163,7 +163,7 @@ def test_remote_engine_against_mlxchat_serve(demo_dir: Path) -> None:
     pytest.importorskip("mlxchat.server", reason="mlxchat serve is not installed")
     port = free_port()
     args = ["-m", "mlxchat", "serve", "--model", "demo", "--host", "127.0.0.1"]
-    with server_process([*args, "--port", str(port), "--api-key", "k"], port) as (_, url):
+    with server_process([*args, "--port", str(port), "--api-key", "k"], port, key="k") as (_, url):
         good = mlxchat(
             "generate", "-m", url, "-p", QUESTION, "--max-tokens", "12", "--api-key", "k"
         )
