@@ -109,3 +109,64 @@ def key_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _LexiconHandler(BaseHTTPRequestHandler):
+    """Streams a word-for-word "translation" of a wait-k completion prompt.
+
+    Target word j is ``T-<source word j>``. Each request streams the next target word and
+    then one more (a look-ahead the client must drop); with no source word left to
+    translate it ends the answer at once (``finish_reason: stop``).
+    """
+
+    requests: list[str] = []
+
+    def do_GET(self) -> None:
+        self._json({"object": "list", "data": [{"id": "lexicon"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["prompt"]
+        self.requests.append(prompt)
+        source_line, target_line = prompt.splitlines()[-2:]
+        source = source_line.split(":", 1)[1].split()
+        written = len(target_line.split(":", 1)[1].split())
+        pieces = [f" T-{word}" for word in source[written : written + 2]]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in pieces:
+            self._event({"choices": [{"index": 0, "text": piece, "finish_reason": None}]})
+        reason = "length" if pieces else "stop"
+        self._event({"choices": [{"index": 0, "text": "", "finish_reason": reason}]})
+        self._event({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}})
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _event(self, data: dict) -> None:
+        self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+        self.wfile.flush()
+
+    def _json(self, data: dict) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def lexicon_server() -> Iterator[tuple[str, list[str]]]:
+    """The scripted translation server; yields its base URL and the prompts it received."""
+    _LexiconHandler.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LexiconHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", _LexiconHandler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
