@@ -66,10 +66,8 @@ class ThreadedStream(Generic[T]):
 
     def _run(self, make: Callable[[Cancelled], Iterator[T]]) -> None:
         try:
-            for item in make(self._stop.is_set):
+            for item in make(self._stop.is_set):  # it ends itself soon after a cancel
                 self._put("item", item)
-                if self._stop.is_set():
-                    break
         except BaseException as error:  # handed to the consumer
             self._put("error", error)
         else:
@@ -95,6 +93,9 @@ class ThreadedStream(Generic[T]):
 
     def cancel(self) -> None:
         """Ask the generator to stop."""
+        self._stop.set()
+
+    def __del__(self) -> None:  # dropped before its end (e.g. `break`): stop the request
         self._stop.set()
 
 
