@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from mlxchat import __version__
+
+if TYPE_CHECKING:
+    from mlxchat.engine.contract import Engine
 
 app = typer.Typer(
     help="A fast terminal chat for local language models on MLX.",
@@ -50,6 +53,14 @@ TempOpt = Annotated[float | None, typer.Option(help="Sampling temperature (0 = g
 TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass.")]
 MaxTokOpt = Annotated[int | None, typer.Option("--max-tokens", help="Most tokens per answer.")]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
+RemoteModelOpt = Annotated[
+    str | None,
+    typer.Option("--remote-model", help="With -m http://…/v1: the model id on the server."),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="MLXCHAT_API_KEY", help="With -m http://…/v1: API key."),
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -61,6 +72,8 @@ def chat(
     top_p: TopPOpt = None,
     max_tokens: MaxTokOpt = None,
     seed: SeedOpt = None,
+    remote_model: RemoteModelOpt = None,
+    api_key: ApiKeyOpt = None,
     theme: Annotated[str | None, typer.Option(help="Colour theme name.")] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where history is kept (or MLXCHAT_DATA_DIR).")
@@ -74,7 +87,7 @@ def chat(
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_or_exit(
-        model=model,
+        model=model_name(model, remote_model),
         system_prompt=system_prompt,
         temp=temp,
         top_p=top_p,
@@ -84,7 +97,18 @@ def chat(
     )
     from mlxchat.ui.app import run_chat
 
-    raise typer.Exit(run_chat(settings, data_dir=data_dir, resume=resume))
+    raise typer.Exit(run_chat(settings, data_dir=data_dir, resume=resume, api_key=api_key))
+
+
+def model_name(model: str | None, remote_model: str | None) -> str | None:
+    """`model`, with `--remote-model` appended as ``#id`` to a server URL."""
+    if remote_model is None:
+        return model
+    from mlxchat.engine.remote_http import is_remote
+
+    if model is None or not is_remote(model):
+        fail("--remote-model needs a server URL: -m http://host:port/v1")
+    return f"{model.partition('#')[0]}#{remote_model}"
 
 
 def settings_or_exit(**overrides: Any) -> Any:
@@ -122,10 +146,11 @@ def read_prompt(prompt: str | None) -> str:
 
 
 def stats_line(stats: Any, finish: str) -> str:
+    memory = f"peak {stats.peak_memory:.2f} GB | " if stats.peak_memory else ""  # 0: remote
     return (
         f"{stats.generation_tokens} tokens, {stats.generation_tps:.1f} tok/s | "
         f"prompt {stats.prompt_tokens} tokens, {stats.prompt_tps:.1f} tok/s | "
-        f"TTFT {stats.ttft:.3f} s | peak {stats.peak_memory:.2f} GB | {finish}"
+        f"TTFT {stats.ttft:.3f} s | {memory}{finish}"
     )
 
 
@@ -140,7 +165,7 @@ def emit_json(out: Any, **event: Any) -> None:
     out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
 
-def load_model_or_exit(engine: Any, name: str, quiet: bool) -> Any:
+def load_model_or_exit(engine: Engine, name: str, quiet: bool) -> Any:
     """Load `name`, reporting progress on stderr when it is a terminal."""
     from mlxchat.engine.types import ModelLoadError
 

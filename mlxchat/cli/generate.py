@@ -10,8 +10,10 @@ import typer
 
 from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
+    ApiKeyOpt,
     MaxTokOpt,
     ModelOpt,
+    RemoteModelOpt,
     SeedOpt,
     SystemOpt,
     TempOpt,
@@ -20,6 +22,7 @@ from mlxchat.cli.app import (
     emit_json,
     fail,
     load_model_or_exit,
+    model_name,
     read_prompt,
     settings_or_exit,
     stats_dict,
@@ -40,6 +43,8 @@ def generate(
     top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off).")] = None,
     max_tokens: MaxTokOpt = None,
     seed: SeedOpt = None,
+    remote_model: RemoteModelOpt = None,
+    api_key: ApiKeyOpt = None,
     stop: Annotated[
         list[str] | None, typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")
     ] = None,
@@ -59,7 +64,7 @@ def generate(
     from mlxchat.engine.types import Message
 
     settings = settings_or_exit(
-        model=model,
+        model=model_name(model, remote_model),
         temp=temp,
         top_p=top_p,
         min_p=min_p,
@@ -72,7 +77,13 @@ def generate(
     messages.append(Message("user", text))
     raise typer.Exit(
         _run_generate(
-            settings, messages, tuple(stop or ()), not ignore_chat_template, as_json, verbose
+            settings,
+            messages,
+            tuple(stop or ()),
+            not ignore_chat_template,
+            as_json,
+            verbose,
+            api_key,
         )
     )
 
@@ -84,12 +95,13 @@ def _run_generate(
     chat_template: bool,
     as_json: bool,
     verbose: bool,
+    api_key: str | None = None,
 ) -> int:
-    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.factory import make_engine
     from mlxchat.engine.types import Chunk, EngineError, Progress
     from mlxchat.text import sanitize
 
-    engine = Engine(fast_cpu=settings.fast_cpu)
+    engine = make_engine(settings.model, api_key=api_key, fast_cpu=settings.fast_cpu)
     info = load_model_or_exit(engine, settings.model, quiet=as_json)
     params = replace(settings.sampling(info.sampling_defaults), stop=stop)
     out = sys.stdout
@@ -115,6 +127,10 @@ def _run_generate(
         typer.echo("mlxchat: interrupted", err=True)
         return EXIT_INTERRUPTED
     except EngineError as error:
+        if last is not None and not as_json:  # keep the partial answer, say it is cut
+            out.write("\n")
+            out.flush()
+            fail(f"{error} (the answer above is incomplete)")
         fail(str(error))
     finish = last.finish_reason if last else "error"
     if as_json:

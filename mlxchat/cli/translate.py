@@ -7,21 +7,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
+    ApiKeyOpt,
     ModelOpt,
+    RemoteModelOpt,
     app,
     check_flags,
     emit_json,
     fail,
     load_model_or_exit,
+    model_name,
     settings_or_exit,
 )
 from mlxchat.translate.metrics import METRICS
+
+if TYPE_CHECKING:
+    from mlxchat.engine.contract import Engine
 
 DEFAULT_WPM = 150.0
 
@@ -227,16 +233,16 @@ class JsonPrinter:
 
 
 def run_plain(
-    engine: Any,
+    engine: Engine,
     sentences: list[list[str]],
     settings: Any,
     wpm: float | None,
     printer: PlainPrinter | JsonPrinter,
 ) -> int:
     """Feed the sentences word by word (paced at `wpm` when given) and print the events."""
-    from mlxchat.translate.live import LiveTranslation
+    from mlxchat.engine.types import EngineError
 
-    live = LiveTranslation(engine, settings, auto_segment=False)
+    live = engine.translation(settings, auto_segment=False)
     gap = 60.0 / wpm if wpm else 0.0
     start = time.perf_counter()
     index = 0
@@ -260,6 +266,9 @@ def run_plain(
         sys.stdout.write("\n")
         typer.echo("mlxchat: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except EngineError as error:
+        sys.stdout.write("\n")
+        fail(f"{error} (the translation above is incomplete)")
     printer.close()
     return 0
 
@@ -272,6 +281,8 @@ def translate(
     source_lang: Annotated[str, typer.Option("--from", help="Source language.")] = "English",
     target_lang: Annotated[str, typer.Option("--to", help="Target language.")] = "French",
     model: ModelOpt = None,
+    remote_model: RemoteModelOpt = None,
+    api_key: ApiKeyOpt = None,
     input_file: Annotated[
         Path | None, typer.Option("--input", "-i", help="Source text file (default: stdin).")
     ] = None,
@@ -312,13 +323,13 @@ def translate(
         temp=temp,
     )
     settings = WaitKSettings.from_values(flags)
-    name = model or settings_or_exit().model
+    name = model_name(model, remote_model) or settings_or_exit().model
     interactive = input_file is None and sys.stdin.isatty()
     if not plain and not as_json and sys.stdout.isatty():
         source = None if interactive else read_utf8(input_file, "input")
         from mlxchat.ui.translate import run_translate
 
-        code = run_translate(name, settings, source=source, wpm=wpm or DEFAULT_WPM)
+        code = run_translate(name, settings, source=source, wpm=wpm or DEFAULT_WPM, api_key=api_key)
         raise typer.Exit(code)
     if interactive:
         fail("no source text: pass --input FILE or pipe text on stdin (or run in a terminal)")
@@ -336,9 +347,9 @@ def translate(
                 f"the reference has {len(references)} lines but the source has "
                 f"{len(sentences)} sentences; give one reference line per source sentence"
             )
-    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.factory import make_engine
 
-    engine = Engine()
+    engine = make_engine(name, api_key=api_key)
     load_model_or_exit(engine, name, quiet=as_json)
     report = Report(references)
     printer = JsonPrinter(report) if as_json else PlainPrinter(report, verbose)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import queue
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine.types import (
     Chunk,
@@ -32,6 +32,10 @@ from mlxchat.engine.types import (
     SamplingParams,
 )
 from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
+
+if TYPE_CHECKING:
+    from mlxchat.translate.live import LiveTranslation
+    from mlxchat.translate.settings import WaitKSettings
 
 Prompt = Any  # str | Sequence[Message]; see generation.Prompt (kept MLX-free here)
 ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
@@ -126,7 +130,7 @@ class Engine:
         job = self._thread.submit(Job(fn, deliver))
         return EventStream(job, inbox)
 
-    def submit_sync(self, fn: JobFn) -> Iterator[Any]:
+    def submit_sync(self, fn: JobFn) -> Generator[Any, None, Any]:
         """Blocking counterpart of `submit_async`; closing the iterator cancels the job."""
         inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         job = self._thread.submit(Job(fn, inbox.put))
@@ -179,7 +183,7 @@ class Engine:
         """
         return self.submit_async(self._with_model_job(fn))
 
-    def with_model_sync(self, fn: ModelJob) -> Iterator[Any]:
+    def with_model_sync(self, fn: ModelJob) -> Generator[Any, None, Any]:
         """Blocking `with_model`."""
         return self.submit_sync(self._with_model_job(fn))
 
@@ -336,7 +340,7 @@ class Engine:
 
     def iterate(
         self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, Any]:
         """Blocking stream for scripts; same arguments as `stream`."""
         progress = kw.pop("progress", True)
         job = self._generate_job(
@@ -382,6 +386,12 @@ class Engine:
             return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template))
 
         return await self.call(count)
+
+    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> LiveTranslation:
+        """A live wait-k translation on the loaded model (exact incremental KV cache)."""
+        from mlxchat.translate.live import LiveTranslation
+
+        return LiveTranslation(self, settings, auto_segment=auto_segment)
 
     def close(self) -> None:
         """Cancel what runs and free the model (the idle daemon thread stays parked)."""

@@ -13,7 +13,7 @@ there; each `feed`/`finish` is one engine job, run in order. Cancelling a job (o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from mlxchat.engine.engine import Engine, EventStream
@@ -86,7 +86,7 @@ class LiveTranslation:
         last: bool = False,
         received_at: float | None = None,
         more_waiting: bool = False,
-    ) -> Iterator[TranslationEvent]:
+    ) -> Generator[TranslationEvent, None, Any]:
         """Blocking `feed` (`more_waiting`: the next word is already here, see
         `SimultaneousTranslator.feed`)."""
         work = self._job(
@@ -94,7 +94,7 @@ class LiveTranslation:
         )
         return self.engine.with_model_sync(work)
 
-    def finish_sync(self) -> Iterator[TranslationEvent]:
+    def finish_sync(self) -> Generator[TranslationEvent, None, Any]:
         """Blocking `finish`."""
         return self.engine.with_model_sync(self._job(lambda t: t.finish()))
 

@@ -18,6 +18,7 @@ from typing import Any
 from textual.app import App
 from textual.theme import Theme
 
+from mlxchat.engine.contract import ChatEngine
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.remember import remember
 from mlxchat.ui.screens.chat import ChatScreen, ListModels
@@ -47,7 +48,7 @@ class ChatApp(App[int]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: ChatEngine,
         settings: Any,
         history: Any | None = None,
         *,
@@ -117,6 +118,7 @@ def run_chat(
     *,
     data_dir: Path | None = None,
     resume: int | None = None,
+    api_key: str | None = None,
 ) -> int:
     """Run the chat TUI until the user quits; returns the exit code.
 
@@ -124,9 +126,10 @@ def run_chat(
         settings: The `Settings` (model, theme, sampling, …).
         data_dir: Where the history database lives (default: `locations.data_dir()`).
         resume: The id of a saved chat to continue.
+        api_key: The key of a remote server (`-m http://…/v1`).
     """
     from mlxchat import locations
-    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.factory import make_engine
     from mlxchat.store.history import HISTORY_FILE, History
 
     folder = Path(data_dir) if data_dir is not None else locations.data_dir()
@@ -134,7 +137,9 @@ def run_chat(
         history: Any = History.open(folder / HISTORY_FILE)
     except Exception as error:  # the store promises not to raise; be safe anyway
         history = History.in_memory(f"history is not saved: {error}")
-    engine = Engine(
+    engine = make_engine(
+        settings.model,
+        api_key=api_key,
         progress_interval=getattr(settings, "progress_interval", 0.25),
         fast_cpu=getattr(settings, "fast_cpu", True),
     )

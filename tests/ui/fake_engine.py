@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine.types import (
     Chunk,
@@ -27,6 +27,11 @@ from mlxchat.engine.types import (
     SamplingParams,
     Stats,
 )
+
+if TYPE_CHECKING:
+    from ui_translate.fake_translation import FakeTranslation
+
+    from mlxchat.translate.settings import WaitKSettings
 
 DEFAULT_ANSWER = ["Hello", "!", " How", " can", " I", " help", "?"]
 
@@ -137,8 +142,9 @@ class FakeEngine:
         params: SamplingParams | None = None,
         *,
         session: str | None = None,
+        chat_template: bool = True,
         max_context: int | None = None,
-        **_: Any,
+        progress: bool = True,
     ) -> FakeStream:
         """Start a scripted answer."""
         messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
@@ -157,6 +163,12 @@ class FakeEngine:
         if isinstance(prompt, str):
             return len(prompt.split())
         return sum(len(m.content.split()) for m in prompt)
+
+    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> FakeTranslation:
+        """A scripted word-for-word translation (as the translate screen's tests use)."""
+        from ui_translate.fake_translation import FakeFactory
+
+        return FakeFactory()(settings)
 
     def cancel(self) -> None:
         """Stop the current stream."""

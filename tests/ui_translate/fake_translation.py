@@ -229,6 +229,10 @@ class FakeEngine:
     gate: asyncio.Event | None = None
     """When set, a load waits for it (`gate.set()` lets it finish)."""
 
+    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> FakeTranslation:
+        """A scripted translation (the screen tests usually pass their own factory)."""
+        return FakeFactory()(settings)
+
     async def load(self, name: str, on_progress: Any = None) -> Any:
         """Pretend to load `name` (or fail with `fail`)."""
         from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, TextArea
 from textual.worker import Worker
 
+from mlxchat.engine.contract import ChatEngine
 from mlxchat.engine.types import (
     Chunk,
     EngineError,
@@ -88,7 +89,7 @@ class ChatScreen(ChatCommands):
 
     def __init__(
         self,
-        engine: Any,
+        engine: ChatEngine,
         settings: Any,
         history: Any | None = None,
         *,

@@ -24,6 +24,7 @@ from mlxchat.ui.screens.models import ModelChoice, ModelPicker, choices_from
 from mlxchat.ui.widgets.message import MessageRecord
 
 if TYPE_CHECKING:
+    from mlxchat.engine.contract import ChatEngine
     from mlxchat.store.history import History
     from mlxchat.ui.chat_state import ChatState
     from mlxchat.ui.screens.chat import ListModels
@@ -36,7 +37,7 @@ class ChatCommands(Screen[None]):
     """The chat screen's commands (`ChatScreen` provides the rest)."""
 
     if TYPE_CHECKING:  # provided by ChatScreen
-        engine: Any
+        engine: ChatEngine
         settings: Any
         history: History | None
         list_models: ListModels | None

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from textual.app import App
 from textual.theme import Theme
 
+from mlxchat.engine.contract import TranslateEngine
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.themes import default_themes, install_themes
 from mlxchat.ui.translate.runner import TranslationFactory
@@ -32,7 +32,7 @@ class TranslateApp(App[int]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: TranslateEngine,
         settings: WaitKSettings,
         *,
         model: str | None,
@@ -121,6 +121,7 @@ def run_translate(
     source: str | None,
     wpm: float,
     theme: str | None = None,
+    api_key: str | None = None,
 ) -> int:
     """Run the translate TUI until the user quits; returns the exit code.
 
@@ -130,9 +131,10 @@ def run_translate(
         source: A text to play back; None lets the user type the source.
         wpm: Playback speed in words per minute.
         theme: The theme (None: the one in the settings file).
+        api_key: The key of a remote server (`-m http://…/v1`).
     """
     from mlxchat.config import ConfigError, Settings, load_settings
-    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.factory import make_engine
 
     try:
         app_settings = load_settings()
@@ -141,8 +143,11 @@ def run_translate(
     if not attach_terminal_input():
         sys.stderr.write("mlxchat: no terminal to read keys from; use --plain or --json\n")
         return 1
-    engine = Engine(
-        progress_interval=app_settings.progress_interval, fast_cpu=app_settings.fast_cpu
+    engine = make_engine(
+        model,
+        api_key=api_key,
+        progress_interval=app_settings.progress_interval,
+        fast_cpu=app_settings.fast_cpu,
     )
     app = TranslateApp(
         engine, settings, model=model, source=source, wpm=wpm, theme=theme or app_settings.theme

@@ -20,35 +20,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from mlxchat.engine.contract import Translation
 from mlxchat.translate.events import TranslationEvent
 from mlxchat.translate.settings import WaitKSettings
-
-
-class Translation(Protocol):
-    """What the runner needs of a live translation (`mlxchat.translate.live.LiveTranslation`)."""
-
-    settings: WaitKSettings
-
-    def feed(
-        self, word: str, *, last: bool = False, received_at: float | None = None
-    ) -> AsyncIterator[TranslationEvent]:
-        """Read one source word and write what wait-k allows."""
-        ...
-
-    def finish(self) -> AsyncIterator[TranslationEvent]:
-        """End the sentence: write the rest of its translation."""
-        ...
-
-    def prepare(self) -> AsyncIterator[TranslationEvent]:
-        """Prefill the prompt head."""
-        ...
-
-    def cancel(self) -> None:
-        """Stop what the translation computes; it yields nothing more."""
-        ...
-
 
 TranslationFactory = Callable[[WaitKSettings], Translation]
 """Makes a translation with the given settings (one per run of sentences)."""

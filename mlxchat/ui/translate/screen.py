@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -26,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
+from mlxchat.engine.contract import TranslateEngine
 from mlxchat.engine.types import EngineError, LoadProgress
 from mlxchat.settings import MAX_WAIT_K
 from mlxchat.text import sanitize
@@ -56,11 +56,9 @@ from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
 
 
-def live_translation_factory(engine: Any) -> TranslationFactory:
+def live_translation_factory(engine: TranslateEngine) -> TranslationFactory:
     """Translations on `engine`'s model; the screen decides where sentences end."""
-    from mlxchat.translate.live import LiveTranslation
-
-    return lambda settings: LiveTranslation(engine, settings, auto_segment=False)
+    return lambda settings: engine.translation(settings, auto_segment=False)
 
 
 class TranslateScreen(Screen[None]):
@@ -96,7 +94,7 @@ class TranslateScreen(Screen[None]):
 
     def __init__(
         self,
-        engine: Any,
+        engine: TranslateEngine,
         settings: WaitKSettings,
         *,
         model: str | None = None,

@@ -1,0 +1,30 @@
+"""Pick the engine for a model name: a server URL gets the remote engine, the rest MLX."""
+
+from __future__ import annotations
+
+from mlxchat.engine.contract import Engine
+from mlxchat.engine.remote_http import is_remote
+
+
+def make_engine(
+    model: str,
+    *,
+    api_key: str | None = None,
+    progress_interval: float = 0.25,
+    fast_cpu: bool = True,
+) -> Engine:
+    """The engine that serves `model` (``http://host:port/v1[#id]``: `RemoteEngine`).
+
+    Args:
+        model: The model name the user gave.
+        api_key: The remote server's key (None: $MLXCHAT_API_KEY).
+        progress_interval: Seconds between `Progress` events.
+        fast_cpu: The local engine's CPU fast path.
+    """
+    if is_remote(model):
+        from mlxchat.engine.remote import RemoteEngine
+
+        return RemoteEngine(api_key=api_key, progress_interval=progress_interval)
+    from mlxchat.engine.engine import Engine as LocalEngine
+
+    return LocalEngine(progress_interval=progress_interval, fast_cpu=fast_cpu)

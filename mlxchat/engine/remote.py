@@ -1,0 +1,353 @@
+"""The remote engine: the engine contract over an OpenAI-compatible server.
+
+    engine = RemoteEngine(api_key=None)
+    await engine.load("http://localhost:8080/v1#my-model")
+    async for event in engine.stream("Hello"):
+        ...
+
+Requests are blocking httpx calls; the async API runs each on a thread and hands its events
+to the event loop (`ThreadedStream`). Stats are what a client can measure: time to first
+token, tokens and tok/s from the streamed deltas, and the server's `usage` at the end.
+Cancelling stops reading and closes the response, which closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from mlxchat.engine import remote_http as rh
+from mlxchat.engine.contract import OnLoadProgress, Prompt
+from mlxchat.engine.types import (
+    Chunk,
+    EngineError,
+    Event,
+    FinishReason,
+    LoadProgress,
+    Message,
+    ModelInfo,
+    ModelLoadError,
+    Progress,
+    SamplingParams,
+    Stats,
+)
+
+if TYPE_CHECKING:
+    from mlxchat.engine.remote_translate import RemoteTranslation
+    from mlxchat.translate.settings import WaitKSettings
+
+T = TypeVar("T")
+Cancelled = rh.Cancel
+
+
+class ThreadedStream(Generic[T]):
+    """Async iteration over a blocking generator that runs on its own thread.
+
+    `make(cancelled)` builds the generator; it must poll `cancelled()` and stop soon after
+    it turns True (`cancel()`, or the consuming task being cancelled).
+    """
+
+    def __init__(self, make: Callable[[Cancelled], Iterator[T]]) -> None:
+        self._stop = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._done = False
+        thread = threading.Thread(target=self._run, args=(make,), daemon=True)
+        thread.start()
+
+    def _put(self, kind: str, value: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            self._stop.set()
+
+    def _run(self, make: Callable[[Cancelled], Iterator[T]]) -> None:
+        try:
+            for item in make(self._stop.is_set):  # it ends itself soon after a cancel
+                self._put("item", item)
+        except BaseException as error:  # handed to the consumer
+            self._put("error", error)
+        else:
+            self._put("end", None)
+
+    def __aiter__(self) -> ThreadedStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            kind, value = await self._queue.get()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if kind == "item":
+            return value
+        self._done = True
+        if kind == "error":
+            raise value
+        raise StopAsyncIteration
+
+    def cancel(self) -> None:
+        """Ask the generator to stop."""
+        self._stop.set()
+
+    def __del__(self) -> None:  # dropped before its end (e.g. `break`): stop the request
+        self._stop.set()
+
+
+class RemoteEngine:
+    """The engine contract on a model served over HTTP (OpenAI-compatible API).
+
+    Args:
+        api_key: Bearer token for the server (None: $MLXCHAT_API_KEY, or none).
+        progress_interval: Seconds between `Progress` events in streams.
+    """
+
+    def __init__(self, *, api_key: str | None = None, progress_interval: float = 0.25) -> None:
+        self.progress_interval = progress_interval
+        self.client = rh.make_client(api_key)
+        self.endpoint: rh.Endpoint | None = None
+        self._info: ModelInfo | None = None
+        self._running: list[threading.Event] = []
+
+    # ----- models ---------------------------------------------------------------------
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The connected server and model, named ``model @ host``."""
+        return self._info
+
+    def load_sync(self, name: str, on_progress: OnLoadProgress | None = None) -> ModelInfo:
+        """Connect to ``http://host:port/v1[#model]`` (or pick another model on the server).
+
+        Raises:
+            ModelLoadError: One line: unreachable, refused key, or a model it does not have.
+        """
+        if rh.is_remote(name):
+            endpoint = rh.parse_endpoint(name)
+        elif self.endpoint is not None:
+            endpoint = self.endpoint.with_model(name)
+        else:
+            raise ModelLoadError(f"'{name}' is not a server URL; use e.g. http://host:8080/v1")
+        if on_progress is not None:
+            on_progress(LoadProgress(name, f"connecting to {endpoint.host}", None))
+        models = rh.list_models(self.client, endpoint)
+        if models is not None:
+            if endpoint.model is None and len(models) == 1:
+                endpoint = endpoint.with_model(models[0])
+            elif endpoint.model is not None and endpoint.model not in models:
+                offered = ", ".join(models[:5]) or "none"
+                raise ModelLoadError(
+                    f"{endpoint.host} has no model '{endpoint.model}' (it offers: {offered})"
+                )
+        self.endpoint = endpoint
+        self._info = ModelInfo(name=endpoint.label, path=endpoint.base_url)
+        if on_progress is not None:
+            on_progress(LoadProgress(name, "ready", 1.0))
+        return self._info
+
+    async def load(self, name: str, on_progress: OnLoadProgress | None = None) -> ModelInfo:
+        """`load_sync` on a thread; progress is reported on the event loop."""
+        loop = asyncio.get_running_loop()
+        report = None
+        if on_progress is not None:
+            callback = on_progress
+
+            def report(event: LoadProgress) -> None:
+                loop.call_soon_threadsafe(callback, event)
+
+        return await asyncio.to_thread(self.load_sync, name, report)
+
+    # ----- generation -----------------------------------------------------------------
+    def _connected(self) -> rh.Endpoint:
+        if self.endpoint is None:
+            raise EngineError("no server is connected; give one as -m http://host:port/v1")
+        return self.endpoint
+
+    def events(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        chat_template: bool,
+        progress: bool,
+        cancelled: Cancelled,
+    ) -> Iterator[Event]:
+        """The blocking stream of one request: `Chunk` per delta, `Progress`, a last chunk."""
+        endpoint = self._connected()
+        if isinstance(prompt, str) and not prompt.strip():
+            raise EngineError("the prompt is empty; give some text to answer")
+        messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
+        path, body = request_body(endpoint, messages, params, chat_template)
+        meter = Meter()
+        reason: FinishReason = "cancelled"
+        last_progress = time.perf_counter()
+        for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
+            meter.usage(data.get("usage"))
+            for choice in data.get("choices") or ():
+                text = delta_text(choice)
+                if text:
+                    yield Chunk(text, None, meter.token())
+                if choice.get("finish_reason"):
+                    reason = "length" if choice["finish_reason"] == "length" else "stop"
+            if progress and time.perf_counter() - last_progress >= self.progress_interval:
+                last_progress = time.perf_counter()
+                yield Progress("generating" if meter.tokens else "prefill", meter.stats())
+        if cancelled():
+            reason = "cancelled"
+        yield Chunk("", None, meter.stats(), finish_reason=reason)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        *,
+        session: str | None = None,
+        chat_template: bool = True,
+        max_context: int | None = None,
+        progress: bool = True,
+    ) -> ThreadedStream[Event]:
+        """Stream the answer (the server keeps its own prompt cache: `session` and
+        `max_context` are not needed and ignored)."""
+        params = params or SamplingParams()
+        return ThreadedStream(
+            lambda cancelled: self._tracked(
+                lambda c: self.events(prompt, params, chat_template, progress, c), cancelled
+            )
+        )
+
+    def iterate(
+        self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
+    ) -> Generator[Event, None, Any]:
+        """Blocking `stream`; closing the generator closes the connection."""
+        chat_template = kw.pop("chat_template", True)
+        progress = kw.pop("progress", True)
+        kw.pop("session", None)
+        kw.pop("max_context", None)
+        if kw:
+            raise TypeError(f"unexpected arguments: {', '.join(kw)}")
+        params = params or SamplingParams()
+        return self._tracked(lambda c: self.events(prompt, params, chat_template, progress, c))
+
+    def _tracked(
+        self, make: Callable[[Cancelled], Iterator[T]], cancelled: Cancelled = lambda: False
+    ) -> Generator[T, None, None]:
+        """Run `make` so that `cancel()` stops it too (closing the generator stops it)."""
+        stop = threading.Event()
+        self._running.append(stop)
+        try:
+            yield from make(lambda: cancelled() or stop.is_set())
+        finally:
+            self._running.remove(stop)
+
+    def cancel(self) -> None:
+        """Stop every request running now."""
+        for stop in list(self._running):
+            stop.set()
+
+    async def reset_session(self, session: str) -> None:
+        """Nothing to forget: the server manages its prompt cache itself."""
+
+    async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
+        """The server's own count: `usage.prompt_tokens` of a one-token request."""
+
+        def run(cancelled: Cancelled) -> Iterator[int]:
+            endpoint = self._connected()
+            messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
+            path, body = request_body(
+                endpoint, messages, SamplingParams(max_tokens=1), chat_template
+            )
+            for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
+                if data.get("usage"):
+                    yield int(data["usage"].get("prompt_tokens", 0))
+
+        counts = [count async for count in ThreadedStream(run)]
+        return counts[-1] if counts else 0
+
+    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> RemoteTranslation:
+        """Wait-k by naive re-encoding: one completion request per written word."""
+        from mlxchat.engine.remote_translate import RemoteTranslation
+
+        return RemoteTranslation(self, settings, auto_segment=auto_segment)
+
+    def close(self) -> None:
+        """Stop what runs and close the connections."""
+        self.cancel()
+        self.client.close()
+
+
+def request_body(
+    endpoint: rh.Endpoint, messages: list[Message], params: SamplingParams, chat_template: bool
+) -> tuple[str, dict[str, Any]]:
+    """The API path and JSON body for a streamed request (usage included)."""
+    body: dict[str, Any] = {
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": params.max_tokens,
+        "temperature": params.temp,
+        "top_p": params.top_p,
+    }
+    if endpoint.model:
+        body["model"] = endpoint.model
+    optional = {
+        "top_k": params.top_k or None,
+        "min_p": params.min_p or None,
+        "repetition_penalty": params.repetition_penalty,
+        "seed": params.seed,
+        "stop": list(params.stop) or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if chat_template:
+        body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        return "chat/completions", body
+    body["prompt"] = "\n\n".join(m.content for m in messages)
+    return "completions", body
+
+
+def delta_text(choice: dict[str, Any]) -> str:
+    """The new text of a streamed choice (chat delta or completion text)."""
+    delta = choice.get("delta")
+    text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+    return text if isinstance(text, str) else ""
+
+
+class Meter:
+    """What the client measures: time to first token, streamed deltas, the server's usage."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.tokens = 0
+        self.prompt_tokens = 0
+        self.completion_tokens: int | None = None
+
+    def token(self) -> Stats:
+        """Count one streamed delta (about one token) and return the stats now."""
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.tokens += 1
+        return self.stats(now)
+
+    def usage(self, usage: Any) -> None:
+        """Take the server's token counts (the last chunk of a stream with usage)."""
+        if isinstance(usage, dict):
+            self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+    def stats(self, now: float | None = None) -> Stats:
+        """The stats so far (the server's counts once it reported them)."""
+        now = time.perf_counter() if now is None else now
+        ttft = (self.first or now) - self.start
+        tokens = self.completion_tokens if self.completion_tokens is not None else self.tokens
+        decode = now - self.first if self.first is not None else 0.0
+        return Stats(
+            prompt_tokens=self.prompt_tokens,
+            prompt_tps=self.prompt_tokens / ttft if self.prompt_tokens and ttft > 0 else 0.0,
+            generation_tokens=tokens,
+            generation_tps=(self.tokens - 1) / decode if self.tokens > 1 and decode > 0 else 0.0,
+            ttft=ttft,
+            context_tokens=self.prompt_tokens + tokens if self.prompt_tokens else 0,
+        )

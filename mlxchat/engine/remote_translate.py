@@ -1,0 +1,259 @@
+"""Wait-k translation on a remote model: the naive re-encode, one request per target word.
+
+The client has no KV cache to edit, so every WRITE sends the whole prompt again —
+``[instruction][source read so far][target so far]`` as a plain-text completion (the one
+endpoint every OpenAI-compatible server continues verbatim) — and reads the streamed text
+until the word is complete; the server's prompt cache makes the repeated prefix cheap. The
+policy, the delays and the metrics are those of the local translators; the word rule works
+on text: a target word ends where whitespace follows it (that look-ahead text is dropped and
+generated again by the next request), or where the answer ends. A `Notice` says so.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from mlxchat.engine import remote_http as rh
+from mlxchat.engine.remote import Meter, ThreadedStream, delta_text
+from mlxchat.engine.types import FinishReason, Stats
+from mlxchat.translate.events import (
+    Notice,
+    SegmentDone,
+    SourceRead,
+    TargetWord,
+    TranslationChunk,
+    TranslationEvent,
+)
+from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
+from mlxchat.translate.policy import Action, next_action
+from mlxchat.translate.segment import ends_sentence, split_words
+
+if TYPE_CHECKING:
+    from mlxchat.engine.remote import RemoteEngine
+    from mlxchat.translate.settings import WaitKSettings
+
+NAIVE_NOTICE = (
+    "remote model: naive re-encode, one completion request per target word "
+    "(the exact incremental KV cache needs a local model)"
+)
+_WORD = re.compile(r"\s*\S+(?=\s)")
+
+
+def prompt_text(settings: WaitKSettings, source: list[str], target: str) -> str:
+    """The completion prompt: instruction, the source read so far, the target so far."""
+    src, tgt = settings.source_lang, settings.target_lang
+    return (
+        f"Translate from {src} to {tgt}. Output only the {tgt} translation.\n\n"
+        f"{src}: {' '.join(source)}\n{tgt}:{target}"
+    )
+
+
+class RemoteTranslator:
+    """Blocking wait-k over a remote model; the same events as `SimultaneousTranslator`."""
+
+    def __init__(self, engine: RemoteEngine, settings: WaitKSettings, auto_segment: bool) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.auto_segment = auto_segment
+        self.cancelled = False
+        self.segment = -1
+        self.tokens_computed = 0
+        self._stats = Stats()
+        self._noticed = False
+        self._new_segment()
+
+    def _new_segment(self) -> None:
+        self.segment += 1
+        self._words: list[str] = []
+        self._target_words: list[str] = []
+        self._delays: list[int] = []
+        self._read_times: list[float] = []
+        self._write_times: list[float] = []
+        self._shown = ""
+        self._source_length: int | None = None
+        self._stalled_at = -1  # words read when the model had nothing to write yet
+        self._done: FinishReason | None = None
+
+    def _event(self, cls: type[TranslationEvent], **fields: Any) -> Any:
+        return cls(
+            segment=self.segment,
+            source_words_read=len(self._words),
+            target_words_generated=len(self._delays),
+            delays=tuple(self._delays),
+            tokens_computed=self.tokens_computed,
+            stats=self._stats,
+            **fields,
+        )
+
+    def feed(
+        self, word: str, last: bool, received_at: float | None, stop: rh.Cancel
+    ) -> Iterator[TranslationEvent]:
+        """Read `word` (several if it has spaces) and write what wait-k allows."""
+        if not self._noticed:
+            self._noticed = True
+            yield self._event(Notice, message=NAIVE_NOTICE)
+        words = split_words(word)
+        if last and not words:
+            yield from self.finish(stop)
+        for i, w in enumerate(words):
+            self._read_times.append(time.perf_counter() if received_at is None else received_at)
+            self._words.append(w)
+            yield self._event(SourceRead, word=w)
+            if (last and i == len(words) - 1) or (self.auto_segment and ends_sentence(w)):
+                yield from self.finish(stop)
+            else:
+                yield from self._write_allowed(stop)
+
+    def finish(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+        """The sentence is complete: write the rest of its translation, end the segment."""
+        if not self._words:
+            return
+        self._source_length = len(self._words)
+        yield from self._write_allowed(stop)
+        yield self._segment_done(self._done or ("cancelled" if stop() else "length"))
+        self._new_segment()
+
+    def _write_allowed(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+        cap = self.settings.word_cap(self._source_length)
+        while self._done is None and not stop() and self._stalled_at != len(self._words):
+            if cap is not None and len(self._delays) >= cap:
+                self._done = "length"
+                return
+            read, written = len(self._words), len(self._delays)
+            if next_action(self.settings.wait_k, read, written, self._source_length) is (
+                Action.READ
+            ):
+                return
+            yield from self._write_word(stop)
+        if stop():
+            self._done = "cancelled"
+
+    def _write_word(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+        """One request: stream text until the word ends (whitespace after it, or the end)."""
+        engine, endpoint = self.engine, self.engine.endpoint
+        assert endpoint is not None
+        finished = self._source_length is not None
+        body: dict[str, Any] = {
+            "prompt": prompt_text(self.settings, self._words, self._shown),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": self.settings.max_tokens_per_word + 1,  # + the look-ahead
+            "temperature": self.settings.sampling.temp,
+            "top_p": self.settings.sampling.top_p,
+        }
+        if endpoint.model:
+            body["model"] = endpoint.model
+        if self.settings.stop_at_newline:
+            body["stop"] = ["\n"]
+        meter, word, reason = Meter(), "", None
+        complete = False
+        for data in rh.stream_json(engine.client, endpoint, "completions", body, stop):
+            meter.usage(data.get("usage"))
+            for choice in data.get("choices") or ():
+                piece = delta_text(choice)
+                reason = choice.get("finish_reason") or reason
+                if not piece or complete:
+                    continue
+                meter.token()
+                match = _WORD.match(word + piece)
+                commit = piece if match is None else (word + piece)[len(word) : match.end()]
+                complete = match is not None
+                word += commit
+                self._shown += commit
+                if commit:
+                    yield self._event(TranslationChunk, text=commit)
+            if complete:
+                break  # leaving the stream closes it: the look-ahead is not committed
+        self._stats = meter.stats()
+        self.tokens_computed += meter.prompt_tokens + (meter.completion_tokens or meter.tokens)
+        if stop():
+            return
+        if not word.strip():  # the model has nothing to write yet: read on (or end)
+            if finished:
+                self._done = "stop"
+            else:
+                self._stalled_at = len(self._words)
+            return
+        if finished and not complete and reason == "stop":
+            self._done = "stop"
+        self._delays.append(len(self._words))
+        self._target_words.append(word.strip())
+        self._write_times.append(time.perf_counter())
+        yield self._event(
+            TargetWord,
+            word=word.strip(),
+            delay=self._delays[-1],
+            metrics=latency_metrics(self._delays, len(self._words)),
+        )
+
+    def _segment_done(self, reason: FinishReason) -> SegmentDone:
+        return self._event(
+            SegmentDone,
+            source=" ".join(self._words),
+            translation=self._shown,
+            source_words=tuple(self._words),
+            target_words=tuple(self._target_words),
+            alignment=tuple(zip(self._target_words, self._delays, strict=True)),
+            metrics=latency_metrics(self._delays, len(self._words)),
+            finish_reason=reason,
+            time_to_first_word=time_to_first_word(self._read_times, self._write_times),
+            mean_word_wait=mean_word_wait(self._delays, self._read_times, self._write_times),
+            recompute=True,
+        )
+
+
+class RemoteTranslation:
+    """The live translation API (`LiveTranslation`'s) over a `RemoteTranslator`.
+
+    Args:
+        engine: A connected `RemoteEngine`.
+        settings: Policy, caps, temperature and languages.
+        auto_segment: End a segment after a word that ends a sentence.
+    """
+
+    def __init__(self, engine: RemoteEngine, settings: WaitKSettings, auto_segment: bool) -> None:
+        self.settings = settings
+        self._translator = RemoteTranslator(engine, settings, auto_segment)
+        self._stopped = False
+
+    def _stop(self) -> bool:
+        return self._stopped
+
+    def _stream(self, run: Any) -> ThreadedStream[TranslationEvent]:
+        return ThreadedStream(lambda cancelled: run(lambda: cancelled() or self._stopped))
+
+    def feed(
+        self, word: str, *, last: bool = False, received_at: float | None = None
+    ) -> ThreadedStream[TranslationEvent]:
+        """Read one source word (and write what wait-k then allows)."""
+        return self._stream(lambda stop: self._translator.feed(word, last, received_at, stop))
+
+    def finish(self) -> ThreadedStream[TranslationEvent]:
+        """The sentence is complete: write the rest of its translation."""
+        return self._stream(self._translator.finish)
+
+    def prepare(self) -> ThreadedStream[TranslationEvent]:
+        """Nothing to prefill on the client."""
+        return self._stream(lambda stop: iter(()))
+
+    def feed_sync(
+        self,
+        word: str,
+        *,
+        last: bool = False,
+        received_at: float | None = None,
+        more_waiting: bool = False,
+    ) -> Generator[TranslationEvent, None, Any]:
+        """Blocking `feed` (`more_waiting` changes nothing here)."""
+        yield from self._translator.feed(word, last, received_at, self._stop)
+
+    def finish_sync(self) -> Generator[TranslationEvent, None, Any]:
+        """Blocking `finish`."""
+        yield from self._translator.finish(self._stop)
+
+    def cancel(self) -> None:
+        """Stop the request running now; this translation yields nothing more."""
+        self._stopped = True

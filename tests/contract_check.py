@@ -1,0 +1,45 @@
+"""Static check of the engine contract (not a test module): `mypy` proves each engine and
+fake satisfies its protocol. Run by .ci/run:
+
+    mypy  # with the files and settings of [tool.mypy] in pyproject.toml
+"""
+
+from __future__ import annotations
+
+from ui.fake_engine import FakeEngine as ChatFake
+from ui_translate.fake_translation import FakeEngine as TranslateFake
+from ui_translate.fake_translation import FakeTranslation
+
+from mlxchat.engine import contract
+from mlxchat.engine.engine import Engine
+from mlxchat.engine.remote import RemoteEngine
+from mlxchat.engine.remote_translate import RemoteTranslation
+from mlxchat.translate.live import LiveTranslation
+
+
+def local_engine(engine: Engine) -> contract.Engine:
+    return engine
+
+
+def remote_engine(engine: RemoteEngine) -> contract.Engine:
+    return engine
+
+
+def chat_fake(engine: ChatFake) -> contract.ChatEngine:
+    return engine
+
+
+def translate_fake(engine: TranslateFake) -> contract.TranslateEngine:
+    return engine
+
+
+def live_translation(translation: LiveTranslation) -> contract.BlockingTranslation:
+    return translation
+
+
+def remote_translation(translation: RemoteTranslation) -> contract.BlockingTranslation:
+    return translation
+
+
+def fake_translation(translation: FakeTranslation) -> contract.Translation:
+    return translation
