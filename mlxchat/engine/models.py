@@ -92,10 +92,18 @@ def load_model(
         dequantized=converted and bool(quant),
         dtype=_dtype(model, quant, converted),
         num_parameters=int(get_total_parameters(model)),
-        sampling_defaults=generation_defaults(path),
+        sampling_defaults=model_defaults(name, path),
     )
     report(f"Loaded {name}", 1.0)
     return model, tokenizer, info
+
+
+def model_defaults(name: str, path: Path) -> dict[str, Any]:
+    """The model's own sampling defaults: its generation_config.json, else the demo's."""
+    found = generation_defaults(path)
+    if not found and name == demo.NAME:
+        return dict(demo.SAMPLING_DEFAULTS)
+    return found
 
 
 def generation_defaults(path: Path) -> dict[str, Any]:

@@ -65,9 +65,9 @@ def help_markdown(params: SamplingParams | None = None) -> str:
         lines += [f"Now: {sampling_line(params)}.", ""]
     lines += [
         "Built-in defaults: greedy (temp 0, top-p 1, no repetition penalty), at most"
-        f" {default('max_tokens')} tokens per answer. A model's own `generation_config.json`"
-        " replaces them; `config.toml` and command-line flags replace those; a slash-command"
-        " changes the current chat only.",
+        f" {default('max_tokens')} tokens per answer; the demo adds a repetition penalty of 1.1."
+        " A model's own `generation_config.json` replaces them; `config.toml` and"
+        " command-line flags replace those; a slash-command changes the current chat only.",
     ]
     lines += ["", "## Keys", "", "| key | what it does |", "|---|---|"]
     lines += [f"| {key} | {_cell(what)} |" for key, what in KEYS]
