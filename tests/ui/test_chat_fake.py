@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import sqlite3
 from pathlib import Path
 
@@ -205,6 +207,37 @@ async def test_bad_commands_show_usage_and_send_nothing(
         assert screen.conversation.messages == []
         assert any(expected in n for n in await shown(pilot)), await shown(pilot)
         assert screen.prompt.text == command  # kept, to fix it
+
+
+async def test_typing_after_a_rejected_command_replaces_it(make_app, engine) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await type_text(pilot, "/frobnicate")
+        await pilot.press("enter")
+        notes = await shown(pilot)
+        assert any("Unknown command /frobnicate. Type /help" in n for n in notes), notes
+        assert not any("Did you mean" in n for n in notes)  # nothing close to suggest
+        assert screen.prompt.text == "/frobnicate"
+        await pilot.press(*"/help", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert screen.prompt.text == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("hlep", "/help"), ("temperature", "/temp"), ("transalte", "/translate"), ("xyz", None)],
+)
+def test_unknown_command_suggests_only_close_names(name: str, hint: str | None) -> None:
+    from mlxchat.ui.commands import CommandError, find_command
+
+    with pytest.raises(CommandError) as raised:
+        find_command(name)
+    message = str(raised.value)
+    if hint is None:
+        assert "Did you mean" not in message
+    else:
+        assert f"Did you mean {hint}?" in message
 
 
 async def test_sampling_commands_change_the_next_request(make_app, engine, history) -> None:
@@ -503,6 +536,22 @@ async def test_slash_completion(make_app, engine) -> None:
         await pilot.press("/", "h", "e")
         await pilot.press("enter")  # completes "/he" to "/help" and runs it
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+def screen_text(app) -> str:
+    """The text on the screen now (from a screenshot), spaces as plain spaces."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+async def test_help_shows_the_export_default_as_written(make_app, engine) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        await ready(pilot)
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        assert "(default: ./<title>.md)" in screen_text(app)
 
 
 async def test_help_models_and_palette(make_app, engine) -> None:

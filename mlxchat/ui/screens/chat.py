@@ -248,6 +248,8 @@ class ChatScreen(ChatCommands):
             await commands.run_command(self, text)
         except CommandError as error:
             self.notify(str(error), title="Command", severity="error", timeout=8)
+            if self.is_attached:  # kept to fix, selected so that typing replaces it
+                self.prompt.select_all()
             return False
         if self.is_attached:
             self.prompt.remember(text.strip())
