@@ -497,6 +497,42 @@ async def test_resume_at_start(make_app, engine, history) -> None:
         assert screen.chat.conversation_id == cid
 
 
+async def test_history_lists_ids_and_counts_messages(make_app, engine, history) -> None:
+    one = history.new_conversation()
+    history.add_message(one, "user", "Only a question")
+    two = history.new_conversation()
+    history.add_message(two, "user", "Hi")
+    history.add_message(two, "assistant", "Hello", finish_reason="stop")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        only = next(line for line in lines if "Only a question" in line)
+        assert f"#{one} " in only and "1 message" in only and "1 messages" not in only
+        hi = next(line for line in lines if " Hi " in line)
+        assert f"#{two} " in hi and "2 messages" in hi
+
+
+@pytest.mark.parametrize("saved", [True, False])
+async def test_resume_latest_at_start(make_app, engine, history, saved: bool) -> None:
+    if saved:
+        for text in ("Older chat", "Newest chat"):
+            history.add_message(history.new_conversation(), "user", text)
+    app = make_app(resume="latest")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        if saved:
+            await until(pilot, lambda: len(screen.conversation.messages) == 1)
+            assert screen.conversation.messages[0].source == "Newest chat"
+        else:
+            notes = await shown(pilot)
+            assert "History: There is no saved chat to continue yet." in notes, notes
+            assert screen.conversation.messages == []
+
+
 async def test_prompt_keys(make_app, engine) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

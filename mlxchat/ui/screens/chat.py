@@ -91,7 +91,7 @@ class ChatScreen(ChatCommands):
         history: Any | None = None,
         *,
         list_models: ListModels | None = None,
-        resume: int | None = None,
+        resume: int | str | None = None,
     ) -> None:
         """Create the screen.
 
@@ -100,7 +100,7 @@ class ChatScreen(ChatCommands):
             settings: The `Settings` (model, system prompt, sampling, max_context, …).
             history: The `History` to save to, or None to save nothing.
             list_models: Lists local models for /models and completion.
-            resume: The id of a saved chat to open at start.
+            resume: The id of a saved chat to open at start, or "latest".
         """
         super().__init__()
         self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed

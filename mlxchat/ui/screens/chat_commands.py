@@ -178,12 +178,22 @@ class ChatCommands(Screen[None]):
 
         self.app.push_screen(HistoryScreen(search, self.chat.conversation_id), chosen)
 
-    async def resume_chat(self, conversation_id: int) -> bool:
-        """Show a saved chat and continue it (its system prompt and settings come back)."""
+    async def resume_chat(self, conversation_id: int | str) -> bool:
+        """Show a saved chat and continue it (its system prompt and settings come back).
+
+        Args:
+            conversation_id: Its id, or "latest" for the most recently updated chat.
+        """
         if self.history is None:
             return False
         try:
-            conversation = self.history.get_conversation(conversation_id)
+            if conversation_id == "latest":
+                newest = self.history.list_conversations(limit=1)
+                if not newest:
+                    self.notify("There is no saved chat to continue yet.", title="History")
+                    return False
+                conversation_id = newest[0].id
+            conversation = self.history.get_conversation(int(conversation_id))
         except Exception as error:
             self.notify(str(error), title="History", severity="error")
             return False
