@@ -415,6 +415,33 @@ async def test_themes_switch_and_errors(make_app, engine) -> None:
         assert any("did you mean nord-frost" in n for n in await shown(pilot))
 
 
+OUR_THEMES = ["mlxchat-dark", "mlxchat-light", "nord-frost", "solarized-dusk"]
+
+
+async def test_the_theme_picker_offers_mlxchat_and_user_themes_only(make_app, tmp_path) -> None:
+    from mlxchat.ui.themes import builtin_themes_dir, load_themes
+
+    user_dir = tmp_path / "themes"
+    user_dir.mkdir()
+    (user_dir / "mine.toml").write_text('name = "nord"\nprimary = "#FF0000"\n')
+    themes, errors = load_themes(builtin_themes_dir(), user_dir)
+    app = make_app(themes=themes, theme_errors=errors)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        assert sorted(app.available_themes) == sorted([*OUR_THEMES, "nord"])
+        assert app.get_theme("nord").primary == "#FF0000"  # the user's, not Textual's
+        await screen.submit("/theme")
+        assert (
+            f"Themes: Now: mlxchat-dark. Available: {', '.join(sorted([*OUR_THEMES, 'nord']))}"
+            in (await shown(pilot))
+        )
+        app.action_change_theme()  # the palette's theme picker
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        assert "solarized-dusk" in text and "nord-frost" in text
+        assert "gruvbox" not in text and "textual-dark" not in text
+
+
 async def test_broken_theme_file_and_history_notice_are_reported(
     make_app, engine, settings, tmp_path: Path
 ) -> None:
