@@ -560,6 +560,32 @@ async def test_resume_latest_at_start(make_app, engine, history, saved: bool) ->
             assert screen.conversation.messages == []
 
 
+async def test_a_question_left_unanswered_is_marked_and_ctrl_r_answers_it(
+    make_app, engine, history
+) -> None:
+    cid = history.new_conversation()
+    history.add_message(cid, "user", "First question")
+    history.add_message(cid, "assistant", "First answer", finish_reason="stop")
+    history.add_message(cid, "user", "Lost question")  # the process was killed here
+    app = make_app(resume=cid)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await until(pilot, lambda: len(screen.conversation.messages) == 3)
+        first, _, lost = screen.conversation.messages
+        assert "no answer" not in first.header_text
+        assert lost.header_text == "you  no answer — Ctrl+R to answer"
+        assert "no answer — Ctrl+R to answer" in screen_text(app)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: len(screen.conversation.messages) == 4)
+        await until(pilot, lambda: not screen.answering)
+        assert screen.conversation.messages[2].header_text == "you"
+        assert [m.content for m in engine.requests[-1].messages][-1] == "Lost question"
+        assert rows(history, cid)[2:] == [
+            ("user", "Lost question", None),
+            ("assistant", ANSWER, "stop"),
+        ]
+
+
 async def test_prompt_keys(make_app, engine) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

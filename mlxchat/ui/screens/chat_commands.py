@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from mlxchat.ui.widgets.conversation import ConversationView
     from mlxchat.ui.widgets.prompt import PromptInput
     from mlxchat.ui.widgets.status import StatusBar
+
+
+UNANSWERED = "no answer — Ctrl+R to answer"
+"""The note on a resumed chat's last question when its answer was never saved."""
 
 
 class ChatCommands(Screen[None]):
@@ -136,6 +141,8 @@ class ChatCommands(Screen[None]):
         views = self.conversation.messages
         if views and views[-1].kind == "assistant":  # the answer, or a failed one
             await views[-1].remove()
+        elif views and views[-1].footer == UNANSWERED:
+            views[-1].set_footer("")
         await self.start_answer()
 
     async def clear_chat(self) -> None:
@@ -218,6 +225,8 @@ class ChatCommands(Screen[None]):
                         stopped=message.finish_reason == "cancelled",
                     )
                 )
+        if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
+            records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
         await self.conversation.load(records)
         self.conversation.follow()
         self.prompt.set_recall([t.content for t in self.chat.turns if t.role == "user"])
