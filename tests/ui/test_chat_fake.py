@@ -381,6 +381,22 @@ def _paste(text: str):
     return Paste(text)
 
 
+async def test_export_puts_a_later_system_prompt_where_it_was_set(
+    make_app, engine, tmp_path: Path
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        for question in ("One?", "Two?"):
+            await send(pilot, question)
+        assert await screen.submit("/system You are a pirate.")
+        await send(pilot, "Three?")
+        assert await screen.submit(f"/export {tmp_path / 'chat.md'}")
+    text = (tmp_path / "chat.md").read_text()
+    assert text.index("Two?") < text.index("## System prompt changed") < text.index("Three?")
+    assert "## System prompt\n" not in text
+
+
 async def test_export_and_copy(make_app, engine, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     copied: list[str] = []
