@@ -169,6 +169,7 @@ def test_bad_resume_is_one_line(args: list[str], needle: str) -> None:
         (["--resume", "-m", "demo"], ["--resume", "latest", "-m", "demo"]),
         (["--resume", "12"], ["--resume", "12"]),
         (["-m", "x", "--", "--resume"], ["-m", "x", "--", "--resume"]),
+        (["generate", "-p", "--resume"], ["generate", "-p", "--resume"]),
     ],
 )
 def test_bare_resume_means_the_latest_chat(args: list[str], fixed: list[str]) -> None:

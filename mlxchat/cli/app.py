@@ -116,11 +116,14 @@ def resume_target(resume: str | None, latest: bool) -> int | str | None:
 
 
 def with_resume_value(args: list[str]) -> list[str]:
-    """`args` with a bare `--resume` (last, or followed by an option) given `latest`."""
+    """`args` with the chat's bare `--resume` (last, or followed by an option) given
+    `latest`; nothing changes from a subcommand's name on."""
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    commands |= {g.name for g in app.registered_groups if g.name}
     fixed: list[str] = []
     for index, arg in enumerate(args):
         fixed.append(arg)
-        if arg == "--":
+        if arg == "--" or arg in commands:
             return fixed + args[index + 1 :]
         following = args[index + 1] if index + 1 < len(args) else None
         if arg == "--resume" and (following is None or following.startswith("-")):
