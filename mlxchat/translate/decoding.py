@@ -26,7 +26,10 @@ class WaitKSettings:
     Attributes:
         wait_k: Lag k of the wait-k policy (source words read before the first write).
         max_new_words: Most target words per segment; None means `default_word_cap`.
-        max_tokens_per_word: Tokens after which a target word is forced to end.
+        max_tokens_per_word: Tokens after which a target word is cut (and marked cut).
+        cut_ends_segment: A cut word ends the segment: what follows is runaway output, not
+            words. Off, the next tokens make more words (tests of the translators' token
+            exactness on tiny random models, which rarely write a space, need that).
         temp: Sampling temperature; 0 is greedy.
         top_p: Nucleus sampling mass; 1.0 disables it.
         min_p: Min-p threshold; 0 disables it.
@@ -51,6 +54,7 @@ class WaitKSettings:
     source_lang: str = "English"
     target_lang: str = "French"
     stop_at_newline: bool = True
+    cut_ends_segment: bool = True
 
     def __post_init__(self) -> None:
         if self.wait_k < 1:
@@ -68,8 +72,9 @@ class WaitKSettings:
 
 
 def default_word_cap(source_length: int) -> int:
-    """Runaway guard when no `max_new_words` is given: 2·|x| + 10 target words."""
-    return 2 * source_length + 10
+    """Runaway guard when no `max_new_words` is given: 2·|x| + 2 target words (room for
+    targets longer than the source, e.g. one unit per character in Chinese)."""
+    return 2 * source_length + 2
 
 
 class TokenChooser:

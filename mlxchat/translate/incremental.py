@@ -272,10 +272,13 @@ class SimultaneousTranslator:
             self.clock.add_generated(len(self.cached.ids))
             yield self._event(TranslationChunk, text=self._text.add(token), token=token)
             if len(self._word_ids) >= cap:
-                break
+                if self.settings.cut_ends_segment:  # runaway output: the segment ends here
+                    self._done = "length"
+                yield from self._complete_word(cut=True)
+                return
         yield from self._complete_word()
 
-    def _complete_word(self) -> Iterator[TranslationEvent]:
+    def _complete_word(self, cut: bool = False) -> Iterator[TranslationEvent]:
         word = self.tokenizer.decode(self._word_ids).strip() if self._word_ids else ""
         at_end = self._done is not None
         self._word_ids = []
@@ -290,6 +293,7 @@ class SimultaneousTranslator:
             word=word,
             delay=self._delays[-1],
             metrics=latency_metrics(self._delays, len(self._words)),
+            cut=cut,
         )
 
     def _segment_done(self, reason: FinishReason) -> SegmentDone:
@@ -327,6 +331,7 @@ def stream_translate(
     target_lang: str = "French",
     *,
     stop_at_newline: bool = True,
+    cut_ends_segment: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -347,6 +352,7 @@ def stream_translate(
         source_lang=source_lang,
         target_lang=target_lang,
         stop_at_newline=stop_at_newline,
+        cut_ends_segment=cut_ends_segment,
     )
     translator = SimultaneousTranslator(
         model, tokenizer, settings, should_stop=should_stop, auto_segment=False, messages=messages

@@ -95,7 +95,7 @@ class NaiveTranslator:
                 cache = make_prompt_cache(self.model)
                 logits = self._forward(self.layout.ids(source_ids[:read], target), cache)
                 word: list[int] = []
-                ended = False
+                ended = cut = False
                 while True:
                     context = self.layout.ids(source_ids[:read], target)
                     finished = read == n
@@ -110,9 +110,11 @@ class NaiveTranslator:
                     target.append(token)
                     yield TranslationChunk(text=text.add(token), token=token, **state(read))
                     if len(word) >= self.settings.max_tokens_per_word:
+                        cut = True
                         break
                     logits = self._forward([token], cache)
                 word_text = self.tokenizer.decode(word).strip() if word else ""
+                stop = cut and self.settings.cut_ends_segment  # runaway output ends it
                 if ended:
                     reason = "stop"
                     if not word_text:
@@ -120,13 +122,14 @@ class NaiveTranslator:
                 delays.append(read)
                 target_words.append(word_text)
                 yield TargetWord(
-                    text=text.flush() if ended else "",
+                    text=text.flush() if ended or stop else "",
                     word=word_text,
                     delay=read,
                     metrics=latency_metrics(delays, read),
+                    cut=cut,
                     **state(read),
                 )
-                if ended:
+                if ended or stop:
                     break
         except _Stop:
             reason = "cancelled"
@@ -161,6 +164,7 @@ def naive_translate(
     target_lang: str = "French",
     *,
     stop_at_newline: bool = True,
+    cut_ends_segment: bool = True,
     should_stop: Callable[[], bool] | None = None,
     messages: list[dict[str, str]] | None = None,
 ) -> Iterator[TranslationEvent]:
@@ -181,6 +185,7 @@ def naive_translate(
         source_lang=source_lang,
         target_lang=target_lang,
         stop_at_newline=stop_at_newline,
+        cut_ends_segment=cut_ends_segment,
     )
     translator = NaiveTranslator(
         model, tokenizer, settings, should_stop=should_stop, messages=messages
