@@ -249,7 +249,7 @@ _ALL = (
         "max_new_words",
         int,
         None,
-        "Most target words per sentence (unset: 2 × source words + 10).",
+        "Most target words per sentence (unset: 2 × source words + 2).",
         low=1,
         optional=True,
         example=40,

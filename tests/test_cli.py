@@ -157,3 +157,34 @@ def test_demo_model_knows_the_capital_of_france() -> None:
     proc = mlxchat("generate", "-m", "demo", "-p", "What is the capital of France?", timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "Paris" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--resume", "abc"], "--resume takes a chat id (a number, see /history), not 'abc'"),
+        (["--resume", "0"], "--resume takes a chat id"),
+        (["-c", "--resume", "3"], "give either --continue or --resume ID, not both"),
+    ],
+)
+def test_bad_resume_is_one_line(args: list[str], needle: str) -> None:
+    assert_one_line_error(mlxchat(*args, timeout=30), needle)
+
+
+@pytest.mark.parametrize(
+    ("args", "fixed"),
+    [
+        (["--resume"], ["--resume", "latest"]),
+        (["--resume", "-m", "demo"], ["--resume", "latest", "-m", "demo"]),
+        (["--resume", "12"], ["--resume", "12"]),
+        (["-m", "x", "--", "--resume"], ["-m", "x", "--", "--resume"]),
+        (["generate", "-p", "--resume"], ["generate", "-p", "--resume"]),
+    ],
+)
+def test_bare_resume_means_the_latest_chat(args: list[str], fixed: list[str]) -> None:
+    from mlxchat.cli.app import resume_target, with_resume_value
+
+    assert with_resume_value(args) == fixed
+    assert resume_target("latest", False) == resume_target(None, True) == "latest"
+    assert resume_target("12", False) == 12
+    assert resume_target(None, False) is None

@@ -231,6 +231,59 @@ def test_migration_hook_runs_each_step_once_and_atomically(tmp_path: Path) -> No
 # --- export -----------------------------------------------------------------------------
 
 
+def test_export_shows_a_system_prompt_change_where_it_happened(
+    history: History, db_path: Path
+) -> None:
+    cid = history.new_conversation(model="demo")
+    for n in (1, 2):
+        history.add_message(cid, "user", f"Question {n}")
+        history.add_message(cid, "assistant", f"Answer {n}", finish_reason="stop")
+    history.update_conversation(cid, system_prompt="You are a pirate.", settings={"temp": 0})
+    history.update_conversation(cid, system_prompt="You are a pirate.")  # no change: no row
+    history.add_message(cid, "user", "Question 3")
+    history.add_message(cid, "assistant", "Arr.", finish_reason="stop")
+    history.update_conversation(cid, system_prompt="")
+
+    text = history.export_markdown(cid)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == [
+        *["## User", "## Assistant"] * 2,
+        "## System prompt changed",
+        "## User",
+        "## Assistant",
+        "## System prompt removed",
+    ]
+    assert "## System prompt changed\n\nYou are a pirate.\n\n## User\n\nQuestion 3" in text
+    assert "- **Messages:** 6" in text
+    assert history.list_conversations()[0].message_count == 6
+    conversation = history.get_conversation(cid)
+    assert conversation.opening_system_prompt == ""
+    assert [m.role for m in conversation.chat_messages()].count("system") == 0
+    # /retry still removes the last answer, not the change after it
+    history.update_conversation(cid, system_prompt="Be brief.")
+    assert history.delete_last_assistant_message(cid).content == "Arr."
+
+
+def test_a_version_1_history_file_is_migrated_and_keeps_its_chats(db_path: Path) -> None:
+    from mlxchat.store.schema import MIGRATIONS
+
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:1]) == 1
+    conn.execute(
+        "INSERT INTO conversations (title, created_at, updated_at, system_prompt)"
+        " VALUES ('Old', '2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00',"
+        " 'Be brief.')"
+    )
+    conn.close()
+    with History.open(db_path) as history:
+        assert history.notice is None
+        old = history.get_conversation(1)
+        assert (old.system_prompt, old.first_system_prompt) == ("Be brief.", None)
+        assert history.export_markdown(1).count("## System prompt\n\nBe brief.") == 1
+    assert rows(db_path, "PRAGMA user_version") == [(2,)]
+
+
 def test_export_markdown(history: History) -> None:
     code = "Here:\n\n```python\ndef add(a, b):\n    return a + b  # *not* emphasis\n```\n"
     cid = history.new_conversation(model="demo", system_prompt="Be brief.")

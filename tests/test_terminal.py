@@ -108,3 +108,21 @@ def test_the_demo_answers_well_with_default_settings(terminal: Terminal, tmp_pat
         rows = db.execute("SELECT role, content FROM messages ORDER BY id").fetchall()
     assert rows[0] == ("user", "What is the capital of France?")
     assert rows[1][0] == "assistant" and "Paris" in rows[1][1]
+
+
+@pytest.mark.parametrize("flag", ["--resume", "-c"])
+def test_resume_without_an_id_opens_the_latest_chat(tmp_path: Path, flag: str) -> None:
+    from mlxchat.store.history import HISTORY_FILE, History
+
+    with History.open(tmp_path / "data" / HISTORY_FILE) as history:
+        for text in ("An older chat", "The newest chat"):
+            history.add_message(history.new_conversation(), "user", text)
+    data, config = shlex.quote(str(tmp_path / "data")), shlex.quote(str(tmp_path / "config"))
+    env = f"env MLXCHAT_DATA_DIR={data} MLXCHAT_CONFIG_DIR={config} TERM=xterm-256color"
+    program = f"{shlex.quote(sys.executable)} -m mlxchat"
+    term = Terminal(f"{env} {program} {flag} --model {shlex.quote(str(tmp_path / 'none'))}")
+    try:
+        screen = term.wait_for("The newest chat", timeout=60)
+        assert "An older chat" not in screen
+    finally:
+        term.close()

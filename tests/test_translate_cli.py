@@ -66,9 +66,10 @@ def test_plain_prints_one_line_per_sentence(tiny_llama: Path, source_file: Path)
     assert len(lines) == 2 and all(line.strip() for line in lines)
     events = run_json(tiny_llama, source_file, "--max-new-words", "5")
     translations = [e["translation"] for e in events if e["type"] == "segment"]
+    cut = {e["segment"] for e in events if e["type"] == "target" and e["cut"]}
     from mlxchat.text import sanitize
 
-    assert lines == [sanitize(t) for t in translations]
+    assert lines == [sanitize(t) + ("…" if i in cut else "") for i, t in enumerate(translations)]
 
 
 def test_verbose_shows_delays_and_metrics(tiny_llama: Path, source_file: Path) -> None:
@@ -86,10 +87,34 @@ def test_verbose_shows_delays_and_metrics(tiny_llama: Path, source_file: Path) -
         "4",
     )
     assert proc.returncode == 0, proc.stderr
-    delays = [int(d) for d in re.findall(r"\[read (\d+) source words\]", proc.stdout)]
-    assert delays[:4] == [3, 4, 5, 6]
+    first = proc.stdout.split("\n-- ")[0]
+    delays = [int(d) for d in re.findall(r"\[read (\d+) source words[\],]", first)]
+    assert delays and delays == [3, 4, 5, 6][: len(delays)]
     assert re.search(r"^-- AL [\d.]+  LAAL [\d.]+  AP [\d.]+  DAL [\d.]+", proc.stdout, re.M)
     assert re.search(r"^== 2 sentences: AL ", proc.stdout, re.M)
+
+
+def test_runaway_output_ends_the_sentence_with_a_word_marked_cut(
+    tiny_llama: Path, source_file: Path
+) -> None:
+    events = run_json(tiny_llama, source_file, "--max-tokens-per-word", "2")
+    segments = [e for e in events if e["type"] == "segment"]
+    for segment in segments:
+        targets = [
+            e for e in events if e["type"] == "target" and e["segment"] == segment["segment"]
+        ]
+        cut = [t["cut"] for t in targets]
+        assert cut.count(True) <= 1 and (not any(cut) or cut[-1])  # nothing after a cut word
+        if any(cut):
+            assert segment["finish_reason"] == "length"
+            assert len(targets) < len(segment["source"].split())
+    assert any(e["type"] == "target" and e["cut"] for e in events)  # the random model runs away
+    proc = mlxchat(
+        "translate", "--plain", "-v", "-m", str(tiny_llama), "-i", str(source_file),
+        "--max-tokens-per-word", "2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "source words, cut at the token limit]" in proc.stdout
 
 
 def test_reference_gives_bleu_and_reference_length_metrics(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,10 @@ SENTENCES = [
 # -- helpers ------------------------------------------------------------------------------
 
 
-def wk(wait_k: int | None = None, **values: Any) -> WaitKSettings:
+def wk(wait_k: int | None = None, cut_ends_segment: bool = True, **values: Any) -> WaitKSettings:
     """Translation settings from raw values, policy and sampling mixed."""
-    return WaitKSettings.from_values({"wait_k": wait_k, **values} if wait_k else values)
+    settings = WaitKSettings.from_values({"wait_k": wait_k, **values} if wait_k else values)
+    return replace(settings, cut_ends_segment=cut_ends_segment)
 
 
 def segments(events: Iterable[TranslationEvent]) -> list[SegmentDone]:
@@ -73,6 +75,11 @@ class _FrozenCache(KVCache):
 
     def is_trimmable(self) -> bool:
         return False
+
+
+# RANDOM_WORDS: tiny random models rarely write a space, so nearly every word reaches the
+# token cap; tests of the exactness invariants keep writing words after a cut word
+# (`cut_ends_segment=False`) to cover many READ/WRITE steps.
 
 
 class ScriptedModel:
@@ -189,6 +196,7 @@ def test_tiny_model_greedy_incremental_equals_naive(tiny: tuple[Any, Any], k: in
     total_words = natural = 0
     for sentence in SENTENCES:
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 6}
+        kw["cut_ends_segment"] = False  # RANDOM_WORDS
         events = list(stream_translate(model, tokenizer, sentence, wk(**kw)))
         (done,) = segments(events)
         (oracle,) = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
@@ -206,6 +214,7 @@ def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -
     model, tokenizer = tiny_qwen
     for k in (1, 3):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 5}
+        kw["cut_ends_segment"] = False  # RANDOM_WORDS
         source = " ".join(SENTENCES[2:])  # two sentences: two segments
         done = segments(stream_translate(model, tokenizer, source, wk(**kw)))
         oracle = segments(naive_translate(model, tokenizer, source, wk(**kw)))
@@ -231,6 +240,7 @@ def test_wait_k_beyond_source_equals_offline_greedy(tiny: tuple[Any, Any], extra
         words = split_words(sentence)
         k = len(words) + extra
         kw: dict[str, Any] = {"max_tokens_per_word": 3, "stop_at_newline": False}
+        kw["cut_ends_segment"] = False  # RANDOM_WORDS
         (done,) = segments(stream_translate(model, tokenizer, sentence, wk(k, **kw)))
         assert set(done.delays) == {len(words)}
         reasons.add(done.finish_reason)
@@ -327,6 +337,7 @@ def test_incremental_computes_far_fewer_tokens(tiny: tuple[Any, Any]) -> None:
     for k in (1, 3, 5):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 12, "max_tokens_per_word": 4}
         kw["stop_at_newline"] = False  # keep all 12 words: the ratio grows with the target
+        kw["cut_ends_segment"] = False  # RANDOM_WORDS
         (done,) = segments(stream_translate(model, tokenizer, sentence, wk(**kw)))
         (oracle,) = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
         assert done.target_tokens == oracle.target_tokens
@@ -410,7 +421,10 @@ def test_words_already_here_take_fewer_model_calls(tiny: tuple[Any, Any]) -> Non
 def test_live_finish_writes_the_rest(tiny: tuple[Any, Any]) -> None:
     model, tokenizer = tiny
     live = SimultaneousTranslator(
-        model, tokenizer, wk(2, max_tokens_per_word=4, max_new_words=8), auto_segment=False
+        model,
+        tokenizer,
+        wk(2, max_tokens_per_word=4, max_new_words=8, cut_ends_segment=False),
+        auto_segment=False,
     )
     words = split_words("the cat is on")
     written = []
@@ -472,6 +486,7 @@ def test_sampling_settings_are_shared_with_the_oracle(tiny: tuple[Any, Any]) -> 
     model, tokenizer = tiny
     sentence = SENTENCES[3]
     kw: dict[str, Any] = {"wait_k": 2, "max_new_words": 10, "max_tokens_per_word": 5}
+    kw["cut_ends_segment"] = False  # RANDOM_WORDS
     greedy = segments(stream_translate(model, tokenizer, sentence, wk(**kw)))[0]
     penalized_kw = {**kw, "repetition_penalty": 1.5, "repetition_context_size": 8}
     penalized = segments(stream_translate(model, tokenizer, sentence, wk(**penalized_kw)))[0]
@@ -504,3 +519,25 @@ def test_live_cancel_and_empty_last_word(tokenizer: Any) -> None:
     calls = model.calls
     assert list(live.feed("sat")) == [] and list(live.finish()) == []
     assert model.calls == calls
+
+
+def test_a_word_cut_at_the_token_limit_is_marked_and_ends_the_segment(
+    tiny: tuple[Any, Any],
+) -> None:
+    model, tokenizer = tiny
+    sentence = SENTENCES[0]
+    kw: dict[str, Any] = {"wait_k": 2, "max_tokens_per_word": 3}
+    events = list(stream_translate(model, tokenizer, sentence, **kw))
+    (done,) = segments(events)
+    words = [e for e in events if isinstance(e, TargetWord)]
+    assert words[-1].cut and not any(w.cut for w in words[:-1])
+    assert done.finish_reason == "length"
+    assert len(done.target_words) < len(split_words(sentence))  # no runaway "words"
+    assert done.source_words == tuple(split_words(sentence))  # the whole source was read
+    (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+    assert oracle.target_tokens == done.target_tokens and oracle.delays == done.delays
+
+
+def test_the_default_word_cap_is_twice_the_source_plus_two() -> None:
+    assert WaitKSettings().word_cap(11) == 24
+    assert WaitKSettings(max_new_words=5).word_cap(11) == 5

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from mlxchat.cli import generate, models, translate  # noqa: F401  (register the commands)
-from mlxchat.cli.app import EXIT_INTERRUPTED, app
+from mlxchat.cli.app import EXIT_INTERRUPTED, app, with_resume_value
 
 __all__ = ["app", "main"]
 
@@ -20,7 +20,7 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Console entry point."""
     try:
-        app()
+        app(args=with_resume_value(sys.argv[1:]), prog_name="mlxchat")
     except KeyboardInterrupt:
         typer.echo("mlxchat: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -78,7 +78,16 @@ def chat(
     data_dir: Annotated[
         Path | None, typer.Option(help="Where history is kept (or MLXCHAT_DATA_DIR).")
     ] = None,
-    resume: Annotated[int | None, typer.Option(help="Resume the saved chat with this id.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[ID]",
+            help="Resume the saved chat with this id (/history shows ids); no id: the latest.",
+        ),
+    ] = None,
+    continue_: Annotated[
+        bool, typer.Option("--continue", "-c", help="Resume the latest saved chat.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
@@ -97,7 +106,11 @@ def chat(
     )
     from mlxchat.ui.app import run_chat
 
-    raise typer.Exit(run_chat(settings, data_dir=data_dir, resume=resume, api_key=api_key))
+    raise typer.Exit(
+        run_chat(
+            settings, data_dir=data_dir, resume=resume_target(resume, continue_), api_key=api_key
+        )
+    )
 
 
 def model_name(model: str | None, remote_model: str | None) -> str | None:
@@ -109,6 +122,41 @@ def model_name(model: str | None, remote_model: str | None) -> str | None:
     if model is None or not is_remote(model):
         fail("--remote-model needs a server URL: -m http://host:port/v1")
     return f"{model.partition('#')[0]}#{remote_model}"
+
+
+RESUME_LATEST = "latest"
+"""What a bare `--resume` stands for (see `with_resume_value`)."""
+
+
+def resume_target(resume: str | None, latest: bool) -> int | str | None:
+    """The chat to open: an id, `RESUME_LATEST`, or None (a new chat); exits on a bad id."""
+    if resume is None or resume.lower() == RESUME_LATEST:
+        return RESUME_LATEST if latest or resume is not None else None
+    if latest:
+        fail("give either --continue or --resume ID, not both")
+    try:
+        number = int(resume)
+    except ValueError:
+        fail(f"--resume takes a chat id (a number, see /history), not '{resume}'")
+    if number < 1:
+        fail(f"--resume takes a chat id (a number, see /history), not '{resume}'")
+    return number
+
+
+def with_resume_value(args: list[str]) -> list[str]:
+    """`args` with the chat's bare `--resume` (last, or followed by an option) given
+    `latest`; nothing changes from a subcommand's name on."""
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    commands |= {g.name for g in app.registered_groups if g.name}
+    fixed: list[str] = []
+    for index, arg in enumerate(args):
+        fixed.append(arg)
+        if arg == "--" or arg in commands:
+            return fixed + args[index + 1 :]
+        following = args[index + 1] if index + 1 < len(args) else None
+        if arg == "--resume" and (following is None or following.startswith("-")):
+            fixed.append(RESUME_LATEST)
+    return fixed
 
 
 def settings_or_exit(**overrides: Any) -> Any:

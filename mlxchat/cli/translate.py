@@ -132,8 +132,13 @@ class PlainPrinter:
         self.pending += event.text
         if isinstance(event, TargetWord):
             if self.verbose:
-                self.out.write(f"{self.sanitize(event.word)} [read {event.delay} source words]\n")
+                cut = ", cut at the token limit" if event.cut else ""
+                self.out.write(
+                    f"{self.sanitize(event.word)} [read {event.delay} source words{cut}]\n"
+                )
             else:
+                if event.cut:
+                    self.pending = self.pending.rstrip() + "…"
                 self.out.write(
                     self.sanitize(self.pending.lstrip() if self._line_start else self.pending)
                 )
@@ -198,6 +203,7 @@ class JsonPrinter:
                 delay=event.delay,
                 lag=event.lag,
                 metrics=event.metrics,
+                cut=event.cut,
             )
         elif isinstance(event, SegmentDone):
             metrics = self.report.add(event)

@@ -199,7 +199,11 @@ class History:
         system_prompt: str | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> None:
-        """Change the model, system prompt and/or settings (None leaves one as it is)."""
+        """Change the model, system prompt and/or settings (None leaves one as it is).
+
+        A system prompt changed after the first message is also saved as a `system`
+        message, so that an export shows it where it happened.
+        """
         changes: dict[str, Any] = {}
         if model is not None:
             changes["model"] = model
@@ -210,11 +214,36 @@ class History:
         if not changes:
             return
         assignments = ", ".join(f"{column} = ?" for column in changes)
+        stamp = now_text()
         with self._write() as conn:
+            if system_prompt is not None:
+                self._record_system_prompt_change(conn, conversation_id, system_prompt, stamp)
             conn.execute(
                 f"UPDATE conversations SET {assignments}, updated_at = ? WHERE id = ?",
-                (*changes.values(), now_text(), conversation_id),
+                (*changes.values(), stamp, conversation_id),
             )
+
+    @staticmethod
+    def _record_system_prompt_change(
+        conn: sqlite3.Connection, conversation_id: int, prompt: str, stamp: str
+    ) -> None:
+        row = conn.execute(
+            "SELECT system_prompt, EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?)"
+            " AS started FROM conversations WHERE id = ?",
+            (conversation_id, conversation_id),
+        ).fetchone()
+        if row is None or not row["started"] or row["system_prompt"] == prompt:
+            return
+        conn.execute(
+            "UPDATE conversations SET first_system_prompt = COALESCE(first_system_prompt, ?)"
+            " WHERE id = ?",
+            (row["system_prompt"], conversation_id),
+        )
+        conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, created_at)"
+            " VALUES (?, 'system', ?, ?)",
+            (conversation_id, prompt, stamp),
+        )
 
     def list_conversations(
         self, limit: int = 50, search: str | None = None
@@ -236,7 +265,8 @@ class History:
             params = (pattern, pattern)
         rows = self._read(
             "SELECT c.id, c.title, c.model, c.created_at, c.updated_at,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"
+            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id"
+            " AND m.role != 'system') AS message_count"
             f" FROM conversations c {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (*params, limit),
         )
@@ -271,6 +301,7 @@ class History:
             system_prompt=row["system_prompt"],
             settings=json.loads(row["settings"] or "{}"),
             messages=tuple(message_from_row(m) for m in messages),
+            first_system_prompt=row["first_system_prompt"],
         )
 
     def delete_conversation(self, conversation_id: int) -> bool:
@@ -283,7 +314,8 @@ class History:
         """Delete the last message if it is an answer (for /retry) and return it, else None."""
         with self._write() as conn:
             row = conn.execute(
-                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                "SELECT * FROM messages WHERE conversation_id = ? AND role != 'system'"
+                " ORDER BY id DESC LIMIT 1",
                 (conversation_id,),
             ).fetchone()
             if row is None or row["role"] != "assistant":

@@ -76,9 +76,22 @@ def conversation_markdown(conversation: Conversation) -> str:
     if conversation.model:
         lines.append(f"- **Model:** `{conversation.model}`")
     lines.append(f"- **Started:** {_when(conversation.created_at)}")
-    lines.append(f"- **Messages:** {len(conversation.messages)}")
+    lines.append(f"- **Messages:** {len(conversation.turns)}")
     sections = ["\n".join(lines) + "\n"]
-    if conversation.system_prompt:
-        sections.append(f"## System prompt\n\n{_body(conversation.system_prompt)}\n")
-    sections += [_message_section(m, conversation.model) for m in conversation.messages]
+    if conversation.opening_system_prompt:
+        sections.append(_system_section(conversation.opening_system_prompt))
+    sections += [
+        _system_section(m.content, changed=True)
+        if m.role == "system"
+        else _message_section(m, conversation.model)
+        for m in conversation.messages
+    ]
     return "\n".join(sections)
+
+
+def _system_section(prompt: str, *, changed: bool = False) -> str:
+    """The system prompt; `changed`: set (or removed) at this point of the conversation."""
+    if not prompt:
+        return "## System prompt removed\n"
+    heading = "System prompt changed" if changed else "System prompt"
+    return f"## {heading}\n\n{_body(prompt)}\n"

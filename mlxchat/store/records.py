@@ -63,7 +63,12 @@ class ConversationSummary:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A conversation with its settings and every message, oldest first."""
+    """A conversation with its settings and every message, oldest first.
+
+    `system_prompt` is the prompt in force now. When it was changed after the first message,
+    `first_system_prompt` is the one it started with and each change is a `system` message
+    (its content the new prompt, "" when removed) in the order things happened.
+    """
 
     id: int
     title: str
@@ -73,11 +78,23 @@ class Conversation:
     system_prompt: str
     settings: dict[str, Any] = field(default_factory=dict)
     messages: tuple[StoredMessage, ...] = ()
+    first_system_prompt: str | None = None
+
+    @property
+    def opening_system_prompt(self) -> str:
+        """The system prompt the conversation started with."""
+        return self.system_prompt if self.first_system_prompt is None else self.first_system_prompt
+
+    @property
+    def turns(self) -> tuple[StoredMessage, ...]:
+        """The user and assistant messages (without the system prompt changes)."""
+        return tuple(m for m in self.messages if m.role != "system")
 
     def chat_messages(self) -> list[Message]:
-        """The conversation as engine messages: the system prompt (if any), then each one."""
+        """The conversation as engine messages: the system prompt in force (if any), then
+        each user and assistant message."""
         head = [Message("system", self.system_prompt)] if self.system_prompt else []
-        return head + [Message(m.role, m.content) for m in self.messages]
+        return head + [Message(m.role, m.content) for m in self.turns]
 
 
 def now_text() -> str:

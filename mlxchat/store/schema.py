@@ -48,7 +48,13 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_system_prompt_changes(conn: sqlite3.Connection) -> None:
+    """Version 2: `first_system_prompt`, the prompt a conversation started with once it was
+    changed (NULL: never changed); each change is then a `system` message in its place."""
+    conn.execute("ALTER TABLE conversations ADD COLUMN first_system_prompt TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_system_prompt_changes)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -68,12 +68,15 @@ class TargetWord(TranslationEvent):
         word: The word, stripped of surrounding whitespace.
         delay: Source words read when it was written (its entry in `delays`).
         metrics: Live AL/LAAL/AP/DAL, with |X| = source words read so far.
+        cut: The word was cut at `max_tokens_per_word` tokens (runaway output); it is the
+            segment's last word.
     """
 
     word: str = ""
     delay: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     word_complete: bool = True
+    cut: bool = False
 
 
 @dataclass(kw_only=True)

@@ -264,10 +264,13 @@ class SimultaneousTranslator:
             self.clock.add_generated(len(self.cached.ids))
             yield self._event(TranslationChunk, text=self._text.add(token), token=token)
             if len(self._word_ids) >= cap:
-                break
+                if self.settings.cut_ends_segment:  # runaway output: the segment ends here
+                    self._done = "length"
+                yield from self._complete_word(cut=True)
+                return
         yield from self._complete_word()
 
-    def _complete_word(self) -> Iterator[TranslationEvent]:
+    def _complete_word(self, cut: bool = False) -> Iterator[TranslationEvent]:
         word = self.tokenizer.decode(self._word_ids).strip() if self._word_ids else ""
         at_end = self._done is not None
         self._word_ids = []
@@ -282,6 +285,7 @@ class SimultaneousTranslator:
             word=word,
             delay=self._delays[-1],
             metrics=latency_metrics(self._delays, len(self._words)),
+            cut=cut,
         )
 
     def _segment_done(self, reason: FinishReason) -> SegmentDone:

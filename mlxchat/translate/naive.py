@@ -91,7 +91,7 @@ class NaiveTranslator:
                 cache = make_prompt_cache(self.model)
                 logits = self._forward(self.layout.ids(source_ids[:read], target), cache)
                 word: list[int] = []
-                ended = False
+                ended = cut = False
                 while True:
                     context = self.layout.ids(source_ids[:read], target)
                     finished = read == n
@@ -106,9 +106,11 @@ class NaiveTranslator:
                     target.append(token)
                     yield TranslationChunk(text=text.add(token), token=token, **state(read))
                     if len(word) >= self.settings.max_tokens_per_word:
+                        cut = True
                         break
                     logits = self._forward([token], cache)
                 word_text = self.tokenizer.decode(word).strip() if word else ""
+                stop = cut and self.settings.cut_ends_segment  # runaway output ends it
                 if ended:
                     reason = "stop"
                     if not word_text:
@@ -116,13 +118,14 @@ class NaiveTranslator:
                 delays.append(read)
                 target_words.append(word_text)
                 yield TargetWord(
-                    text=text.flush() if ended else "",
+                    text=text.flush() if ended or stop else "",
                     word=word_text,
                     delay=read,
                     metrics=latency_metrics(delays, read),
+                    cut=cut,
                     **state(read),
                 )
-                if ended:
+                if ended or stop:
                     break
         except _Stop:
             reason = "cancelled"

@@ -21,7 +21,10 @@ class WaitKSettings:
     Attributes:
         wait_k: Lag k of the wait-k policy (source words read before the first write).
         max_new_words: Most target words per segment; None means `default_word_cap`.
-        max_tokens_per_word: Tokens after which a target word is forced to end.
+        max_tokens_per_word: Tokens after which a target word is cut (and marked cut).
+        cut_ends_segment: A cut word ends the segment: what follows is runaway output, not
+            words. Off, the next tokens make more words (tests of the translators' token
+            exactness on tiny random models, which rarely write a space, need that).
         source_lang: Source language name used in the prompt.
         target_lang: Target language name used in the prompt.
         stop_at_newline: Treat a line break like EOS: a segment is one sentence, so once
@@ -38,6 +41,7 @@ class WaitKSettings:
     source_lang: str = default("source_lang")
     target_lang: str = default("target_lang")
     stop_at_newline: bool = default("stop_at_newline")
+    cut_ends_segment: bool = True
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temp=0.0))
 
     def __post_init__(self) -> None:
@@ -66,5 +70,6 @@ class WaitKSettings:
 
 
 def default_word_cap(source_length: int) -> int:
-    """Runaway guard when no `max_new_words` is given: 2·|x| + 10 target words."""
-    return 2 * source_length + 10
+    """Runaway guard when no `max_new_words` is given: 2·|x| + 2 target words (room for
+    targets longer than the source, e.g. one unit per character in Chinese)."""
+    return 2 * source_length + 2

@@ -55,7 +55,7 @@ class ChatApp(App[int]):
         themes: Sequence[Theme] | None = None,
         theme_errors: Sequence[str] = (),
         list_models: ListModels | None = None,
-        resume: int | None = None,
+        resume: int | str | None = None,
     ) -> None:
         """Create the app.
 
@@ -66,7 +66,7 @@ class ChatApp(App[int]):
             themes: Themes to register; None loads the built-in and user theme files.
             theme_errors: Problems with theme files, shown once (with `themes` given).
             list_models: Lists local models (None: `engine.models.list_local_models`).
-            resume: The id of a saved chat to open.
+            resume: The id of a saved chat to open, or "latest" for the newest one.
         """
         super().__init__()
         self.engine = engine
@@ -117,7 +117,7 @@ def run_chat(
     settings: Any,
     *,
     data_dir: Path | None = None,
-    resume: int | None = None,
+    resume: int | str | None = None,
     api_key: str | None = None,
 ) -> int:
     """Run the chat TUI until the user quits; returns the exit code.
@@ -125,7 +125,7 @@ def run_chat(
     Args:
         settings: The `Settings` (model, theme, sampling, …).
         data_dir: Where the history database lives (default: `locations.data_dir()`).
-        resume: The id of a saved chat to continue.
+        resume: The id of a saved chat to continue, or "latest" for the newest one.
         api_key: The key of a remote server (`-m http://…/v1`).
     """
     from mlxchat import locations

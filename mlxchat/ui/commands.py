@@ -300,6 +300,12 @@ def is_command(text: str) -> bool:
     return stripped.startswith("/") and not stripped.startswith("//")
 
 
+SUGGEST_CUTOFF = 0.7
+"""How alike (difflib ratio) a mistyped name must be to a command to be suggested:
+"tmp" -> /temp and "hlep" -> /help are, "frobnicate" -> /translate (0.53) is not. A name
+that starts a command, or that a command starts ("temperature"), is always suggested."""
+
+
 def find_command(name: str) -> Command:
     """The command called `name`.
 
@@ -309,8 +315,8 @@ def find_command(name: str) -> Command:
     command = COMMANDS.get(name)
     if command is not None:
         return command
-    close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.5)
-    prefixed = [n for n in COMMANDS if name and n.startswith(name)]
+    close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=SUGGEST_CUTOFF)
+    prefixed = [n for n in COMMANDS if name and (n.startswith(name) or name.startswith(n))]
     hints = list(dict.fromkeys(prefixed + close))[:3]
     hint = f" Did you mean {' or '.join('/' + h for h in hints)}?" if hints else ""
     shown = clip(name) or ""

@@ -15,7 +15,7 @@ from typing import Any
 
 from textual.app import App
 from textual.color import Color, ColorParseError
-from textual.theme import Theme
+from textual.theme import BUILTIN_THEMES, Theme
 
 COLOR_KEYS = (
     "primary",
@@ -169,18 +169,26 @@ def default_themes() -> tuple[list[Theme], list[str]]:
 
 def install_themes(app: App[Any], themes: list[Theme], errors: list[str], wanted: str) -> None:
     """Register `themes` on `app`, apply `wanted` (else the first theme file's), and show
-    each problem once as a notification."""
+    each problem once as a notification.
+
+    The themes offered (the palette's theme picker, /theme) are then mlxchat's and the
+    user's files only: Textual's own built-in themes are unregistered once one loaded.
+    """
     for theme in themes:
         try:
             app.register_theme(theme)
         except Exception as error:
             errors.append(f"theme {theme.name}: {error}")
-    if wanted in app.available_themes:
+    ours = [t.name for t in themes if t.name in app.available_themes]
+    offered = ours or list(app.available_themes)
+    if wanted in offered:
         app.theme = wanted
     else:
-        app.theme = next((t.name for t in themes if t.name in app.available_themes), FALLBACK_THEME)
+        app.theme = ours[0] if ours else FALLBACK_THEME
         if wanted:
-            names = ", ".join(sorted(app.available_themes))
-            errors.append(f"no theme named '{wanted}'; available: {names}")
+            errors.append(f"no theme named '{wanted}'; available: {', '.join(sorted(offered))}")
+    for name in BUILTIN_THEMES:
+        if name not in offered:
+            app.unregister_theme(name)
     for problem in errors:
         app.notify(problem, title="Theme", severity="warning", timeout=10, markup=False)

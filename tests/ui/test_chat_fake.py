@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import sqlite3
 from pathlib import Path
 
@@ -207,6 +209,37 @@ async def test_bad_commands_show_usage_and_send_nothing(
         assert screen.prompt.text == command  # kept, to fix it
 
 
+async def test_typing_after_a_rejected_command_replaces_it(make_app, engine) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await type_text(pilot, "/frobnicate")
+        await pilot.press("enter")
+        notes = await shown(pilot)
+        assert any("Unknown command /frobnicate. Type /help" in n for n in notes), notes
+        assert not any("Did you mean" in n for n in notes)  # nothing close to suggest
+        assert screen.prompt.text == "/frobnicate"
+        await pilot.press(*"/help", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert screen.prompt.text == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("hlep", "/help"), ("temperature", "/temp"), ("transalte", "/translate"), ("xyz", None)],
+)
+def test_unknown_command_suggests_only_close_names(name: str, hint: str | None) -> None:
+    from mlxchat.ui.commands import CommandError, find_command
+
+    with pytest.raises(CommandError) as raised:
+        find_command(name)
+    message = str(raised.value)
+    if hint is None:
+        assert "Did you mean" not in message
+    else:
+        assert f"Did you mean {hint}?" in message
+
+
 async def test_sampling_commands_change_the_next_request(make_app, engine, history) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -348,6 +381,22 @@ def _paste(text: str):
     return Paste(text)
 
 
+async def test_export_puts_a_later_system_prompt_where_it_was_set(
+    make_app, engine, tmp_path: Path
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        for question in ("One?", "Two?"):
+            await send(pilot, question)
+        assert await screen.submit("/system You are a pirate.")
+        await send(pilot, "Three?")
+        assert await screen.submit(f"/export {tmp_path / 'chat.md'}")
+    text = (tmp_path / "chat.md").read_text()
+    assert text.index("Two?") < text.index("## System prompt changed") < text.index("Three?")
+    assert "## System prompt\n" not in text
+
+
 async def test_export_and_copy(make_app, engine, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     copied: list[str] = []
@@ -380,6 +429,33 @@ async def test_themes_switch_and_errors(make_app, engine) -> None:
         assert app.theme == "nord-frost"
         assert not await screen.submit("/theme frost")
         assert any("did you mean nord-frost" in n for n in await shown(pilot))
+
+
+OUR_THEMES = ["mlxchat-dark", "mlxchat-light", "nord-frost", "solarized-dusk"]
+
+
+async def test_the_theme_picker_offers_mlxchat_and_user_themes_only(make_app, tmp_path) -> None:
+    from mlxchat.ui.themes import builtin_themes_dir, load_themes
+
+    user_dir = tmp_path / "themes"
+    user_dir.mkdir()
+    (user_dir / "mine.toml").write_text('name = "nord"\nprimary = "#FF0000"\n')
+    themes, errors = load_themes(builtin_themes_dir(), user_dir)
+    app = make_app(themes=themes, theme_errors=errors)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        assert sorted(app.available_themes) == sorted([*OUR_THEMES, "nord"])
+        assert app.get_theme("nord").primary == "#FF0000"  # the user's, not Textual's
+        await screen.submit("/theme")
+        assert (
+            f"Themes: Now: mlxchat-dark. Available: {', '.join(sorted([*OUR_THEMES, 'nord']))}"
+            in (await shown(pilot))
+        )
+        app.action_change_theme()  # the palette's theme picker
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        assert "solarized-dusk" in text and "nord-frost" in text
+        assert "gruvbox" not in text and "textual-dark" not in text
 
 
 async def test_broken_theme_file_and_history_notice_are_reported(
@@ -464,6 +540,68 @@ async def test_resume_at_start(make_app, engine, history) -> None:
         assert screen.chat.conversation_id == cid
 
 
+async def test_history_lists_ids_and_counts_messages(make_app, engine, history) -> None:
+    one = history.new_conversation()
+    history.add_message(one, "user", "Only a question")
+    two = history.new_conversation()
+    history.add_message(two, "user", "Hi")
+    history.add_message(two, "assistant", "Hello", finish_reason="stop")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        only = next(line for line in lines if "Only a question" in line)
+        assert f"#{one} " in only and "1 message" in only and "1 messages" not in only
+        hi = next(line for line in lines if " Hi " in line)
+        assert f"#{two} " in hi and "2 messages" in hi
+
+
+@pytest.mark.parametrize("saved", [True, False])
+async def test_resume_latest_at_start(make_app, engine, history, saved: bool) -> None:
+    if saved:
+        for text in ("Older chat", "Newest chat"):
+            history.add_message(history.new_conversation(), "user", text)
+    app = make_app(resume="latest")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        if saved:
+            await until(pilot, lambda: len(screen.conversation.messages) == 1)
+            assert screen.conversation.messages[0].source == "Newest chat"
+        else:
+            notes = await shown(pilot)
+            assert "History: There is no saved chat to continue yet." in notes, notes
+            assert screen.conversation.messages == []
+
+
+async def test_a_question_left_unanswered_is_marked_and_ctrl_r_answers_it(
+    make_app, engine, history
+) -> None:
+    cid = history.new_conversation()
+    history.add_message(cid, "user", "First question")
+    history.add_message(cid, "assistant", "First answer", finish_reason="stop")
+    history.add_message(cid, "user", "Lost question")  # the process was killed here
+    app = make_app(resume=cid)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await until(pilot, lambda: len(screen.conversation.messages) == 3)
+        first, _, lost = screen.conversation.messages
+        assert "no answer" not in first.header_text
+        assert lost.header_text == "you  no answer — Ctrl+R to answer"
+        assert "no answer — Ctrl+R to answer" in screen_text(app)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: len(screen.conversation.messages) == 4)
+        await until(pilot, lambda: not screen.answering)
+        assert screen.conversation.messages[2].header_text == "you"
+        assert [m.content for m in engine.requests[-1].messages][-1] == "Lost question"
+        assert rows(history, cid)[2:] == [
+            ("user", "Lost question", None),
+            ("assistant", ANSWER, "stop"),
+        ]
+
+
 async def test_prompt_keys(make_app, engine) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -503,6 +641,22 @@ async def test_slash_completion(make_app, engine) -> None:
         await pilot.press("/", "h", "e")
         await pilot.press("enter")  # completes "/he" to "/help" and runs it
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+def screen_text(app) -> str:
+    """The text on the screen now (from a screenshot), spaces as plain spaces."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+async def test_help_shows_the_export_default_as_written(make_app, engine) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 60)) as pilot:
+        await ready(pilot)
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        assert "(default: ./<title>.md)" in screen_text(app)
 
 
 async def test_help_models_and_palette(make_app, engine) -> None:

@@ -94,7 +94,7 @@ class ChatScreen(ChatCommands):
         history: Any | None = None,
         *,
         list_models: ListModels | None = None,
-        resume: int | None = None,
+        resume: int | str | None = None,
     ) -> None:
         """Create the screen.
 
@@ -103,7 +103,7 @@ class ChatScreen(ChatCommands):
             settings: The `Settings` (model, system prompt, sampling, max_context, …).
             history: The `History` to save to, or None to save nothing.
             list_models: Lists local models for /models and completion.
-            resume: The id of a saved chat to open at start.
+            resume: The id of a saved chat to open at start, or "latest".
         """
         super().__init__()
         self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed
@@ -259,6 +259,8 @@ class ChatScreen(ChatCommands):
             await commands.run_command(self, text)
         except CommandError as error:
             self.notify(str(error), title="Command", severity="error", timeout=8)
+            if self.is_attached:  # kept to fix, selected so that typing replaces it
+                self.prompt.select_all()
             return False
         if self.is_attached:
             self.prompt.remember(text.strip())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from mlxchat.ui.widgets.conversation import ConversationView
     from mlxchat.ui.widgets.prompt import PromptInput
     from mlxchat.ui.widgets.status import StatusBar
+
+
+UNANSWERED = "no answer — Ctrl+R to answer"
+"""The note on a resumed chat's last question when its answer was never saved."""
 
 
 class ChatCommands(Screen[None]):
@@ -139,6 +144,8 @@ class ChatCommands(Screen[None]):
         views = self.conversation.messages
         if views and views[-1].kind == "assistant":  # the answer, or a failed one
             await views[-1].remove()
+        elif views and views[-1].footer == UNANSWERED:
+            views[-1].set_footer("")
         await self.start_answer()
 
     async def clear_chat(self) -> None:
@@ -181,12 +188,22 @@ class ChatCommands(Screen[None]):
 
         self.app.push_screen(HistoryScreen(search, self.chat.conversation_id), chosen)
 
-    async def resume_chat(self, conversation_id: int) -> bool:
-        """Show a saved chat and continue it (its system prompt and settings come back)."""
+    async def resume_chat(self, conversation_id: int | str) -> bool:
+        """Show a saved chat and continue it (its system prompt and settings come back).
+
+        Args:
+            conversation_id: Its id, or "latest" for the most recently updated chat.
+        """
         if self.history is None:
             return False
         try:
-            conversation = self.history.get_conversation(conversation_id)
+            if conversation_id == "latest":
+                newest = self.history.list_conversations(limit=1)
+                if not newest:
+                    self.notify("There is no saved chat to continue yet.", title="History")
+                    return False
+                conversation_id = newest[0].id
+            conversation = self.history.get_conversation(int(conversation_id))
         except Exception as error:
             self.notify(str(error), title="History", severity="error")
             return False
@@ -211,6 +228,8 @@ class ChatCommands(Screen[None]):
                         stopped=message.finish_reason == "cancelled",
                     )
                 )
+        if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
+            records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
         await self.conversation.load(records)
         self.conversation.follow()
         self.prompt.set_recall([t.content for t in self.chat.turns if t.role == "user"])

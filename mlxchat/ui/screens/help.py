@@ -32,7 +32,8 @@ KEYS = (
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """`text` as a table cell: "|" would end the cell and "<title>" would be taken as HTML."""
+    return text.replace("|", "\\|").replace("<", "\\<")
 
 
 def sampling_line(params: SamplingParams) -> str:

@@ -102,7 +102,10 @@ class HistoryScreen(ModalScreen[int | None]):
             note.update(f"Cannot read the history: {error}")
         else:
             if self._shown:
-                note.update("Enter resumes the highlighted chat · Esc closes")
+                note.update(
+                    "Enter resumes the highlighted chat (mlxchat --resume ID resumes one"
+                    " from the shell, -c the latest) · Esc closes"
+                )
             elif text.strip():
                 note.update("No saved chat matches.")
             else:
@@ -111,11 +114,13 @@ class HistoryScreen(ModalScreen[int | None]):
         options.clear_options()
         for chat in self._shown:
             mark = "● " if chat.id == self.current else "  "
+            noun = "message" if chat.message_count == 1 else "messages"
             label = Content.assemble(
                 (mark, "$success"),
+                (f"#{chat.id:<4} ", "$accent"),
                 (f"{format_when(chat.updated_at):>10}  ", "$text-muted"),
                 (chat.title or "(untitled)", "bold"),
-                (f"  {chat.message_count} messages", "$text-muted"),
+                (f"  {chat.message_count} {noun}", "$text-muted"),
                 (f"  {chat.model}" if chat.model else "", "$secondary"),
             )
             options.add_option(Option(label))

@@ -68,18 +68,24 @@ class TranslateScreen(Screen[None]):
         escape: Cancel the translation in progress (and stop playback); when nothing runs,
             leave the source input so that single-letter keys work.
         ctrl+r: Restart: clear everything and play the source back again.
-        + (or ctrl+up): wait-k one more, from the next sentence.
-        - (or ctrl+down): wait-k one less, from the next sentence.
-        q: Close: quit the app (standalone) or go back to the chat; ctrl+q quits the app.
+        f6 (or ctrl+up; + when not typing): wait-k one more, from the next sentence.
+        f5 (or ctrl+down; - when not typing): wait-k one less, from the next sentence.
+        f10 (q when not typing): Close: quit the app (standalone) or go back to the chat;
+            ctrl+q quits the app.
+
+    The keys shown in the footer all work while the source input has the focus.
     """
 
     CSS_PATH = "translate.tcss"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+r", "restart", "Restart"),
-        Binding("plus,equals_sign,ctrl+up", "wait_k(1)", "k+1", key_display="+"),
-        Binding("minus,ctrl+down", "wait_k(-1)", "k-1", key_display="-"),
-        Binding("q", "close", "Close"),
+        Binding("f5", "wait_k(-1)", "k−1"),
+        Binding("f6", "wait_k(1)", "k+1"),
+        Binding("f10", "close", "Close"),
+        Binding("plus,equals_sign,ctrl+up", "wait_k(1)", "k+1", show=False),
+        Binding("minus,ctrl+down", "wait_k(-1)", "k−1", show=False),
+        Binding("q", "close", "Close", show=False),
     ]
 
     @dataclass
@@ -506,13 +512,13 @@ class TranslateScreen(Screen[None]):
         self._refresh()
 
     def action_wait_k(self, delta: int) -> None:
-        """+/-: change k for the next sentence (the one running keeps its k)."""
+        """F5/F6: change k for the next sentence (the one running keeps its k)."""
         k = max(1, min(MAX_WAIT_K, self.settings.wait_k + delta))
         self.runner.settings = replace(self.settings, wait_k=k)
         self._refresh()
 
     def action_close(self) -> None:
-        """q: stop, then quit the app (standalone) or go back to the chat."""
+        """F10: stop, then quit the app (standalone) or go back to the chat."""
         self._stop()
         if self.standalone:
             self.app.exit(0)
