@@ -110,11 +110,20 @@ class Engine:
         progress_interval: Seconds between `Progress` events in streams (tokens are never
             throttled).
         fast_cpu: Apply the CPU fast path (float32 weights with OpenBLAS) when on the CPU.
+        prefill_step_size: Prompt tokens per model call (a prefill `Progress` event at most
+            per step).
     """
 
-    def __init__(self, *, progress_interval: float = 0.25, fast_cpu: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        progress_interval: float = 0.25,
+        fast_cpu: bool = True,
+        prefill_step_size: int | None = None,
+    ) -> None:
         self.progress_interval = progress_interval
         self.fast_cpu = fast_cpu
+        self.prefill_step_size = prefill_step_size
         self._thread = EngineThread()
         self._loaded: _Loaded | None = None
         self._streams: set[Job] = set()
@@ -290,6 +299,8 @@ class Engine:
                 self.progress_interval if progress else None,
                 max_context,
             )
+            if self.prefill_step_size:
+                request.prefill_step_size = self.prefill_step_size
             run_generation(
                 loaded.model,
                 loaded.tokenizer,
