@@ -18,6 +18,7 @@ import asyncio
 import gc
 import queue
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from mlxchat.engine.types import (
@@ -201,6 +202,7 @@ class Engine:
     def _load_job(self, name: str) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
             from mlxchat.engine import models
+            from mlxchat.engine.blas_hint import slow_blas_hint
 
             models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
             previous = self._loaded
@@ -218,6 +220,7 @@ class Engine:
             except Exception as error:  # a loader bug or a broken model: one line for users
                 self._reload(previous, emit)
                 raise ModelLoadError(f"could not load model '{name}': {error}") from error
+            info = replace(info, notice=slow_blas_hint() or "")
             self._loaded = _Loaded(model, tokenizer, info)
             emit(LoadProgress(name, "ready", 1.0))
             return info

@@ -85,19 +85,6 @@ class Stats:
     dropped_messages: int = 0
 
 
-RATE_MIN_TOKENS = 4
-RATE_MIN_SECONDS = 0.2
-"""A speed is shown only once measured over at least this many tokens and seconds: the
-first tokens of an answer (and a 1-token prompt) take too little time to time them."""
-
-
-def measured_rate(tokens: int, tps: float) -> float | None:
-    """`tps` if it was measured over enough tokens and time to mean something, else None."""
-    if tokens < RATE_MIN_TOKENS or tps <= 0 or tokens / tps < RATE_MIN_SECONDS:
-        return None
-    return tps
-
-
 @dataclass
 class Chunk:
     """One streamed piece of an answer: a text delta and the stats at that moment.
@@ -144,6 +131,8 @@ class ModelInfo:
     dequantized: bool = False
     dtype: str = ""
     num_parameters: int = 0
+    notice: str = ""
+    """Something the user should know about how it runs (e.g. a slow BLAS); "" for none."""
 
 
 @dataclass

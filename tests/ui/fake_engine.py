@@ -71,6 +71,7 @@ class FakeEngine:
         dropped: `Stats.dropped_messages` to report.
         error: When set, every stream fails with this `EngineError` text.
         finish: The finish reason of a complete answer ("stop" or "length").
+        notice: The loaded models' `ModelInfo.notice`.
     """
 
     answers: list[list[str]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
@@ -81,6 +82,7 @@ class FakeEngine:
     error: str | None = None
     finish: str = "stop"
     context_length: int = 2048
+    notice: str = ""
     requests: list[Request] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
     reset_sessions: list[str] = field(default_factory=list)
@@ -121,7 +123,10 @@ class FakeEngine:
             if name in self.missing:
                 raise ModelLoadError(f"no model named '{name}': not a file, folder or cached repo")
             self._info = ModelInfo(
-                name=name, path=f"/models/{name}", context_length=self.context_length
+                name=name,
+                path=f"/models/{name}",
+                context_length=self.context_length,
+                notice=self.notice,
             )
             if on_progress:
                 on_progress(LoadProgress(name, "ready", 1.0))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlxchat.config import Settings
+from mlxchat.engine.blas_hint import SLOW_BLAS_HINT
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Progress, Stats
 from mlxchat.store.history import History
@@ -15,7 +16,7 @@ from mlxchat.ui.app import ChatApp
 from mlxchat.ui.screens.chat import ChatScreen
 
 from .fake_engine import FakeEngine
-from .helpers import SIZE, ready, send, until
+from .helpers import SIZE, ready, send, shown, until
 
 
 def line(screen: ChatScreen) -> str:
@@ -74,6 +75,17 @@ async def test_dropped_messages_shown_only_while_true(make_app, engine: FakeEngi
         engine.dropped = 0
         await send(pilot, "Next")
         assert "context full" not in line(screen)
+
+
+async def test_slow_blas_hint_is_shown_once(make_app, engine: FakeEngine) -> None:
+    engine.notice = SLOW_BLAS_HINT
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "/model other")
+        await until(pilot, lambda: engine.loads == ["fake", "other"] and screen._loading == 0)
+        hints = [n for n in await shown(pilot) if SLOW_BLAS_HINT in n]
+        assert hints == [f"Slow CPU path: {SLOW_BLAS_HINT}"]
 
 
 @pytest.fixture

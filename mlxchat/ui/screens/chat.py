@@ -42,6 +42,7 @@ from mlxchat.ui.messages import (
     ModelReady,
     PromptSubmitted,
 )
+from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.screens.chat_commands import ChatCommands
 from mlxchat.ui.widgets.conversation import ConversationView
 from mlxchat.ui.widgets.message import MessageView
@@ -162,6 +163,7 @@ class ChatScreen(ChatCommands):
         if info is not None:
             self.chat.model = info.name
             self.status.set_model(info.name, info.context_length)
+            show_model_notice(self.app, info)
         if self.settings.model and (info is None or info.name != self.settings.model):
             self.load_model(self.settings.model, announce=False)
         elif not self.settings.model and info is None:
@@ -200,6 +202,7 @@ class ChatScreen(ChatCommands):
                 self._history_problem(problem)
             self.count_context()
         self._settle_status()
+        show_model_notice(self.app, info)
         if announce:
             self.notify(f"Now chatting with {info.name}", title="Model ready")
         self.post_message(ModelReady(info))

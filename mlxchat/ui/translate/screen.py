@@ -39,6 +39,7 @@ from mlxchat.translate.events import (
 )
 from mlxchat.translate.segment import ends_sentence, split_sentences
 from mlxchat.ui.compositor import DirtyRowsCompositor
+from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
@@ -225,6 +226,7 @@ class TranslateScreen(Screen[None]):
         info = getattr(self.engine, "model_info", None)
         if info is not None:
             self.status.set_model(info.name, info.context_length)
+            show_model_notice(self.app, info)
         if info is not None and self.model in (None, info.name):
             self._model_ready()
         elif self.model:
@@ -277,6 +279,7 @@ class TranslateScreen(Screen[None]):
             return
         self._loading = False
         self.status.set_model(info.name, info.context_length)
+        show_model_notice(self.app, info)
         self._model_ready()
 
     def _on_load_progress(self, progress: LoadProgress) -> None:

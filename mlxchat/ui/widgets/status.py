@@ -27,7 +27,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from mlxchat.engine.types import LoadProgress, Progress, Stats, measured_rate
+from mlxchat.engine.types import LoadProgress, Progress, Stats
+from mlxchat.ui.rates import format_tps, measured_rate, prefill_detail
 
 State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error"]
 
@@ -49,15 +50,6 @@ class _Part:
     text: str
     style: str = ""
     priority: int = 5
-
-
-def format_tps(value: float) -> str:
-    """A speed in tokens per second, with sensible precision."""
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def format_count(value: int) -> str:
@@ -256,15 +248,6 @@ class StatusBar(Widget):
                 pieces.append((separator, "$text-muted"))
             pieces.append((part.text, part.style) if part.style else part.text)
         return Content.assemble(*pieces)
-
-
-def prefill_detail(progress: Progress) -> str:
-    """ "128/435" while a prompt is prefilled, with its speed once measured."""
-    if not progress.prompt_total:
-        return ""
-    detail = f"{progress.prompt_done}/{progress.prompt_total}"
-    speed = measured_rate(progress.stats.prompt_tokens, progress.stats.prompt_tps)
-    return f"{detail} at {format_tps(speed)} tok/s" if speed is not None else detail
 
 
 def dropped_note(count: int) -> str:
