@@ -446,10 +446,12 @@ class TranslateScreen(Screen[None]):
             panel.wait_k = k
             panel.read = record.read
             panel.written = record.written
+            panel.source_done = record.source_read
             panel.sentence_metrics = record.metrics
             self.plot.show(record.delays, k, record.source_length, record.read, record.done)
         else:
             panel.wait_k = self.settings.wait_k
+            panel.source_done = False
         if self.failed is not None:
             return
         if self._loading:  # the load progress shows in the status bar and the panel
