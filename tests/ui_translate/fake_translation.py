@@ -166,8 +166,9 @@ class FakeTranslation:
             yield event
 
     async def prepare(self) -> AsyncIterator[TranslationEvent]:
-        """Nothing to prefill."""
+        """Nothing to prefill (waits while held: `hold_after(0)`)."""
         self.calls.append(("prepare", None))
+        await self.factory.gate()
         return
         yield  # an async generator
 

@@ -458,6 +458,8 @@ class TranslateScreen(Screen[None]):
             return
         if not self.runner.ready:
             state, detail, label = "waiting", f"{self._waiting} queued", "waiting for the model"
+        elif self.runner.preparing:
+            state, detail, label = "prefill", "instructions", "reading the instructions"
         elif self.runner.busy:
             state, detail, label = "generating", f"wait-{panel.wait_k}", "translating"
         elif self.playing:

@@ -1,4 +1,5 @@
-"""The lag in the latency panel: words behind the speaker, never negative, "done" at the end."""
+"""What the translate screen says about progress: the status while the instructions are
+prefilled; the lag (words behind the speaker, never negative, "done" at the end)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from mlxchat.ui.translate.latency_panel import LatencyPanel
 
 from .fake_translation import FakeEngine, FakeFactory
 from .translate_helpers import SIZE, idle, screen_of, type_words, until
+
+
+def loaded_engine() -> FakeEngine:
+    engine = FakeEngine()
+    engine.model_info = ModelInfo("fake-model", "/models/fake-model", context_length=2048)
+    return engine
 
 
 def lag_shown(panel: LatencyPanel) -> str:
@@ -38,9 +45,7 @@ async def test_more_target_words_than_source_words_is_no_negative_lag() -> None:
 
 
 async def test_lag_while_typing_then_done_when_the_sentence_ends(factory: FakeFactory) -> None:
-    engine = FakeEngine()
-    engine.model_info = ModelInfo("fake-model", "/models/fake-model", context_length=2048)
-    app = TranslateApp(engine, WaitKSettings(wait_k=3), factory=factory, model=None)
+    app = TranslateApp(loaded_engine(), WaitKSettings(wait_k=3), factory=factory, model=None)
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_of(pilot)
         await type_words(pilot, "The cat sat on ")
@@ -50,3 +55,17 @@ async def test_lag_while_typing_then_done_when_the_sentence_ends(factory: FakeFa
         await until(pilot, lambda: screen.sentences[0].done)
         await pilot.pause()
         assert lag_shown(screen.panel) == "done"
+
+
+async def test_status_says_prefill_while_the_instructions_are_read(factory: FakeFactory) -> None:
+    factory.hold_after(0)  # the prefill of the instructions waits
+    app = TranslateApp(loaded_engine(), WaitKSettings(wait_k=2), factory=factory, model=None)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_of(pilot)
+        await type_words(pilot, "Hello ")
+        status = str(screen.status.render())
+        assert "prefill instructions" in status and "idle" not in status
+        assert screen.panel.state == "reading the instructions"
+        factory.release()
+        await idle(pilot, screen)
+        assert "prefill" not in str(screen.status.render())
