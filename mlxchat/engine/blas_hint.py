@@ -15,12 +15,14 @@ SLOW_BLAS_HINT = (
 )
 
 
-def slow_blas_hint() -> str | None:
-    """`SLOW_BLAS_HINT` when MLX computes on the CPU with its reference BLAS, else None.
+def reference_blas() -> bool:
+    """Whether MLX computes on the CPU with its reference BLAS (imports MLX).
 
-    None too when the fast path is turned off on purpose (`MLXCHAT_CPU_FAST=0`). Imports MLX:
-    call it where a model is loaded.
+    False too when the fast path is turned off on purpose (`MLXCHAT_CPU_FAST=0`).
     """
-    if not cpu.fast_cpu_enabled() or cpu.preloaded_blas() is not None or not cpu.on_cpu():
-        return None
-    return SLOW_BLAS_HINT
+    return cpu.fast_cpu_enabled() and cpu.preloaded_blas() is None and cpu.on_cpu()
+
+
+def slow_blas_hint() -> str | None:
+    """`SLOW_BLAS_HINT` when `reference_blas()`, else None. Call it where a model is loaded."""
+    return SLOW_BLAS_HINT if reference_blas() else None

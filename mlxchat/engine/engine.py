@@ -112,7 +112,7 @@ class Engine:
             throttled).
         fast_cpu: Apply the CPU fast path (float32 weights with OpenBLAS) when on the CPU.
         prefill_step_size: Prompt tokens per model call (a prefill `Progress` event at most
-            per step).
+            per step); None: the default for this machine.
     """
 
     def __init__(
@@ -301,9 +301,8 @@ class Engine:
                 chat_template,
                 self.progress_interval if progress else None,
                 max_context,
+                self.prefill_step_size,
             )
-            if self.prefill_step_size:
-                request.prefill_step_size = self.prefill_step_size
             run_generation(
                 loaded.model,
                 loaded.tokenizer,

@@ -10,6 +10,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import stream_generate
 
+from mlxchat.engine.blas_hint import reference_blas
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.types import (
@@ -30,6 +31,15 @@ PREFILL_STEP_SIZE = 256
 mlx-lm's default (2048) gives no progress at all on most chat prompts; see
 benchmarks/prefill_step.py for what smaller steps cost."""
 
+SLOW_PREFILL_STEP_SIZE = 64
+"""The step on MLX's reference BLAS (about 4-19 prompt tok/s: 256 tokens would leave the
+progress still for up to a minute; the step size costs it nothing measurable)."""
+
+
+def default_prefill_step_size() -> int:
+    """`SLOW_PREFILL_STEP_SIZE` on the reference BLAS, else `PREFILL_STEP_SIZE`."""
+    return SLOW_PREFILL_STEP_SIZE if reference_blas() else PREFILL_STEP_SIZE
+
 
 @dataclass
 class GenerateRequest:
@@ -42,7 +52,8 @@ class GenerateRequest:
         chat_template: Apply the model's chat template (False: feed the text as is).
         progress_interval: Seconds between `Progress` events (None: no progress events).
         max_context: A cap on the context below the model's own (None: the model's).
-        prefill_step_size: Prompt tokens per model call while prefilling.
+        prefill_step_size: Prompt tokens per model call while prefilling (None: the
+            default for this machine, `default_prefill_step_size`).
     """
 
     prompt: Prompt
@@ -51,7 +62,7 @@ class GenerateRequest:
     chat_template: bool = True
     progress_interval: float | None = None
     max_context: int | None = None
-    prefill_step_size: int = PREFILL_STEP_SIZE
+    prefill_step_size: int | None = None
 
 
 class StopMatcher:
@@ -212,7 +223,7 @@ def run_generation(
             logits_processors=build_logits_processors(params),
             prompt_cache=session.cache,
             prompt_progress_callback=on_prompt_progress,
-            prefill_step_size=request.prefill_step_size,
+            prefill_step_size=request.prefill_step_size or default_prefill_step_size(),
         )
         for response in responses:
             now = time.perf_counter()
