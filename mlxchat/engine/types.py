@@ -103,7 +103,12 @@ class Chunk:
 
 @dataclass
 class Progress:
-    """A throttled status update while generating (never carries text)."""
+    """A throttled status update while generating (never carries text).
+
+    While prefilling (one event at most per prefill step): `prompt_done` of `prompt_total`
+    new prompt tokens are in the cache; `stats.prompt_tokens`/`prompt_tps` count those done
+    so far and `stats.context_tokens` is the whole prompt the request holds.
+    """
 
     phase: Literal["prefill", "generating"]
     stats: Stats
