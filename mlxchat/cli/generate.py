@@ -53,7 +53,8 @@ def generate(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print stats to stderr at the end.")
+        bool,
+        typer.Option("--verbose", "-v", help="Print prefill progress and stats to stderr."),
     ] = False,
 ) -> None:
     """Stream an answer to stdout, for scripts and pipes.
@@ -104,12 +105,19 @@ def _run_generate(
     engine = make_engine(settings.model, api_key=api_key, fast_cpu=settings.fast_cpu)
     info = load_model_or_exit(engine, settings.model, quiet=as_json)
     params = replace(settings.sampling(info.sampling_defaults), stop=stop)
+    if verbose and info.notice:
+        typer.echo(f"mlxchat: {info.notice}", err=True)
     out = sys.stdout
-    stream = engine.iterate(messages, params, chat_template=chat_template, progress=as_json)
+    stream = engine.iterate(
+        messages, params, chat_template=chat_template, progress=as_json or verbose
+    )
     last: Any = None
+    prefill = PrefillLine(sys.stderr) if verbose and not as_json else None
     try:
         for event in stream:
             if isinstance(event, Chunk):
+                if prefill is not None and last is None:
+                    prefill.end()
                 last = event
                 if as_json:
                     emit_json(out, type="chunk", text=event.text, token=event.token)
@@ -119,6 +127,8 @@ def _run_generate(
             elif isinstance(event, Progress) and as_json:
                 emit_json(out, type="progress", phase=event.phase, **stats_dict(event.stats))
                 out.flush()
+            elif isinstance(event, Progress) and prefill is not None and event.phase == "prefill":
+                prefill.show(event)
     except KeyboardInterrupt:
         stream.close()  # cancels the request; the partial output stays
         if not as_json:
@@ -141,3 +151,28 @@ def _run_generate(
     if verbose and last is not None:
         typer.echo(stats_line(last.stats, finish), err=True)
     return 0
+
+
+class PrefillLine:
+    """Prefill progress on stderr: one line rewritten in place on a terminal, else a line
+    per update."""
+
+    def __init__(self, err: Any) -> None:
+        self.err = err
+        self.live = err.isatty()
+        self.shown = False
+
+    def show(self, progress: Any) -> None:
+        """Write "prefill 128/435 at 45.2 tok/s"."""
+        from mlxchat.ui.rates import prefill_detail
+
+        text = f"prefill {prefill_detail(progress)}"
+        self.err.write(f"\r\x1b[2K{text}" if self.live else f"{text}\n")
+        self.err.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        """Clear the rewritten line before the answer starts."""
+        if self.live and self.shown:
+            self.err.write("\r\x1b[2K")
+            self.err.flush()

@@ -19,8 +19,9 @@ def models_list(ctx: typer.Context) -> None:
 
     rows = list_local_models()
     width = max((len(m.name) for m in rows), default=4)
+    typer.echo(f"{'NAME':<{width}}  {'KIND':<5} {'SIZE':>16}  PATH")
     for m in rows:
-        size = f"{m.size / 1e6:8.1f} MB" if m.size else "   (not fetched)"
+        size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
         typer.echo(f"{m.name:<{width}}  {m.kind:<5} {size}  {m.path}")
 
 

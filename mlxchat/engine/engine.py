@@ -18,6 +18,7 @@ import asyncio
 import gc
 import queue
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine.types import (
@@ -114,11 +115,20 @@ class Engine:
         progress_interval: Seconds between `Progress` events in streams (tokens are never
             throttled).
         fast_cpu: Apply the CPU fast path (float32 weights with OpenBLAS) when on the CPU.
+        prefill_step_size: Prompt tokens per model call (a prefill `Progress` event at most
+            per step); None: the default for this machine.
     """
 
-    def __init__(self, *, progress_interval: float = 0.25, fast_cpu: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        progress_interval: float = 0.25,
+        fast_cpu: bool = True,
+        prefill_step_size: int | None = None,
+    ) -> None:
         self.progress_interval = progress_interval
         self.fast_cpu = fast_cpu
+        self.prefill_step_size = prefill_step_size
         self._thread = EngineThread()
         self._loaded: _Loaded | None = None
         self._streams: set[Job] = set()
@@ -196,6 +206,7 @@ class Engine:
     def _load_job(self, name: str) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
             from mlxchat.engine import models
+            from mlxchat.engine.blas_hint import slow_blas_hint
 
             models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
             previous = self._loaded
@@ -213,6 +224,7 @@ class Engine:
             except Exception as error:  # a loader bug or a broken model: one line for users
                 self._reload(previous, emit)
                 raise ModelLoadError(f"could not load model '{name}': {error}") from error
+            info = replace(info, notice=slow_blas_hint() or "")
             self._loaded = _Loaded(model, tokenizer, info)
             emit(LoadProgress(name, "ready", 1.0))
             return info
@@ -292,6 +304,7 @@ class Engine:
                 chat_template,
                 self.progress_interval if progress else None,
                 max_context,
+                self.prefill_step_size,
             )
             run_generation(
                 loaded.model,

@@ -10,6 +10,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import stream_generate
 
+from mlxchat.engine.blas_hint import reference_blas
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.types import (
@@ -24,6 +25,21 @@ from mlxchat.engine.types import (
 
 Prompt = str | Sequence[Message]
 
+PREFILL_STEP_SIZE = 256
+"""Prompt tokens run through the model per step: one `Progress` event at most per step.
+
+mlx-lm's default (2048) gives no progress at all on most chat prompts; see
+benchmarks/prefill_step.py for what smaller steps cost."""
+
+SLOW_PREFILL_STEP_SIZE = 64
+"""The step on MLX's reference BLAS (about 4-19 prompt tok/s: 256 tokens would leave the
+progress still for up to a minute; the step size costs it nothing measurable)."""
+
+
+def default_prefill_step_size() -> int:
+    """`SLOW_PREFILL_STEP_SIZE` on the reference BLAS, else `PREFILL_STEP_SIZE`."""
+    return SLOW_PREFILL_STEP_SIZE if reference_blas() else PREFILL_STEP_SIZE
+
 
 @dataclass
 class GenerateRequest:
@@ -36,6 +52,8 @@ class GenerateRequest:
         chat_template: Apply the model's chat template (False: feed the text as is).
         progress_interval: Seconds between `Progress` events (None: no progress events).
         max_context: A cap on the context below the model's own (None: the model's).
+        prefill_step_size: Prompt tokens per model call while prefilling (None: the
+            default for this machine, `default_prefill_step_size`).
     """
 
     prompt: Prompt
@@ -44,6 +62,7 @@ class GenerateRequest:
     chat_template: bool = True
     progress_interval: float | None = None
     max_context: int | None = None
+    prefill_step_size: int | None = None
 
 
 class StopMatcher:
@@ -172,15 +191,26 @@ def run_generation(
         tokenizer, request.prompt, request.chat_template, limit, reserve
     )
     todo = session.prepare(prompt)
-    stats = Stats(dropped_messages=dropped, context_limit=limit or 0)
+    stats = Stats(
+        dropped_messages=dropped,
+        context_limit=limit or 0,
+        context_tokens=len(prompt),
+        active_memory=mx.get_active_memory() / 1e9,
+        peak_memory=mx.get_peak_memory() / 1e9,
+    )
     throttle = Throttle(request.progress_interval)
+    prefill_start = time.perf_counter()
 
     def on_prompt_progress(done: int, total: int) -> None:
-        if throttle.ready():
-            stats.prompt_tokens = total
+        if done < total and throttle.ready():
+            stats.prompt_tokens = done
+            stats.prompt_tps = done / max(time.perf_counter() - prefill_start, 1e-9)
+            stats.active_memory = mx.get_active_memory() / 1e9
+            stats.peak_memory = mx.get_peak_memory() / 1e9
             emit(Progress("prefill", _snapshot(stats), done, total))
 
     fed: list[int] = []
+    first_token_at = prefill_start
     stopper = StopMatcher(params.stop)
     finish = None
     try:
@@ -193,15 +223,21 @@ def run_generation(
             logits_processors=build_logits_processors(params),
             prompt_cache=session.cache,
             prompt_progress_callback=on_prompt_progress,
+            prefill_step_size=request.prefill_step_size or default_prefill_step_size(),
         )
         for response in responses:
+            now = time.perf_counter()
             if not fed:
-                stats.ttft = time.perf_counter() - start
+                stats.ttft = now - start
+                first_token_at = now
             stats.prompt_tokens = response.prompt_tokens
             stats.prompt_tps = response.prompt_tps
             stats.generation_tokens = response.generation_tokens
-            stats.generation_tps = response.generation_tps
+            # tokens after the first over the time since it (mlx-lm counts the first token
+            # in a time that starts with it: absurd speeds on the first tokens)
+            stats.generation_tps = decode_rate(response.generation_tokens, now - first_token_at)
             stats.peak_memory = response.peak_memory
+            stats.active_memory = mx.get_active_memory() / 1e9
             stats.context_tokens = len(prompt) + response.generation_tokens
             fed.append(response.token)  # mlx-lm fed every token it yields (EOS too)
             text, hit_stop = stopper.feed(response.text)
@@ -217,7 +253,6 @@ def run_generation(
                 break
             emit(Chunk(text, response.token, _snapshot(stats)))
             if throttle.ready():
-                stats.active_memory = mx.get_active_memory() / 1e9
                 emit(Progress("generating", _snapshot(stats)))
     finally:
         session.record(todo + fed)
@@ -225,6 +260,11 @@ def run_generation(
     stats.context_tokens = len(session.tokens)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
+
+
+def decode_rate(tokens: int, seconds: float) -> float:
+    """Tokens per second after the first of `tokens`, `seconds` after it came (0: unknown)."""
+    return (tokens - 1) / seconds if tokens > 1 and seconds > 0 else 0.0
 
 
 def _snapshot(stats: Stats) -> Stats:

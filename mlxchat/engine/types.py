@@ -109,7 +109,12 @@ class Chunk:
 
 @dataclass
 class Progress:
-    """A throttled status update while generating (never carries text)."""
+    """A throttled status update while generating (never carries text).
+
+    While prefilling (one event at most per prefill step): `prompt_done` of `prompt_total`
+    new prompt tokens are in the cache; `stats.prompt_tokens`/`prompt_tps` count those done
+    so far and `stats.context_tokens` is the whole prompt the request holds.
+    """
 
     phase: Literal["prefill", "generating"]
     stats: Stats
@@ -140,6 +145,8 @@ class ModelInfo:
     num_parameters: int = 0
     sampling_defaults: dict[str, Any] = field(default_factory=dict)
     """The model's own sampling defaults (its generation_config.json, in our names)."""
+    notice: str = ""
+    """Something the user should know about how it runs (e.g. a slow BLAS); "" for none."""
 
 
 @dataclass

@@ -44,6 +44,7 @@ from mlxchat.ui.messages import (
     ModelReady,
     PromptSubmitted,
 )
+from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
 from mlxchat.ui.widgets.conversation import ConversationView
@@ -165,6 +166,7 @@ class ChatScreen(ChatCommands):
         if info is not None:
             self.chat.model = info.name
             self.status.set_model(info.name, info.context_length)
+            show_model_notice(self.app, info)
         if self.settings.model and (info is None or info.name != self.settings.model):
             self.load_model(self.settings.model, announce=False)
         elif not self.settings.model and info is None:
@@ -208,11 +210,26 @@ class ChatScreen(ChatCommands):
             problem = self.chat.save_settings()
             if problem:
                 self._history_problem(problem)
+            self.count_context()
         self._settle_status()
+        show_model_notice(self.app, info)
         if announce:
             self.notify(f"Now chatting with {info.name}", title="Model ready")
             remember(self.app, "model", model_to_remember(name))
         self.post_message(ModelReady(info))
+
+    def count_context(self) -> None:
+        """Show the context the next request will hold (counted in the background)."""
+        self.run_worker(self._count_context, group="context", exclusive=True, exit_on_error=False)
+
+    async def _count_context(self) -> None:
+        messages = self.chat.messages()
+        try:
+            tokens = await self.engine.count_tokens(messages) if messages else 0
+        except Exception:  # no model yet, or a remote one that can't count: the answer will tell
+            return
+        if not self.answering:
+            self.status.set_context(tokens)
 
     def _on_load_progress(self, progress: LoadProgress) -> None:
         if isinstance(progress, LoadProgress):
@@ -301,7 +318,6 @@ class ChatScreen(ChatCommands):
         else:
             view.status = "thinking…"
             self.status.set_state("prefill")
-        self.status.note = ""
         _quiet_gc(True)
         self._answer_worker = self.run_worker(
             self._answer(view), group="answer", exclusive=True, exit_on_error=False
@@ -330,8 +346,6 @@ class ChatScreen(ChatCommands):
                         view.status = "writing…"
                         if self.status.state != "stopping":
                             self.status.set_state("generating")
-                        if event.stats.dropped_messages:
-                            self.status.note = _dropped_note(event.stats.dropped_messages)
                     if event.text:
                         parts.append(event.text)
                         view.feed(event.text)
@@ -340,11 +354,8 @@ class ChatScreen(ChatCommands):
                     if event.finish_reason is not None:
                         finish = event.finish_reason
                         error = event.error
-                elif isinstance(event, Progress):
-                    if self.status.state != "stopping":
-                        self.status.set_progress(event)
-                    if event.stats.dropped_messages:
-                        self.status.note = _dropped_note(event.stats.dropped_messages)
+                elif isinstance(event, Progress) and self.status.state != "stopping":
+                    self.status.set_progress(event)
         except asyncio.CancelledError:
             finish = "cancelled"
             with contextlib.suppress(Exception):
@@ -422,9 +433,6 @@ class ChatScreen(ChatCommands):
                 self._history_problem(problem)
         if stats is not None:
             self.status.set_stats(stats)
-            self.status.note = (
-                _dropped_note(stats.dropped_messages) if stats.dropped_messages else ""
-            )
 
     async def _after_paint(self, timeout: float = 0.5) -> None:
         """Wait until the screen has been refreshed (at most `timeout` seconds)."""
@@ -591,11 +599,6 @@ def _quiet_gc(on: bool) -> None:
         gc.set_threshold(*_GC_THRESHOLDS)
         _GC_THRESHOLDS = None
         gc.unfreeze()
-
-
-def _dropped_note(count: int) -> str:
-    noun = "message" if count == 1 else "messages"
-    return f"context full: {count} old {noun} left out"
 
 
 __all__ = ["ChatScreen"]

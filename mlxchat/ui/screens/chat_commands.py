@@ -57,6 +57,7 @@ class ChatCommands(Screen[None]):
         def status(self) -> StatusBar: ...
         def load_model(self, name: str, *, announce: bool = True) -> None: ...
         async def start_answer(self) -> None: ...
+        def count_context(self) -> None: ...
         async def stop_and_wait(self, timeout: float = 3.0) -> None: ...
         async def run_command(self, text: str) -> bool: ...
         def _busy(self) -> bool: ...
@@ -122,6 +123,7 @@ class ChatCommands(Screen[None]):
             return
         self.chat.system_prompt = "" if text.strip() == "-" else text
         self._history_problem(self.chat.save_settings())
+        self.count_context()
         self.notify("removed" if text.strip() == "-" else text, title="System prompt", markup=False)
 
     def set_sampling(self, name: str, value: Any) -> None:
@@ -167,7 +169,7 @@ class ChatCommands(Screen[None]):
     async def _after_restart(self, old_session: str) -> None:
         await self.conversation.clear()
         self.status.set_stats(None)
-        self.status.note = ""
+        self.count_context()
         self.status.refresh()
         with contextlib.suppress(Exception):
             await self.engine.reset_session(old_session)

@@ -34,6 +34,7 @@ class LatencyPanel(Widget):
         read: Source words read in that sentence.
         written: Target words written in that sentence.
         queued: Source words that arrived but are not read yet.
+        source_done: Every source word of the sentence is read (the lag then says "done").
         state: A word about what happens ("loading", "waiting", "translating", "idle", …).
         sentence_metrics: The sentence's metrics (live, then final).
         session_metrics: The metrics averaged over the finished sentences.
@@ -54,6 +55,7 @@ class LatencyPanel(Widget):
     read: reactive[int] = reactive(0)
     written: reactive[int] = reactive(0)
     queued: reactive[int] = reactive(0)
+    source_done: reactive[bool] = reactive(False)
     state: reactive[str] = reactive("idle")
     sentence_metrics: reactive[dict[str, float]] = reactive(dict, always_update=True)
     session_metrics: reactive[dict[str, float]] = reactive(dict, always_update=True)
@@ -61,8 +63,14 @@ class LatencyPanel(Widget):
 
     @property
     def lag(self) -> int:
-        """Source words read minus target words written."""
-        return self.read - self.written
+        """Source words read minus target words written; never negative (a target may
+        have more words than its source: that is no lead on the speaker)."""
+        return max(self.read - self.written, 0)
+
+    @property
+    def lag_text(self) -> str:
+        """The lag as shown: a word count while the source arrives, then "done"."""
+        return "done" if self.source_done else str(self.lag)
 
     def render(self) -> Content:
         """The panel's lines."""
@@ -72,7 +80,8 @@ class LatencyPanel(Widget):
             k += ["  → ", (str(self.next_wait_k), "bold $warning"), (" next sentence", muted)]
         number = "—" if self.sentence < 0 else str(self.sentence + 1)
         of = f" of {self.sentences}" if self.sentences else ""
-        lag_style = "bold $warning" if self.lag > self.wait_k else "bold"
+        late = not self.source_done and self.lag > self.wait_k
+        lag_style = "bold $warning" if late else "bold"
         queued_style = "bold $warning" if self.queued else "bold"
         lines = [
             Content.assemble(*k),
@@ -87,7 +96,7 @@ class LatencyPanel(Widget):
             ),
             Content.assemble(
                 ("lag     ", muted),
-                (f"{self.lag:<5}", lag_style),
+                (f"{self.lag_text:<5}", lag_style),
                 ("queued  ", muted),
                 (str(self.queued), queued_style),
             ),

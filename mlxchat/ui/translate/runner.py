@@ -57,7 +57,7 @@ class EndSentence:
 
 Item = SourceWord | EndSentence
 EventCallback = Callable[[Item, TranslationEvent], None]
-DoneCallback = Callable[[Item], None]
+DoneCallback = Callable[[Item | None], None]
 ErrorCallback = Callable[[Item | None, Exception], None]
 
 
@@ -70,7 +70,8 @@ class Runner:
         on_event: Called with the item being fed and each event it produced.
         on_error: Called with the item (None for the prefill) when the engine failed; the
             translation is dropped and the loop goes on.
-        on_done: Called after each item was fed (its events are all out).
+        on_done: Called after each item was fed (its events are all out), and with None
+            once the prompt's instructions are prefilled.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Runner:
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._ready = asyncio.Event()
         self._sentence_open = False
+        self._prepared = False
 
     # ----- feeding the queue ------------------------------------------------------------
     def put(self, item: Item) -> None:
@@ -114,6 +116,11 @@ class Runner:
     def busy(self) -> bool:
         """Whether an item is being fed or waits in the queue."""
         return self.current is not None or not self._queue.empty()
+
+    @property
+    def preparing(self) -> bool:
+        """Whether the model is ready and the prompt's instructions are being prefilled."""
+        return self.ready and not self._prepared
 
     def set_ready(self) -> None:
         """The model is loaded: start feeding."""
@@ -139,7 +146,12 @@ class Runner:
         """Feed items forever (run it as a task; cancel the task to stop)."""
         await self._ready.wait()
         self._start()
-        await self._drain(self.live.prepare() if self.live else None, None)
+        try:
+            await self._drain(self.live.prepare() if self.live else None, None)
+        finally:
+            self._prepared = True
+        if self.on_done is not None:
+            self.on_done(None)
         while True:
             item = await self._queue.get()
             if not self._sentence_open and (

@@ -40,6 +40,7 @@ from mlxchat.translate.events import (
 from mlxchat.translate.segment import ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.compositor import DirtyRowsCompositor
+from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
@@ -227,6 +228,7 @@ class TranslateScreen(Screen[None]):
         info = getattr(self.engine, "model_info", None)
         if info is not None:
             self.status.set_model(info.name, info.context_length)
+            show_model_notice(self.app, info)
         if info is not None and self.model in (None, info.name):
             self._model_ready()
         elif self.model:
@@ -279,6 +281,7 @@ class TranslateScreen(Screen[None]):
             return
         self._loading = False
         self.status.set_model(info.name, info.context_length)
+        show_model_notice(self.app, info)
         self._model_ready()
 
     def _on_load_progress(self, progress: LoadProgress) -> None:
@@ -445,16 +448,20 @@ class TranslateScreen(Screen[None]):
             panel.wait_k = k
             panel.read = record.read
             panel.written = record.written
+            panel.source_done = record.source_read
             panel.sentence_metrics = record.metrics
             self.plot.show(record.delays, k, record.source_length, record.read, record.done)
         else:
             panel.wait_k = self.settings.wait_k
+            panel.source_done = False
         if self.failed is not None:
             return
         if self._loading:  # the load progress shows in the status bar and the panel
             return
         if not self.runner.ready:
             state, detail, label = "waiting", f"{self._waiting} queued", "waiting for the model"
+        elif self.runner.preparing:
+            state, detail, label = "prefill", "instructions", "reading the instructions"
         elif self.runner.busy:
             state, detail, label = "generating", f"wait-{panel.wait_k}", "translating"
         elif self.playing:

@@ -52,6 +52,11 @@ class SentenceRecord:
         return len(self.delays)
 
     @property
+    def source_read(self) -> bool:
+        """Whether every word of the sentence's (known, ended) source is read."""
+        return self.source_length is not None and self.read >= self.source_length
+
+    @property
     def lag(self) -> int:
         """Source words read minus target words written."""
         return self.read - self.written

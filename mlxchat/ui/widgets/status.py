@@ -9,8 +9,12 @@ engine's events as often as they come; it repaints a few times a second, never p
     status.repaint_if_due()            # optional: when streamed text is repainted
     status.set_progress(progress)      # a Progress event (prefill counts, phase)
     status.set_state("idle")
+    status.set_context(tokens)         # what the next request will hold (after /system …)
 
-When the line is narrower than everything, the least important parts are left out.
+It shows only what is true: a speed once it is measured over enough tokens and time
+(`measured_rate`), the context the next request holds, "messages left out" only for the
+numbers it shows. When the line is narrower than everything, the least important parts
+are left out.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from mlxchat.engine.types import LoadProgress, Progress, Stats
+from mlxchat.ui.rates import format_tps, measured_rate, prefill_detail
 
 State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error"]
 
@@ -45,15 +50,6 @@ class _Part:
     text: str
     style: str = ""
     priority: int = 5
-
-
-def format_tps(value: float) -> str:
-    """A speed in tokens per second, with sensible precision."""
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 def format_count(value: int) -> str:
@@ -90,7 +86,6 @@ class StatusBar(Widget):
         model: The model's name ("" before one is chosen).
         state: idle, loading, waiting (for the model), prefill, generating, stopping, error.
         detail: A short text after the state (load progress, prefill counts, an error).
-        note: A warning shown in the warning colour (e.g. "context full: …"); "" for none.
     """
 
     DEFAULT_CSS = """
@@ -106,7 +101,6 @@ class StatusBar(Widget):
     model: reactive[str] = reactive("")
     state: reactive[State] = reactive("idle")
     detail: reactive[str] = reactive("")
-    note: reactive[str] = reactive("")
 
     def __init__(
         self,
@@ -127,6 +121,8 @@ class StatusBar(Widget):
         """The latest numbers (set with `set_stats`)."""
         self.context_size: int = 0
         """The model's context size, shown until an answer reports the limit in force."""
+        self.context_tokens: int | None = None
+        """Tokens the next request will hold, when known better than by `stats`."""
         self._dirty = False
         self._painted = 0.0
         """When the numbers were last repainted (monotonic seconds)."""
@@ -174,14 +170,19 @@ class StatusBar(Widget):
     def set_stats(self, stats: Stats | None) -> None:
         """Take the latest numbers; painted at the next tick (cheap, call per token)."""
         self.stats = stats
+        self.context_tokens = None
+        self._dirty = True
+
+    def set_context(self, tokens: int) -> None:
+        """Show `tokens` as the context the next request will hold (the chat changed)."""
+        self.context_tokens = tokens
         self._dirty = True
 
     def set_progress(self, progress: Progress) -> None:
         """Take a throttled `Progress` event from a stream."""
-        self.stats = progress.stats
+        self.set_stats(progress.stats)
         if progress.phase == "prefill":
-            total = progress.prompt_total
-            detail = f"{progress.prompt_done}/{total}" if total else ""
+            detail = prefill_detail(progress)
             if self.state != "prefill" or self.detail != detail:
                 self.set_state("prefill", detail)
         elif self.state not in ("generating", "stopping"):
@@ -202,24 +203,28 @@ class StatusBar(Widget):
         state = self.state
         label = state if not self.detail else f"{state} {self.detail}"
         parts.append(_Part(label, _STATE_STYLE.get(state, ""), 0))
-        if self.note:
-            parts.append(_Part(self.note, "bold $warning", 1))
         stats = self.stats
+        if stats is not None and self.context_tokens is None and stats.dropped_messages:
+            parts.append(_Part(dropped_note(stats.dropped_messages), "bold $warning", 1))
         if stats is not None:
-            if stats.generation_tokens:
-                parts.append(_Part(f"{format_tps(stats.generation_tps)} tok/s", "bold", 1))
-            if stats.prompt_tps:
-                parts.append(_Part(f"prompt {format_tps(stats.prompt_tps)} tok/s", "", 4))
+            speed = measured_rate(stats.generation_tokens, stats.generation_tps)
+            if speed is not None:
+                parts.append(_Part(f"{format_tps(speed)} tok/s", "bold", 1))
+            speed = measured_rate(stats.prompt_tokens, stats.prompt_tps)
+            if speed is not None and state != "prefill":  # while prefilling: in the detail
+                parts.append(_Part(f"prompt {format_tps(speed)} tok/s", "", 4))
             if stats.ttft:
                 parts.append(_Part(f"ttft {format_seconds(stats.ttft)}", "", 3))
             parts.append(_Part(f"{stats.generation_tokens} tok", "", 2))
         limit = (stats.context_limit if stats else 0) or self.context_size
-        used = stats.context_tokens if stats else 0
+        used = self.context_tokens
+        if used is None:
+            used = stats.context_tokens if stats else 0
         if limit or used:
             shown = f"ctx {format_count(used)}/{format_count(limit) if limit else '?'}"
             style = "$warning" if limit and used > 0.9 * limit else ""
             parts.append(_Part(shown, style, 2))
-        if stats is not None and (stats.peak_memory or stats.active_memory):
+        if stats is not None and stats.active_memory:
             parts.append(_Part(format_memory(stats.active_memory, stats.peak_memory), "", 5))
         return parts
 
@@ -243,6 +248,12 @@ class StatusBar(Widget):
                 pieces.append((separator, "$text-muted"))
             pieces.append((part.text, part.style) if part.style else part.text)
         return Content.assemble(*pieces)
+
+
+def dropped_note(count: int) -> str:
+    """The warning that the oldest messages did not fit in the context."""
+    noun = "message" if count == 1 else "messages"
+    return f"context full: {count} old {noun} left out"
 
 
 def _shorten(text: str, limit: int) -> str:
