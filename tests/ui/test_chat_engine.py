@@ -17,8 +17,8 @@ from mlxchat.config import Settings
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Message, SamplingParams
 from mlxchat.store.history import History
-from mlxchat.ui.app import ChatApp
 from mlxchat.text import sanitize
+from mlxchat.ui.app import ChatApp
 
 from .helpers import SIZE, ready, send, shown, until
 
