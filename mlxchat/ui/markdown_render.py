@@ -318,14 +318,24 @@ def _layout_block(block: Block, width: int) -> list[Content]:
 
 def _layout_code(code: Content, width: int) -> list[Content]:
     lines: list[Content] = []
-    inner = max(width - 2, 4)
     for line in code.split("\n", allow_blank=True):
-        line = line.expand_tabs(4)
-        pieces = line.fold(inner) if line.cell_length > inner else [line]
-        for piece in pieces:
-            padded = Content(" ") + piece + Content(" " * max(0, width - 2 - piece.cell_length))
-            lines.append(padded.stylize_before(CODE_LINE_STYLE))
+        lines.extend(_layout_code_line(line.plain, tuple(line.spans), width))
     return lines
+
+
+@lru_cache(maxsize=4096)
+def _layout_code_line(text: str, spans: tuple[Span, ...], width: int) -> tuple[Content, ...]:
+    """One line of code, folded and padded to `width` (cached: a streamed code block is laid
+    out again on every append, but only its last line changes)."""
+    line = Content(text, list(spans)).expand_tabs(4)
+    inner = max(width - 2, 4)
+    pieces = line.fold(inner) if line.cell_length > inner else [line]
+    return tuple(
+        (Content(" ") + piece + Content(" " * max(0, inner - piece.cell_length))).stylize_before(
+            CODE_LINE_STYLE
+        )
+        for piece in pieces
+    )
 
 
 def _layout_list(block: Block, width: int) -> list[Content]:
