@@ -63,14 +63,14 @@ def _opens_block(state: StateBlock, line: int, end: int) -> bool:
 
 def _looks_like_code(state: StateBlock, line: int, end: int, depth: int) -> bool:
     """Whether `line` continues code that started at indentation `depth`."""
-    if state.isEmpty(line):
-        return False
-    if state.sCount[line] > depth:
-        return True
-    text = _text(state, line)
-    if _COMMENT.match(text):
-        return line + 1 < end and _looks_like_code(state, line + 1, end, depth)
-    return bool(_STATEMENT.match(text)) or _opens_block(state, line, end)
+    while line < end and not state.isEmpty(line):
+        if state.sCount[line] > depth:
+            return True
+        text = _text(state, line)
+        if not _COMMENT.match(text):
+            return bool(_STATEMENT.match(text)) or _opens_block(state, line, end)
+        line += 1  # a comment counts when the code it comments follows
+    return False
 
 
 def unfenced_code(state: StateBlock, start: int, end: int, silent: bool) -> bool:

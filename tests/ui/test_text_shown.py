@@ -71,6 +71,11 @@ def test_unfenced_code_keeps_its_lines_indentation_and_comments() -> None:
     assert lines[6].startswith("This function uses")
 
 
+def test_a_long_run_of_comments_stays_code() -> None:
+    lines = plain_lines("def f(s):\n    return s\n\n" + "# note\n" * 1500 + "print(f(1))\n")
+    assert lines[3:5] == [" # note", " # note"] and lines[-1] == " print(f(1))"
+
+
 def test_single_newlines_are_line_breaks_and_markdown_still_works() -> None:
     lines = plain_lines(JS_ANSWER)
     assert lines[:7] == [
