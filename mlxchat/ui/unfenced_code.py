@@ -12,7 +12,7 @@ deliberately simple, and only applies at the top level of the text (not in lists
 - **Continue** over lines indented deeper than the start, and over lines at its depth or
   less that look like code: another block opener (as above), a statement (`name(…`,
   `name = …`, `name[…] = …`, `const x`, `return …`, `import …`, `from x import …`), a closing
-  bracket (`}`), a `//` comment, or a `# comment` directly followed by such a line.
+  bracket (`}`), a `//` comment, or `# comment` lines directly followed by such a line.
   Blank lines are kept when code-looking lines follow them.
 - **End** before the first line that does not look like code (and any blank lines before it).
 
@@ -30,8 +30,9 @@ from markdown_it.rules_block import StateBlock
 TOKEN = "unfenced_code"
 """The token type of a code block written without fences."""
 
-_NOT_AN_OPENER = re.compile(r"([-*+]|\d{1,9}[.)])(\s|$)|[>#|]")
-_LIST_ITEM = re.compile(r"([-*+]|\d{1,9}[.)])(\s|$)")
+_LIST_MARKER = r"([-*+]|\d{1,9}[.)])(\s|$)"
+_LIST_ITEM = re.compile(_LIST_MARKER)
+_NOT_AN_OPENER = re.compile(f"{_LIST_MARKER}|[>#|]")
 _STATEMENT = re.compile(
     r"[A-Za-z_][\w.]*(\[[^\]]*\])?(\(|\s*[-+*/%&|^]?=(?!=))"
     r"|(const|let|var) \w|(return|raise|yield|await)\b|pass$|break$|continue$"
