@@ -126,3 +126,17 @@ def test_resume_without_an_id_opens_the_latest_chat(tmp_path: Path, flag: str) -
         assert "An older chat" not in screen
     finally:
         term.close()
+
+
+def test_a_message_typed_on_three_lines_is_shown_on_three_lines(terminal: Terminal) -> None:
+    terminal.wait_for("demo", timeout=30)
+    terminal.type("first line", "C-j", "second line", "C-j", "third line", "Enter")
+    deadline = time.monotonic() + 30
+    while "first line" not in (screen := terminal.screen()) or "Message (/" not in screen:
+        assert time.monotonic() < deadline, f"the message was not sent; screen:\n{screen}"
+        time.sleep(0.25)
+    rows = screen.splitlines()
+    first = next(i for i, row in enumerate(rows) if "first line" in row)
+    assert "you" in rows[first - 1], "\n".join(rows)
+    assert "second line" in rows[first + 1], "\n".join(rows)
+    assert "third line" in rows[first + 2], "\n".join(rows)

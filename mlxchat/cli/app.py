@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from mlxchat import __version__
+from mlxchat.text import sanitize
 
 if TYPE_CHECKING:
     from mlxchat.engine.contract import Engine
@@ -34,7 +35,7 @@ EXIT_INTERRUPTED = 130
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one error line to stderr and exit."""
-    typer.echo(f"mlxchat: error: {message}", err=True)
+    typer.echo(f"mlxchat: error: {sanitize(message, one_line=True)}", err=True)
     raise typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlxchat.cli.app import app, fail, models_app
+from mlxchat.text import sanitize
 
 
 @models_app.callback(invoke_without_command=True)
@@ -18,11 +19,12 @@ def models_list(ctx: typer.Context) -> None:
     from mlxchat.engine.models import list_local_models
 
     rows = list_local_models()
-    width = max((len(m.name) for m in rows), default=4)
+    names = [sanitize(m.name, one_line=True) for m in rows]
+    width = max((len(name) for name in names), default=4)
     typer.echo(f"{'NAME':<{width}}  {'KIND':<5} {'SIZE':>16}  PATH")
-    for m in rows:
+    for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
-        typer.echo(f"{m.name:<{width}}  {m.kind:<5} {size}  {m.path}")
+        typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
 
 
 @models_app.command("import")

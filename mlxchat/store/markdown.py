@@ -1,4 +1,8 @@
-"""A conversation as a Markdown transcript: title, model, date, then each message."""
+"""A conversation as a Markdown transcript: title, model, date, then each message.
+
+Stored text goes through `mlxchat.text.sanitize`, so a transcript shown in a terminal
+(`cat chat.md`) cannot act on it or reorder its text.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from datetime import datetime
 
 from mlxchat.store.records import Conversation, StoredMessage
+from mlxchat.text import sanitize
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -34,10 +39,10 @@ def open_fence(text: str) -> str | None:
 
 
 def _body(content: str) -> str:
-    """The message text unchanged, with a closing fence added if the answer stopped in code."""
+    """The message text (escaped), with a closing fence added if the answer stopped in code."""
     if not content.strip():
         return "*(no text)*"
-    body = content.rstrip("\n")
+    body = sanitize(content).rstrip("\n")
     fence = open_fence(body)
     return f"{body}\n{fence}" if fence else body
 
@@ -64,17 +69,18 @@ def _footer(message: StoredMessage) -> str | None:
 def _message_section(message: StoredMessage, conversation_model: str) -> str:
     heading = _ROLE_HEADINGS.get(message.role, message.role.title())
     if message.role == "assistant" and message.model and message.model != conversation_model:
-        heading += f" ({message.model})"
+        heading += f" ({sanitize(message.model, one_line=True)})"
     section = f"## {heading}\n\n{_body(message.content)}\n"
     footer = _footer(message)
     return f"{section}\n{footer}\n" if footer else section
 
 
 def conversation_markdown(conversation: Conversation) -> str:
-    """The whole conversation as Markdown; message text (and code in it) is kept verbatim."""
-    lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
+    """The whole conversation as Markdown; message text (and code in it) is kept as written."""
+    title = sanitize(conversation.title, one_line=True) or "Untitled conversation"
+    lines = [f"# {title}", ""]
     if conversation.model:
-        lines.append(f"- **Model:** `{conversation.model}`")
+        lines.append(f"- **Model:** `{sanitize(conversation.model, one_line=True)}`")
     lines.append(f"- **Started:** {_when(conversation.created_at)}")
     lines.append(f"- **Messages:** {len(conversation.turns)}")
     sections = ["\n".join(lines) + "\n"]

@@ -8,9 +8,13 @@ widget (`widgets.markdown_view.MarkdownView`): headings, paragraphs with inline 
 nested lists, block quotes, tables, rules and fenced code highlighted with Textual's own
 highlighter, all in theme colours.
 
+Text is shown as chat models write it: a single newline is a line break (as chat front ends
+show it), and code written without fences is shown as code (`unfenced_code`).
+
     document = parse_markdown(text)          # once (width independent)
     lines = document.lines(width)            # per width
     split = split_complete(tail)             # streaming: what later text cannot change
+    plain_document(text)                     # text shown as typed (no Markdown)
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from markdown_it.token import Token
 from textual.content import Content, Span
 from textual.highlight import HighlightTheme, highlight
 from textual.style import Style
+
+from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
+from mlxchat.ui.unfenced_code import add_unfenced_code
 
 BULLETS = ("• ", "▪ ", "‣ ", "⭑ ", "◦ ")
 """Bullets by list depth (as Textual's Markdown)."""
@@ -46,7 +53,7 @@ TABLE_RULE_STYLE = "$text-muted"
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    return MarkdownIt("gfm-like")
+    return add_unfenced_code(MarkdownIt("gfm-like"))
 
 
 # ----- the width-independent document -------------------------------------------------------
@@ -99,6 +106,11 @@ def parse_markdown(source: str) -> Document:
     return Document(blocks)
 
 
+def plain_document(text: str) -> Document:
+    """`text` (already safe to display) as typed: no Markdown, line breaks and spaces kept."""
+    return Document([Block("text", Content(text.expandtabs(4)))] if text else [])
+
+
 def render_markdown(source: str, width: int) -> Content:
     """`source` rendered for `width` cells (parse and layout in one call)."""
     return parse_markdown(source).render(width)
@@ -148,7 +160,7 @@ def _parse_blocks(
             close = _close_index(tokens, index)
             blocks.append(_parse_table(tokens, index, close))
             index = close + 1
-        elif kind in ("fence", "code_block"):
+        elif kind in ("fence", "code_block", UNFENCED_CODE):
             blocks.append(Block("code", code=_highlight(token.content, token.info)))
             index += 1
         elif kind == "hr":
@@ -237,10 +249,8 @@ def _inline(token: Token) -> Content:
         kind = child.type
         if kind == "text":
             add(re.sub(r"[ \t]+", " ", child.content))
-        elif kind == "hardbreak":
+        elif kind in ("hardbreak", "softbreak"):
             add("\n")
-        elif kind == "softbreak":
-            add(" ")
         elif kind == "code_inline":
             stack.append((CODE_INLINE_STYLE, position))
             add(child.content)
@@ -308,14 +318,24 @@ def _layout_block(block: Block, width: int) -> list[Content]:
 
 def _layout_code(code: Content, width: int) -> list[Content]:
     lines: list[Content] = []
-    inner = max(width - 2, 4)
     for line in code.split("\n", allow_blank=True):
-        line = line.expand_tabs(4)
-        pieces = line.fold(inner) if line.cell_length > inner else [line]
-        for piece in pieces:
-            padded = Content(" ") + piece + Content(" " * max(0, width - 2 - piece.cell_length))
-            lines.append(padded.stylize_before(CODE_LINE_STYLE))
+        lines.extend(_layout_code_line(line.plain, tuple(line.spans), width))
     return lines
+
+
+@lru_cache(maxsize=4096)
+def _layout_code_line(text: str, spans: tuple[Span, ...], width: int) -> tuple[Content, ...]:
+    """One line of code, folded and padded to `width` (cached: a streamed code block is laid
+    out again on every append, but only its last line changes)."""
+    line = Content(text, list(spans)).expand_tabs(4)
+    inner = max(width - 2, 4)
+    pieces = line.fold(inner) if line.cell_length > inner else [line]
+    return tuple(
+        (Content(" ") + piece + Content(" " * max(0, inner - piece.cell_length))).stylize_before(
+            CODE_LINE_STYLE
+        )
+        for piece in pieces
+    )
 
 
 def _layout_list(block: Block, width: int) -> list[Content]:
@@ -387,26 +407,27 @@ def split_complete(source: str) -> Split:
     """Parse `source` (the not yet complete end of a streamed answer) and split it.
 
     Every top-level block before the last one is complete when a blank line separates it
-    from the last one. An open fenced code block longer than `LONG_FENCE` lines is cut: its
-    first lines become a complete code block (the caller re-opens the fence for the rest).
+    from the last one — except code written without fences, which stays in the tail while
+    only one block follows it (what comes next may still make that block part of the code).
+    An open fenced code block longer than `LONG_FENCE` lines is cut: its first lines become
+    a complete code block (the caller re-opens the fence for the rest).
     """
     tokens = _parser().parse(source)
     top = [i for i, t in enumerate(tokens) if t.level == 0 and t.nesting >= 0 and t.map]
     if not top:
         return Split([], 0, [])
-    lines = source.splitlines(keepends=True)
-    last = top[-1]
-    last_start = tokens[last].map[0]  # type: ignore[index]
-    cut = 0
-    if len(top) >= 2:
-        previous = tokens[top[-2]]
-        if previous.map and previous.map[1] < last_start or previous.type in ("fence", "hr"):
-            cut = len(top) - 1
-    if cut:
-        complete, _ = _parse_blocks(tokens, 0, top[cut], depth=0)
-        tail, _ = _parse_blocks(tokens, top[cut], len(tokens), depth=0)
-        consumed = sum(len(line) for line in lines[:last_start])
-        return Split(complete, consumed, tail)
+    cut = len(top) - 1
+    while cut > 0 and tokens[top[cut - 1]].type == UNFENCED_CODE:
+        cut -= 1
+    tail_start = tokens[top[cut]].map[0]  # type: ignore[index]
+    if cut > 0:
+        previous = tokens[top[cut - 1]]
+        if previous.map and previous.map[1] < tail_start or previous.type in ("fence", "hr"):
+            complete, _ = _parse_blocks(tokens, 0, top[cut], depth=0)
+            tail, _ = _parse_blocks(tokens, top[cut], len(tokens), depth=0)
+            lines = source.splitlines(keepends=True)
+            consumed = sum(len(line) for line in lines[:tail_start])
+            return Split(complete, consumed, tail)
     blocks, _ = _parse_blocks(tokens, 0, len(tokens), depth=0)
     return Split([], 0, blocks)
 

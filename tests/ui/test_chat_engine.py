@@ -17,8 +17,8 @@ from mlxchat.config import Settings
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Message, SamplingParams
 from mlxchat.store.history import History
+from mlxchat.text import sanitize
 from mlxchat.ui.app import ChatApp
-from mlxchat.ui.display import displayable
 
 from .helpers import SIZE, ready, send, shown, until
 
@@ -73,7 +73,7 @@ async def test_answer_streams_from_the_real_model(engine, tiny_settings, history
         user, answer = screen.conversation.messages
         assert user.source == "Hello"
         assert answer.text == expected.text  # greedy: the same tokens as a plain generate
-        assert answer.source == displayable(expected.text)  # control characters escaped
+        assert answer.source == sanitize(expected.text)  # control characters escaped
         assert "tok/s" in answer.header_text
         status = str(screen.status.render())
         assert f"{expected.stats.generation_tokens} tok" in status and "ctx" in status

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from textual.screen import Screen
 
 from mlxchat.engine.types import Stats
+from mlxchat.text import sanitize
 from mlxchat.ui.commands import Command, CommandError
 from mlxchat.ui.display import safe_filename, stats_summary
 from mlxchat.ui.screens.help import HelpScreen
@@ -118,13 +119,14 @@ class ChatCommands(Screen[None]):
     def set_system_prompt(self, text: str | None) -> None:
         """Set ("-" removes) the system prompt, or show it when `text` is None."""
         if text is None:
-            shown = self.chat.system_prompt or "(none)"
+            shown = sanitize(self.chat.system_prompt) or "(none)"
             self.notify(shown, title="System prompt", markup=False)
             return
         self.chat.system_prompt = "" if text.strip() == "-" else text
         self._history_problem(self.chat.save_settings())
         self.count_context()
-        self.notify("removed" if text.strip() == "-" else text, title="System prompt", markup=False)
+        shown = "removed" if text.strip() == "-" else sanitize(text)
+        self.notify(shown, title="System prompt", markup=False)
 
     def set_sampling(self, name: str, value: Any) -> None:
         """Change one sampling setting for the next answers."""
@@ -235,7 +237,8 @@ class ChatCommands(Screen[None]):
         await self.conversation.load(records)
         self.conversation.follow()
         self.prompt.set_recall([t.content for t in self.chat.turns if t.role == "user"])
-        self.notify(conversation.title or "(untitled)", title="Resumed chat", markup=False)
+        title = sanitize(conversation.title, one_line=True) or "(untitled)"
+        self.notify(title, title="Resumed chat", markup=False)
         return True
 
     def export_chat(self, path: str | None) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from mlxchat.store.records import ConversationSummary
+from mlxchat.text import sanitize
 
 Search = Callable[[str], Sequence[ConversationSummary]]
 """Returns the chats matching a search text ("" for all); may raise with a message."""
@@ -119,9 +120,9 @@ class HistoryScreen(ModalScreen[int | None]):
                 (mark, "$success"),
                 (f"#{chat.id:<4} ", "$accent"),
                 (f"{format_when(chat.updated_at):>10}  ", "$text-muted"),
-                (chat.title or "(untitled)", "bold"),
+                (sanitize(chat.title, one_line=True) or "(untitled)", "bold"),
                 (f"  {chat.message_count} {noun}", "$text-muted"),
-                (f"  {chat.model}" if chat.model else "", "$secondary"),
+                (f"  {sanitize(chat.model, one_line=True)}" if chat.model else "", "$secondary"),
             )
             options.add_option(Option(label))
         if self._shown:

@@ -17,6 +17,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from mlxchat.text import sanitize
+
 
 @dataclass(frozen=True)
 class ModelChoice:
@@ -127,16 +129,19 @@ class ModelPicker(ModalScreen[str | None]):
         ]
         options = self.query_one(OptionList)
         options.clear_options()
-        width = max((len(m.name) for m in self._shown), default=0)
-        for model in self._shown:
+        names = [sanitize(m.name, one_line=True) for m in self._shown]
+        width = max((len(name) for name in names), default=0)
+        for name, model in zip(names, self._shown, strict=True):
             mark = "● " if model.name == self.current else "  "
             label = Content.assemble(
                 (mark, "$success"),
-                (model.name.ljust(width), "bold"),
+                (name.ljust(width), "bold"),
                 (f"  {model.kind:<5}", "$secondary"),
                 (f" {format_size(model.size):>8}", ""),
                 (
-                    "\n    " + model.path if model.path and model.path != model.name else "",
+                    "\n    " + sanitize(model.path, one_line=True)
+                    if model.path and model.path != model.name
+                    else "",
                     "$text-muted",
                 ),
             )

@@ -17,7 +17,8 @@ works with `Markdown.get_stream()` / `MarkdownStream`) that stays one widget:
   changes (`reserve_height` lets a subclass keep blank lines below the text, so that a
   fast stream moves everything on screen a few times a second, not every frame).
 
-Subclasses can put header lines above the text (`header_lines`).
+Subclasses can put header lines above the text (`header_lines`). A plain view shows its
+text as typed, without Markdown (a user's message).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mlxchat.ui.markdown_render import (
     layout_blocks,
     open_fence,
     parse_markdown,
+    plain_document,
     split_complete,
 )
 from mlxchat.ui.widgets.one_pass import OneLayoutPass
@@ -65,14 +67,21 @@ class MarkdownView(Markdown, OneLayoutPass):
     """
 
     def __init__(
-        self, markdown: str = "", *, id: str | None = None, classes: str | None = None
+        self,
+        markdown: str = "",
+        *,
+        plain: bool = False,
+        id: str | None = None,
+        classes: str | None = None,
     ) -> None:
         """Create the view.
 
         Args:
             markdown: The initial text (already safe to display).
+            plain: Show the text as typed: no Markdown, line breaks and spaces kept.
         """
         super().__init__(markdown, id=id, classes=classes)
+        self.plain = plain
         self._complete: list[Block] = []
         """Blocks that later text cannot change."""
         self._tail: list[Block] = []
@@ -113,6 +122,10 @@ class MarkdownView(Markdown, OneLayoutPass):
     def _reparse_tail(self) -> None:
         """Parse the unfinished end; move what became complete out of it."""
         self._unparsed = False
+        self._tail_dirty = True
+        if self.plain:
+            self._tail = plain_document(self._markdown).blocks
+            return
         tail = self._tail_source()
         split = split_complete(tail)
         if split.complete:
@@ -136,7 +149,6 @@ class MarkdownView(Markdown, OneLayoutPass):
             tail = self._tail_source()
             split = split_complete(tail)
         self._tail = split.tail
-        self._tail_dirty = True
 
     def update(self, markdown: str) -> AwaitComplete:
         """Replace the whole text."""

@@ -3,8 +3,9 @@
 The header holds the author ("you", the model's name) and, dimmed after it, the answer's
 numbers ("42 tok · 18.3 tok/s · ttft 0.12s"); a stopped answer says so in the warning
 colour, a failed one shows the error in the error colour. The text is a `MarkdownView`
-(drawn line by line, parsed once), so a long chat costs one widget per message. The answer
-being written is a `StreamingView` until it ends.
+(drawn line by line, parsed once), so a long chat costs one widget per message; the user's
+own messages are shown as typed, not as Markdown. The answer being written is a
+`StreamingView` until it ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Literal
 from textual.content import Content
 from textual.reactive import reactive
 
-from mlxchat.ui.display import clip_for_display, displayable
+from mlxchat.text import sanitize
+from mlxchat.ui.display import clip_for_display
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 
 Kind = Literal["user", "assistant", "error", "info"]
@@ -55,7 +57,7 @@ def header_content(kind: str, label: str, note: str, *, stopped: bool, failed: b
     style = "$warning" if stopped else "$error" if failed else "$text-muted"
     parts: list[tuple[str, str]] = [(label, LABEL_STYLES.get(kind, "bold"))]
     if note:
-        parts.append(("  " + displayable(note), style))
+        parts.append(("  " + sanitize(note, one_line=True), style))
     return Content.assemble(*parts)
 
 
@@ -142,16 +144,17 @@ class MessageView(HeaderedMarkdown):
 
         Args:
             kind: user, assistant, error (an error line) or info (a note from mlxchat).
-            text: The text (shown escaped where unsafe; a very long user text is cut).
+            text: The text (shown escaped where unsafe; a user's text is shown as typed, not
+                as Markdown, and cut when very long).
             label: The header text (default: "you", "assistant", …).
             footer: The numbers or a note shown after the label.
             stopped: Mark it as a stopped answer.
             failed: Mark it as a failed answer.
         """
-        shown = displayable(text)
+        shown = sanitize(text)
         if kind == "user":
             shown = clip_for_display(shown)
-        super().__init__(shown, id=id, classes=f"-{kind}")
+        super().__init__(shown, plain=kind == "user", id=id, classes=f"-{kind}")
         self.kind = kind
         self.text = text
         """The message's text as sent or received (not escaped, never cut)."""

@@ -28,6 +28,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from mlxchat.engine.types import LoadProgress, Progress, Stats
+from mlxchat.text import sanitize
 from mlxchat.ui.rates import format_tps, measured_rate, prefill_detail
 
 State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error"]
@@ -199,7 +200,8 @@ class StatusBar(Widget):
 
     # ----- rendering ----------------------------------------------------------------------
     def _parts(self) -> list[_Part]:
-        parts = [_Part(f"● {self.model or 'no model'}", "bold $primary", 0)]
+        model = sanitize(self.model, one_line=True) or "no model"
+        parts = [_Part(f"● {model}", "bold $primary", 0)]
         state = self.state
         label = state if not self.detail else f"{state} {self.detail}"
         parts.append(_Part(label, _STATE_STYLE.get(state, ""), 0))

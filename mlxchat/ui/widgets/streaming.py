@@ -24,7 +24,7 @@ from textual.await_complete import AwaitComplete
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownStream
 
-from mlxchat.ui.display import displayable
+from mlxchat.text import sanitize
 from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord
 
 LEAD = 0.25
@@ -135,7 +135,7 @@ class StreamingView(HeaderedMarkdown):
                 if self._pending:
                     text = "".join(self._pending)
                     self._pending.clear()
-                    await stream.write(displayable(text))
+                    await stream.write(sanitize(text))
                 if self._ending and not self._pending:
                     break
         finally:

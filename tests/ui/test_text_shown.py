@@ -1,0 +1,181 @@
+"""Text shown as it was written: model line breaks and unfenced code, user messages as typed,
+stored titles escaped in the history list and in exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.app import App
+
+from mlxchat.ui.markdown_render import render_markdown
+from mlxchat.ui.screens.history import HistoryScreen
+from mlxchat.ui.widgets.markdown_view import MarkdownView
+from mlxchat.ui.widgets.message import MessageView
+
+from .helpers import MARKDOWN_PIECES, SIZE, ready, send, until
+
+DEMO_ANSWER = """\
+def reverse_string(input_str):
+    return input_str[::-1]
+
+# Example usage:
+print(reverse_string("Hello World"))  # Output: "dlroW olleH"
+
+This function uses Python's slicing syntax to create a reversed copy of the input string. \
+The `[::-1]` slicing syntax is a Python idiom that reverses a string.
+"""
+"""The demo model's greedy answer to "Write a Python function that reverses a string",
+with its ``` fences taken out."""
+
+JS_ANSWER = """\
+Here is the code:
+
+function reverse(s) {
+  return s.split('').reverse().join('');
+}
+
+console.log(reverse("hi"));
+
+## Explanation
+
+The function splits the string,
+reverses the letters
+and joins them again.
+"""
+
+TITLE = "evil\x1b[2J title\u202eabc"
+"""A stored title with a terminal escape and a right-to-left override."""
+SHOWN_TITLE = "evil\\x1b[2J title\\u202eabc"
+
+
+def plain_lines(text: str, width: int = 70) -> list[str]:
+    return [line.rstrip() for line in render_markdown(text, width).plain.split("\n")]
+
+
+def screen_text(app: App[None]) -> str:
+    """Every character the terminal would show now."""
+    update = app.screen._compositor.render_full_update()
+    return "\n".join("".join(strip.text for strip in line).rstrip() for line in update.strips)
+
+
+def test_unfenced_code_keeps_its_lines_indentation_and_comments() -> None:
+    lines = plain_lines(DEMO_ANSWER)
+    assert lines[:5] == [
+        " def reverse_string(input_str):",
+        "     return input_str[::-1]",
+        "",
+        " # Example usage:",  # a comment, not a heading
+        ' print(reverse_string("Hello World"))  # Output: "dlroW olleH"',
+    ]
+    assert lines[6].startswith("This function uses")
+
+
+def test_a_long_run_of_comments_stays_code() -> None:
+    lines = plain_lines("def f(s):\n    return s\n\n" + "# note\n" * 1500 + "print(f(1))\n")
+    assert lines[3:5] == [" # note", " # note"] and lines[-1] == " print(f(1))"
+
+
+def test_single_newlines_are_line_breaks_and_markdown_still_works() -> None:
+    lines = plain_lines(JS_ANSWER)
+    assert lines[:7] == [
+        "Here is the code:",
+        "",
+        " function reverse(s) {",
+        "   return s.split('').reverse().join('');",
+        " }",
+        "",
+        ' console.log(reverse("hi"));',
+    ]
+    assert lines[8:] == [
+        "Explanation",  # a Markdown heading after the code stays a heading
+        "",
+        "The function splits the string,",
+        "reverses the letters",
+        "and joins them again.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Steps:\n  1. Open the file\n  2. Read it",
+        "Note:\nthis stays prose.",
+        "# Title\n\nText after a heading.",
+        "A paragraph (with brackets) = fine.\n\nAnother one.",
+    ],
+)
+def test_prose_is_not_taken_for_code(text: str) -> None:
+    rendered = render_markdown(text, 70)
+    assert "on $boost" not in str(rendered.spans)  # no code block style anywhere
+
+
+@pytest.mark.parametrize("step", [1, 4])
+@pytest.mark.parametrize(
+    "text", [DEMO_ANSWER, JS_ANSWER, "".join(MARKDOWN_PIECES), DEMO_ANSWER + "\n" + JS_ANSWER]
+)
+async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
+    text: str, step: int
+) -> None:
+    streamed = MarkdownView("")
+    for end in range(step, len(text) + step, step):
+        await streamed.append(text[end - step : end])
+        whole = MarkdownView(text[:end])
+        assert [line.plain for line in streamed.body_lines(60)] == [
+            line.plain for line in whole.body_lines(60)
+        ], repr(text[:end])
+
+
+def test_a_user_message_is_shown_as_typed() -> None:
+    typed = "**not bold**\n    indented\tcode\n# not a heading\n\n- not a list"
+    view = MessageView("user", typed)
+    assert view.rendered_text(60).split("\n")[1:] == [
+        "**not bold**",
+        "    indented    code",
+        "# not a heading",
+        "",
+        "- not a list",
+    ]
+
+
+async def test_a_three_line_message_and_an_unfenced_answer_on_screen(make_app, engine) -> None:
+    engine.answers = [[DEMO_ANSWER[i : i + 5] for i in range(0, len(DEMO_ANSWER), 5)]]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "first line\nsecond line\nthird line")
+        shown = screen_text(app).split("\n")
+        first = next(i for i, line in enumerate(shown) if "first line" in line)
+        assert "second line" in shown[first + 1] and "third line" in shown[first + 2]
+        assert "     return input_str[::-1]" in screen_text(app)
+        assert "# Example usage:" in screen_text(app)
+
+
+async def test_titles_are_escaped_in_the_history_list(make_app, history) -> None:
+    chat = history.new_conversation(title=TITLE, model="m\u202eodel")
+    history.add_message(chat, "user", "hello")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "/history")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.pause()
+        text = screen_text(app)
+        assert SHOWN_TITLE in text and "m\\u202eodel" in text
+        assert "\x1b" not in text and "\u202e" not in text
+
+
+async def test_an_export_escapes_the_title_and_the_text(
+    make_app, engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine.answers = [["red \x1b[31m", "text\u202e"]]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, TITLE)
+        assert await screen.submit("/export chat.md")
+        exported = (tmp_path / "chat.md").read_text()
+        assert exported.startswith(f"# {SHOWN_TITLE}\n")
+        assert "red \\x1b[31mtext\\u202e" in exported
+        assert "\x1b" not in exported and "\u202e" not in exported
