@@ -21,6 +21,7 @@ from mlxchat.cli.app import (
     stats_dict,
     stats_line,
 )
+from mlxchat.cli.terminal import check_utf8, quiet_when_reader_leaves
 
 
 @app.command()
@@ -69,11 +70,13 @@ def generate(
         fail(str(error))
     text = read_prompt(prompt)
     name = model or settings_or_exit().model
-    messages = [Message("system", system_prompt)] if system_prompt else []
-    messages.append(Message("user", text))
-    raise typer.Exit(
-        _run_generate(name, messages, params, not ignore_chat_template, as_json, verbose)
+    messages = (
+        [Message("system", check_utf8(system_prompt, "--system-prompt"))] if system_prompt else []
     )
+    messages.append(Message("user", text))
+    with quiet_when_reader_leaves():
+        code = _run_generate(name, messages, params, not ignore_chat_template, as_json, verbose)
+    raise typer.Exit(code)
 
 
 def _run_generate(

@@ -138,9 +138,6 @@ def run_translate(
         app_settings = load_settings()
     except ConfigError:
         app_settings = Settings()
-    if not attach_terminal_input():
-        sys.stderr.write("mlxchat: no terminal to read keys from; use --plain or --json\n")
-        return 1
     engine = Engine(
         progress_interval=app_settings.progress_interval, fast_cpu=app_settings.fast_cpu
     )
