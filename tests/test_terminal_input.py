@@ -40,6 +40,11 @@ def test_lines_in_one_read_are_a_paste_without_bracketed_paste() -> None:
     assert feed(b"first\rsecond\r", more=True) == [Pasted("first\nsecond\n")]
 
 
+def test_a_key_right_after_a_paste_without_brackets_stays_a_key() -> None:
+    assert feed(b"first\rsecond\r\x1b") == [Pasted("first\nsecond\n"), "\x1b"]
+    assert feed(b"one\rtwo\x1b[A") == [Pasted("one\n"), "two\x1b[A"]
+
+
 def test_a_long_run_of_keys_is_a_paste_but_mouse_reports_are_not() -> None:
     assert feed(b"x" * 80) == [Pasted("x" * 80)]
     mouse = b"\x1b[<35;10;5M" * 8 + b"\r"

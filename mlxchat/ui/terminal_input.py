@@ -8,7 +8,8 @@ quit the app or open a screen, and a newline inside a paste must not send a mess
 - A terminal without bracketed paste sends a paste as keys. One read that holds a line
   break with more input after it (in the same read, or already waiting) is a paste:
   nobody types Enter and the next key within one read. So is a long run of keys with no
-  escape sequence in it. An Enter at the very end of the input stays a key (it sends).
+  escape sequence in it. An Enter at the very end of the input stays a key (it sends), and
+  so does what follows the last line break when it holds keys that are not text (Esc).
 - Pasted text gets its line breaks as ``\\n`` and its control characters shown escaped.
 """
 
@@ -28,6 +29,7 @@ LONG_RUN = 64
 
 _CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _LINE_BREAK = re.compile(r"\r\n?|\n")
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ class TerminalInput:
         """Keys typed, or a paste from a terminal without bracketed paste."""
         if not looks_pasted(keys, more):
             return [keys]
-        if not more and keys.endswith("\r"):  # the paste's last Enter is a key: it sends
-            return [Pasted(pasted_text(keys[:-1])), "\r"]
-        return [Pasted(pasted_text(keys))]
+        text, rest = keys, ""
+        breaks = list(_LINE_BREAK.finditer(keys))
+        if breaks and _NOT_TEXT.search(keys, breaks[-1].end()):
+            # a key pressed right after the paste (Esc, an arrow): still a key
+            text, rest = keys[: breaks[-1].end()], keys[breaks[-1].end() :]
+        elif not more and keys.endswith("\r"):  # the paste's last Enter is a key: it sends
+            text, rest = keys[:-1], "\r"
+        return [Pasted(pasted_text(text)), rest] if rest else [Pasted(pasted_text(text))]
