@@ -14,7 +14,7 @@ import pytest
 from test_terminal import Terminal, chat_command
 from test_terminal import pytestmark as pytestmark  # tmux and the demo model
 
-ESCAPES = b"\nred \x1b[31mtext\x1b[0m, quit \x11, palette \x10, end of paste"
+ESCAPES = b"red \x1b[31mtext\x1b[0m, quit \x11, palette \x10, end of paste"
 
 
 @pytest.fixture
@@ -42,13 +42,22 @@ def quit_app(term: Terminal) -> None:
     assert not term.alive, "the app did not quit on Ctrl+Q"
 
 
-def test_pasted_bytes_are_shown_as_text(chat: Terminal, tmp_path: Path) -> None:
+def test_bytes_that_are_not_utf8_are_pasted_as_replacement_characters(
+    chat: Terminal, tmp_path: Path
+) -> None:
     chat.wait_for("Message (/ for commands)", timeout=30)
     paste(chat, b"\xff\xfe\x98" * 1000 + b"<- not UTF-8", tmp_path, bracketed=False)
-    chat.wait_for("<- not UTF-8", timeout=20)
+    screen = chat.wait_for("<- not UTF-8", timeout=20)
+    assert "\ufffd" * 20 in screen
+    quit_app(chat)
+
+
+def test_escape_sequences_and_control_keys_in_a_paste_are_text(
+    chat: Terminal, tmp_path: Path
+) -> None:
+    chat.wait_for("Message (/ for commands)", timeout=30)
     paste(chat, ESCAPES, tmp_path, bracketed=True)
     screen = chat.wait_for("end of paste", timeout=20)
-    assert "\ufffd\ufffd\ufffd" in screen
     assert r"red \x1b[31mtext\x1b[0m, quit \x11, palette \x10, end of paste" in screen
     time.sleep(1)
     assert chat.alive, "the paste ended the app"
