@@ -28,6 +28,8 @@ from textual.driver import Driver
 from mlxchat.ui.terminal_input import Pasted, TerminalInput
 
 READ_SIZE = 4096
+BATCH_SIZE = 1 << 20
+"""Bytes already waiting that are read together (one paste event instead of hundreds)."""
 
 
 def safe_input_driver(chosen: type[Driver]) -> type[Driver]:
@@ -61,7 +63,8 @@ def _safe_linux_driver() -> type[Driver]:
                         if not data:  # end of file: nothing more will come
                             self.exit_event.wait()
                             break
-                        more = bool(selector.select(0))
+                        while (more := bool(selector.select(0))) and len(data) < BATCH_SIZE:
+                            data += os.read(self.fileno, READ_SIZE)  # a paste: fewer, larger edits
                         for piece in terminal_input.feed(data, more):
                             if isinstance(piece, Pasted):
                                 self.process_message(events.Paste(piece.text))
