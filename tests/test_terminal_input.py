@@ -38,6 +38,7 @@ def test_an_escape_at_the_end_of_the_input_is_the_escape_key() -> None:
 def test_lines_in_one_read_are_a_paste_without_bracketed_paste() -> None:
     assert feed(b"first line\rsecond line\r") == [Pasted("first line\nsecond line"), "\r"]
     assert feed(b"first\rsecond\r", more=True) == [Pasted("first\nsecond\n")]
+    assert feed(b"quit \x11\rpalette \x10\r") == [Pasted("quit \\x11\npalette \\x10"), "\r"]
 
 
 def test_a_key_right_after_a_paste_without_brackets_stays_a_key() -> None:
