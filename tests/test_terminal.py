@@ -78,8 +78,8 @@ class Terminal:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
 
 
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
+def chat_command(tmp_path: Path) -> str:
+    """The shell command that runs the chat on the demo model, its data under `tmp_path`."""
     env = {
         "MLXCHAT_DATA_DIR": str(tmp_path / "data"),
         "MLXCHAT_CONFIG_DIR": str(tmp_path / "config"),
@@ -88,8 +88,12 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    command = f"env {exports} {shlex.quote(sys.executable)} -m mlxchat"  # default settings
-    term = Terminal(command)
+    return f"env {exports} {shlex.quote(sys.executable)} -m mlxchat"  # default settings
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(chat_command(tmp_path))
     yield term
     term.close()
 

@@ -105,6 +105,12 @@ def chat(
         seed=seed,
         theme=theme,
     )
+    from mlxchat.cli.terminal import require_terminal
+
+    require_terminal(
+        "the chat needs a terminal; for pipes and scripts use `mlxchat generate` "
+        "(e.g. echo hi | mlxchat generate)"
+    )
     from mlxchat.ui.app import run_chat
 
     raise typer.Exit(
@@ -182,13 +188,14 @@ def check_flags(**flags: Any) -> dict[str, Any]:
 
 
 def read_prompt(prompt: str | None) -> str:
+    from mlxchat.cli.terminal import check_utf8, read_utf8
+
     if prompt is None or prompt == "-":
         if sys.stdin is None or sys.stdin.isatty():
             fail("no prompt: pass --prompt TEXT or pipe text on stdin")
-        try:
-            prompt = sys.stdin.read()
-        except UnicodeDecodeError as error:
-            fail(f"stdin is not valid UTF-8 ({error.reason} at byte {error.start})")
+        prompt = read_utf8(None, "prompt")
+    else:
+        check_utf8(prompt, "--prompt")
     if not prompt.strip():
         fail("the prompt is empty; give some text with --prompt or on stdin")
     return prompt

@@ -28,6 +28,7 @@ from mlxchat.cli.app import (
     stats_dict,
     stats_line,
 )
+from mlxchat.cli.terminal import check_utf8, quiet_when_reader_leaves
 
 
 @app.command()
@@ -74,10 +75,12 @@ def generate(
         seed=seed,
     )
     text = read_prompt(prompt)
-    messages = [Message("system", system_prompt)] if system_prompt else []
+    messages = (
+        [Message("system", check_utf8(system_prompt, "--system-prompt"))] if system_prompt else []
+    )
     messages.append(Message("user", text))
-    raise typer.Exit(
-        _run_generate(
+    with quiet_when_reader_leaves():
+        code = _run_generate(
             settings,
             messages,
             tuple(stop or ()),
@@ -86,7 +89,7 @@ def generate(
             verbose,
             api_key,
         )
-    )
+    raise typer.Exit(code)
 
 
 def _run_generate(

@@ -28,29 +28,9 @@ from mlxchat.translate.metrics import METRICS
 
 if TYPE_CHECKING:
     from mlxchat.engine.contract import Engine
+from mlxchat.cli.terminal import quiet_when_reader_leaves, read_utf8
 
 DEFAULT_WPM = 150.0
-
-
-def read_utf8(path: Path | None, what: str) -> str:
-    """The text of `path` (stdin when None); a non-UTF-8 line is one clear error."""
-    if path is None:
-        data = sys.stdin.buffer.read()
-        name = "stdin"
-    else:
-        if not path.is_file():
-            fail(f"{what} file '{path}' does not exist")
-        data = path.read_bytes()
-        name = str(path)
-    for number, line in enumerate(data.split(b"\n"), 1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            fail(
-                f"{name}: line {number} is not valid UTF-8 (byte {error.start + 1}); "
-                "save the file as UTF-8"
-            )
-    return data.decode("utf-8")
 
 
 def check_options(wpm: float | None, plain: bool, as_json: bool) -> None:
@@ -333,6 +313,12 @@ def translate(
     interactive = input_file is None and sys.stdin.isatty()
     if not plain and not as_json and sys.stdout.isatty():
         source = None if interactive else read_utf8(input_file, "input")
+        from mlxchat.ui.translate.app import attach_terminal_input
+
+        if not (sys.stderr.isatty() and attach_terminal_input()):  # stdout is one
+            fail(
+                "the translate screen needs a terminal; for pipes and scripts use --plain or --json"
+            )
         from mlxchat.ui.translate import run_translate
 
         code = run_translate(name, settings, source=source, wpm=wpm or DEFAULT_WPM, api_key=api_key)
@@ -359,4 +345,6 @@ def translate(
     load_model_or_exit(engine, name, quiet=as_json)
     report = Report(references)
     printer = JsonPrinter(report) if as_json else PlainPrinter(report, verbose)
-    raise typer.Exit(run_plain(engine, sentences, settings, wpm, printer))
+    with quiet_when_reader_leaves():
+        code = run_plain(engine, sentences, settings, wpm, printer)
+    raise typer.Exit(code)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.driver import Driver
 from textual.theme import Theme
 
 from mlxchat.engine.contract import ChatEngine
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.remember import remember
 from mlxchat.ui.screens.chat import ChatScreen, ListModels
+from mlxchat.ui.textual_compat import safe_input_driver
 from mlxchat.ui.themes import default_themes, install_themes
 
 
@@ -79,6 +81,10 @@ class ChatApp(App[int]):
             self._themes, self._theme_errors = list(themes), list(theme_errors)
         self._list_models = list_models if list_models is not None else default_list_models()
         self._resume = resume
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, with an input loop that takes pasted bytes as text."""
+        return safe_input_driver(super().get_driver_class())
 
     def on_mount(self) -> None:
         """Register themes, apply the chosen one, show notices, open the chat screen."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +54,9 @@ from mlxchat.ui.widgets.prompt import PromptInput
 from mlxchat.ui.widgets.status import StatusBar
 from mlxchat.ui.widgets.streaming import StreamingView
 from mlxchat.ui.widgets.suggestions import CompletionList
+
+BUSY_NOTICE_SECONDS = 5.0
+"""How long the "Busy" notice shows; it is not shown again meanwhile."""
 
 ListModels = Callable[[], Sequence[object]]
 """Returns the local models (objects with name, kind, size, path)."""
@@ -121,6 +125,7 @@ class ChatScreen(ChatCommands):
         self._model_names: list[str] | None = None
         self._dismissed_completion: str | None = None
         self._history_warned = False
+        self._busy_notice_until = 0.0
 
     # ----- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -286,12 +291,7 @@ class ChatScreen(ChatCommands):
 
     async def send(self, text: str) -> bool:
         """Send a message: show it, save it, and start the answer."""
-        if self.answering:
-            self.notify(
-                "An answer is being written; press Esc to stop it first.",
-                title="Busy",
-                severity="warning",
-            )
+        if self._busy():
             return False
         self.prompt.remember(text)
         self.prompt.reset()
@@ -469,14 +469,20 @@ class ChatScreen(ChatCommands):
             await asyncio.wait_for(worker.wait(), timeout)
 
     def _busy(self) -> bool:
-        if self.answering:
+        """Whether an answer is being written; says so once, however often it is asked
+        (Enter held down, or a paste whose every line arrives as an Enter)."""
+        if not self.answering:
+            return False
+        now = time.monotonic()
+        if now >= self._busy_notice_until:
+            self._busy_notice_until = now + BUSY_NOTICE_SECONDS
             self.notify(
                 "An answer is being written; press Esc to stop it first.",
                 title="Busy",
                 severity="warning",
+                timeout=BUSY_NOTICE_SECONDS,
             )
-            return True
-        return False
+        return True
 
     # ----- completion -----------------------------------------------------------------------
     @on(TextArea.Changed, "#prompt")

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from textual.app import App
+from textual.driver import Driver
 from textual.theme import Theme
 
 from mlxchat.engine.contract import TranslateEngine
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.ui.textual_compat import safe_input_driver
 from mlxchat.ui.themes import default_themes, install_themes
 from mlxchat.ui.translate.runner import TranslationFactory
 from mlxchat.ui.translate.screen import TranslateScreen
@@ -69,6 +71,10 @@ class TranslateApp(App[int]):
         else:
             self._themes, self._theme_errors = list(themes), list(theme_errors)
         self.factory = factory
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, with an input loop that takes pasted bytes as text."""
+        return safe_input_driver(super().get_driver_class())
 
     def on_mount(self) -> None:
         """Register the themes, apply the chosen one, open the translate screen."""
@@ -140,9 +146,6 @@ def run_translate(
         app_settings = load_settings()
     except ConfigError:
         app_settings = Settings()
-    if not attach_terminal_input():
-        sys.stderr.write("mlxchat: no terminal to read keys from; use --plain or --json\n")
-        return 1
     engine = make_engine(
         model,
         api_key=api_key,

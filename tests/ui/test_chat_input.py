@@ -1,0 +1,23 @@
+"""Enter pressed again and again while an answer streams: one notice, nothing lost."""
+
+from __future__ import annotations
+
+from .helpers import SIZE, ready, send, shown, until
+
+
+async def test_enter_while_answering_says_busy_once(make_app, engine) -> None:
+    engine.hold_after(1)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "first", wait=False)
+        await until(pilot, lambda: engine.current.held.is_set())
+        await send(pilot, "second", wait=False)
+        for _ in range(20):  # what a paste without bracketed paste does, line after line
+            await pilot.press("enter")
+        notices = [n for n in await shown(pilot) if n.startswith("Busy")]
+        assert len(notices) == 1, notices
+        assert screen.prompt.text == "second"
+        assert len(engine.requests) == 1
+        engine.release()
+        await until(pilot, lambda: not screen.answering)
