@@ -105,6 +105,7 @@ def chat(
         seed=seed,
         theme=theme,
     )
+    target = resume_target(resume, continue_)
     from mlxchat.cli.terminal import require_terminal
 
     require_terminal(
@@ -113,11 +114,7 @@ def chat(
     )
     from mlxchat.ui.app import run_chat
 
-    raise typer.Exit(
-        run_chat(
-            settings, data_dir=data_dir, resume=resume_target(resume, continue_), api_key=api_key
-        )
-    )
+    raise typer.Exit(run_chat(settings, data_dir=data_dir, resume=target, api_key=api_key))
 
 
 def model_name(model: str | None, remote_model: str | None) -> str | None:
