@@ -125,7 +125,7 @@ def test_model_picker(snap_compare, make_app) -> None:
 
 
 def test_error_notification(snap_compare, make_app) -> None:
-    """A wrong argument: an error notification with the usage; the text stays to fix."""
+    """A wrong argument: an error notification with the usage; the text stays, selected."""
 
     async def run_before(pilot: Pilot) -> None:
         screen = await ready(pilot)
