@@ -22,9 +22,7 @@ def running_server(engine: Engine, config: ServerConfig) -> Iterator[str]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(engine, config), log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, config), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -19,7 +19,9 @@ from mlxchat.engine.engine import Engine
 from mlxchat.server.state import ServerConfig
 
 DEFAULTS = Settings(temp=0.0, top_p=1.0, max_tokens=16)
-CONFIG = ServerConfig(max_queue=1, max_body_bytes=64_000, keepalive_interval=15.0, defaults=DEFAULTS)
+CONFIG = ServerConfig(
+    max_queue=1, max_body_bytes=64_000, keepalive_interval=15.0, defaults=DEFAULTS
+)
 HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
 
 
@@ -133,16 +135,36 @@ def test_models_and_health(client: openai.OpenAI, base: str, engine: Engine) -> 
         (b"{}", 400, "messages", "non-empty"),
         (b'{"messages": []}', 400, "messages", "non-empty"),
         (b'{"messages": [{"role": "robot", "content": "hi"}]}', 400, "messages.0.role", "robot"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', 400,
-         "temperature", "number"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": -1}', 400,
-         "temperature", "temp"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', 400,
-         "max_tokens", "max_tokens"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', 400,
-         "stream", "boolean"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4"}', 404,
-         "model", "gpt-4"),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}',
+            400,
+            "temperature",
+            "number",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "temperature": -1}',
+            400,
+            "temperature",
+            "temp",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+            400,
+            "max_tokens",
+            "max_tokens",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+            400,
+            "stream",
+            "boolean",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4"}',
+            404,
+            "model",
+            "gpt-4",
+        ),
     ],
 )
 def test_bad_requests_get_the_error_envelope(

@@ -47,13 +47,13 @@ def serve(
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535 (got {port})")
     settings = settings_or_exit(model=model)
-    listener = _listen(host, port)
     if not _is_loopback(host) and not api_key:
         typer.echo(
             f"mlxchat: warning: listening on {host} without --api-key: anyone who can reach "
             "this machine can use the model",
             err=True,
         )
+    listener = _listen(host, port)
     import mlxchat.engine  # noqa: F401  (the CPU fast path: BLAS before MLX, as the chat does)
     from mlxchat.engine.engine import Engine
 

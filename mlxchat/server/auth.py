@@ -9,6 +9,8 @@ from starlette.requests import HTTPConnection
 from mlxchat.server.errors import APIError
 from mlxchat.server.state import state_of
 
+INVALID_KEY = APIError(401, "invalid or missing API key", code="invalid_api_key")
+
 
 def authorised(connection: HTTPConnection) -> bool:
     """Whether the request or WebSocket carries the server's key (always, when none is set)."""
@@ -22,4 +24,4 @@ def authorised(connection: HTTPConnection) -> bool:
 async def require_api_key(connection: HTTPConnection) -> None:
     """A route dependency: 401 without the right key."""
     if not authorised(connection):
-        raise APIError(401, "invalid or missing API key", code="invalid_api_key")
+        raise INVALID_KEY

@@ -15,16 +15,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from mlxchat.engine.types import Chunk, Progress
-from mlxchat.server.auth import authorised
+from mlxchat.server.auth import INVALID_KEY, authorised
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
 from mlxchat.server.state import state_of
 
 router = APIRouter()
-
-POLICY_VIOLATION = 1008
-"""The WebSocket close code for a missing or wrong API key."""
 
 
 class ChatConnection:
@@ -129,8 +126,8 @@ async def _never() -> bool:
 @router.websocket("/v1/ws/chat")
 async def ws_chat(websocket: WebSocket) -> None:
     """Serve one chat connection until the client closes it."""
-    if not authorised(websocket):
-        await websocket.close(POLICY_VIOLATION, "invalid or missing API key")
+    if not authorised(websocket):  # refused in the handshake, with the HTTP error envelope
+        await websocket.send_denial_response(INVALID_KEY.response())
         return
     await websocket.accept()
     connection = ChatConnection(websocket)
