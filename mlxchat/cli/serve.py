@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlxchat.cli.app import ModelOpt, app, fail, load_model_or_exit, settings_or_exit
+from mlxchat.cli.app import (
+    EXIT_INTERRUPTED,
+    ModelOpt,
+    app,
+    fail,
+    load_model_or_exit,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from mlxchat.config import Settings
@@ -84,7 +91,11 @@ def _run(
     server = uvicorn.Server(
         uvicorn.Config(server_app, log_level=level, timeout_graceful_shutdown=1)
     )
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
+        typer.echo("mlxchat: interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
