@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,12 +197,24 @@ def test_prompt_longer_than_the_context_is_400_with_the_numbers(client: openai.O
     assert client.chat.completions.create(model="tiny-endless", messages=HELLO, max_tokens=2)
 
 
-def test_body_over_the_limit_is_413(base: str) -> None:
-    body = json.dumps({"messages": [{"role": "user", "content": "x" * 70_000}]})
-    response = httpx.post(f"{base}/v1/chat/completions", content=body)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_over_the_limit_is_413(base: str, chunked: bool) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 70_000}]}).encode()
+    content = iter([body[:30_000], body[30_000:]]) if chunked else body  # no Content-Length
+    response = httpx.post(f"{base}/v1/chat/completions", content=content)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
     assert httpx.get(f"{base}/health").status_code == 200
+
+
+def test_a_declared_oversize_body_is_refused_before_it_is_sent(base: str) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        assert conn.recv(4096).startswith(b"HTTP/1.1 413 ")
 
 
 def test_api_key_is_required_when_set(engine: Engine) -> None:

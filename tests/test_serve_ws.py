@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +32,13 @@ def ws_url(tiny_endless: Path) -> Iterator[str]:
 async def until_done(ws: ClientConnection, request_id: str) -> list[dict[str, Any]]:
     """The events of one request up to its `chat.done` or `error`."""
     events = []
-    while True:
-        event = json.loads(await ws.recv())
-        if event.get("id") == request_id:
-            events.append(event)
-            if event["type"] in ("chat.done", "error"):
-                return events
+    async with asyncio.timeout(10):
+        while True:
+            event = json.loads(await ws.recv())
+            if event.get("id") == request_id:
+                events.append(event)
+                if event["type"] in ("chat.done", "error"):
+                    return events
 
 
 async def test_two_requests_and_a_cancel_over_one_connection(ws_url: str) -> None:
@@ -51,8 +53,9 @@ async def test_two_requests_and_a_cancel_over_one_connection(ws_url: str) -> Non
         assert "".join(e["delta"] for e in first if e["type"] == "chat.delta")
 
         await ws.send(json.dumps(request | {"id": "b", "max_tokens": 100_000}))
-        while json.loads(await ws.recv())["type"] != "chat.delta":
-            pass
+        async with asyncio.timeout(10):
+            while json.loads(await ws.recv())["type"] != "chat.delta":
+                pass
         await ws.send(json.dumps({"type": "chat.cancel", "id": "b"}))
         cancelled = await until_done(ws, "b")
         assert cancelled[-1]["type"] == "chat.done"
