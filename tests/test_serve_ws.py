@@ -95,3 +95,20 @@ async def test_wrong_key_is_refused_in_the_handshake(ws_url: str) -> None:
     response = caught.value.response
     assert response.status_code == 401
     assert json.loads(bytes(response.body))["error"]["code"] == "invalid_api_key"
+
+
+async def test_cancel_a_request_still_waiting_for_the_engine(ws_url: str) -> None:
+    async with connect(ws_url, additional_headers={"Authorization": "Bearer k"}) as ws:
+        endless = {"type": "chat.request", "messages": HELLO, "max_tokens": 100_000}
+        await ws.send(json.dumps(endless | {"id": "long"}))
+        await ws.send(json.dumps(endless | {"id": "queued"}))
+        await ws.send(json.dumps({"type": "chat.cancel", "id": "queued"}))
+        done = (await until_done(ws, "queued"))[-1]
+        assert done == {
+            "type": "chat.done",
+            "id": "queued",
+            "finish_reason": "cancelled",
+            "usage": None,
+        }
+        await ws.send(json.dumps({"type": "chat.cancel", "id": "long"}))
+        assert (await until_done(ws, "long"))[-1]["finish_reason"] == "cancelled"

@@ -63,10 +63,16 @@ class ChatConnection:
             self.running[request_id] = task
             task.add_done_callback(lambda _: self.running.pop(request_id, None))
         elif kind == "chat.cancel":
-            generation = self.generations.get(request_id)
-            if generation is None:
+            task = self.running.get(request_id)
+            if task is None:
                 raise APIError(400, f"no running request '{request_id}'", param="id")
-            generation.pump.stream.cancel()  # its chat.done says "cancelled"
+            generation = self.generations.get(request_id)
+            if generation is not None:
+                generation.pump.stream.cancel()  # its chat.done says "cancelled"
+            else:  # still waiting for the engine
+                task.cancel()
+                done = {"finish_reason": "cancelled", "usage": None}
+                await self.send({"type": "chat.done", "id": request_id} | done)
         else:
             raise APIError(
                 400, f"unknown event type {kind!r}; use chat.request or chat.cancel", param="type"
