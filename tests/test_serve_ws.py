@@ -112,3 +112,10 @@ async def test_cancel_a_request_still_waiting_for_the_engine(ws_url: str) -> Non
         }
         await ws.send(json.dumps({"type": "chat.cancel", "id": "long"}))
         assert (await until_done(ws, "long"))[-1]["finish_reason"] == "cancelled"
+        await ws.send(json.dumps(endless | {"id": "after", "max_tokens": 2}))
+        seen = []
+        async with asyncio.timeout(10):
+            while not seen or seen[-1] != ("after", "chat.done"):
+                event = json.loads(await ws.recv())
+                seen.append((event["id"], event["type"]))
+        assert "queued" not in {request_id for request_id, _ in seen}  # it never ran
