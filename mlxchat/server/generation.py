@@ -56,13 +56,15 @@ def usage(stats: Stats) -> dict[str, Any]:
 
 
 def progress_payload(event: Progress) -> dict[str, Any]:
-    """A `Progress` event for clients: tokens so far and speeds."""
+    """A `Progress` event for clients: tokens so far and speeds (prompt counts in prefill)."""
     stats = event.stats
-    return {
-        "object": "chat.completion.progress",
-        "phase": event.phase,
-        "prompt_tokens_done": event.prompt_done,
-        "prompt_tokens_total": event.prompt_total,
+    payload: dict[str, Any] = {"object": "chat.completion.progress", "phase": event.phase}
+    if event.phase == "prefill":
+        payload |= {
+            "prompt_tokens_done": event.prompt_done,
+            "prompt_tokens_total": event.prompt_total,
+        }
+    return payload | {
         "completion_tokens": stats.generation_tokens,
         "tokens_per_second": round(stats.generation_tps, 2),
         "prompt_tokens_per_second": round(stats.prompt_tps, 2),
