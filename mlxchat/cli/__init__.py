@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mlxchat.cli import generate, models, translate  # noqa: F401  (register the commands)
+from mlxchat.cli import generate, models, serve, translate  # noqa: F401  (register the commands)
 from mlxchat.cli.app import EXIT_INTERRUPTED, app, with_resume_value
 
 __all__ = ["app", "main"]

@@ -15,10 +15,10 @@ from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.types import (
     Chunk,
-    EngineError,
     Event,
     Message,
     Progress,
+    PromptTooLongError,
     SamplingParams,
     Stats,
 )
@@ -120,14 +120,16 @@ def fit_to_context(
         The prompt tokens and how many messages were dropped.
 
     Raises:
-        EngineError: when even the newest message alone does not fit.
+        PromptTooLongError: when even the newest message alone does not fit.
     """
     tokens = encode_prompt(tokenizer, prompt, chat_template)
     if limit is None or isinstance(prompt, str) or len(tokens) + reserve <= limit:
         if limit is not None and len(tokens) >= limit:
-            raise EngineError(
+            raise PromptTooLongError(
                 f"the prompt is {len(tokens)} tokens, more than the context of {limit}; "
-                "shorten it or use a model with a longer context"
+                "shorten it or use a model with a longer context",
+                len(tokens),
+                limit,
             )
         return tokens, 0
     messages = list(prompt)
@@ -144,9 +146,11 @@ def fit_to_context(
         if len(tokens) + reserve <= limit:
             return tokens, dropped
     if len(tokens) >= limit:
-        raise EngineError(
+        raise PromptTooLongError(
             f"the message is {len(tokens)} tokens, more than the context of {limit}; "
-            "shorten it or use a model with a longer context"
+            "shorten it or use a model with a longer context",
+            len(tokens),
+            limit,
         )
     return tokens, dropped
 
@@ -192,6 +196,7 @@ def run_generation(
     )
     todo = session.prepare(prompt)
     stats = Stats(
+        cached_tokens=session.reused,
         dropped_messages=dropped,
         context_limit=limit or 0,
         context_tokens=len(prompt),

@@ -23,6 +23,15 @@ class ModelLoadError(EngineError):
     """A model could not be loaded; the previously loaded model (if any) stays."""
 
 
+class PromptTooLongError(EngineError):
+    """The prompt does not fit in the context: `tokens` of it against a `limit`."""
+
+    def __init__(self, message: str, tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Message:
     """One chat message."""
@@ -68,6 +77,7 @@ class Stats:
 
     Attributes:
         prompt_tokens: Tokens prefilled for this request (only the new ones in a session).
+        cached_tokens: Prompt tokens reused from the session's cache (not prefilled again).
         prompt_tps: Prefill speed, tokens per second.
         generation_tokens: Tokens generated so far.
         generation_tps: Decode speed, tokens per second.
@@ -80,6 +90,7 @@ class Stats:
     """
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     prompt_tps: float = 0.0
     generation_tokens: int = 0
     generation_tps: float = 0.0

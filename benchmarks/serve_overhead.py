@@ -1,0 +1,264 @@
+"""What serving over HTTP costs, measured side by side in one run.
+
+Part 1 — raw `mlx_lm.stream_generate` against a streaming request to `mlxchat serve`
+(in-process uvicorn on loopback, read by httpx): same model, same prompts, greedy, runs
+alternated. Goals: served decode tok/s >= 0.95 x raw, TTFT within +30 ms.
+
+Part 2 — `mlxchat serve` against `mlx_lm.server`, both as subprocesses on the demo model's
+directory, the same streaming requests alternated (each server as users run it: mlxchat
+with its CPU fast path, mlx-lm with the weights as stored).
+
+Part 3 — time to cancel: a client drops a stream mid-answer; the time until the engine is
+free again (a no-op engine job queued behind the answer completes), in token times.
+
+    python benchmarks/serve_overhead.py [--model demo] [--runs 3] [--tokens 128] [--skip-mlx-server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mlxchat.engine  # noqa: F401  (system BLAS before MLX)
+
+TOPICS = ["a lighthouse keeper", "a chess club", "a lost umbrella", "a night train", "a bakery"]
+TEMPLATE = "Story {n}. Write a short story about {topic}, in about two hundred words."
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} cores"
+
+
+def prompt(n: int) -> str:
+    """Run n's prompt: different from the start, so no server reuses another run's cache."""
+    return TEMPLATE.format(n=n, topic=TOPICS[n % len(TOPICS)])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_run(model: Any, tokenizer: Any, text: str, max_tokens: int) -> dict[str, float]:
+    import mlx.core as mx
+    from mlx_lm.generate import stream_generate
+
+    messages = [{"role": "user", "content": text}]
+    start = time.perf_counter()
+    tokens = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    first = last = 0.0
+    count = 0
+    for _ in stream_generate(model, tokenizer, mx.array(tokens), max_tokens=max_tokens):
+        last = time.perf_counter()
+        first = first or last
+        count += 1
+    return {"ttft": first - start, "tps": (count - 1) / (last - first), "tokens": count}
+
+
+def http_run(base: str, text: str, max_tokens: int, model: str = "demo") -> dict[str, float]:
+    """One streaming chat request read with httpx; tokens counted from the usage chunk."""
+    import httpx
+
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    first = last = 0.0
+    tokens = 0
+    start = time.perf_counter()
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+            if event.get("choices") and event["choices"][0]["delta"].get("content"):
+                last = time.perf_counter()
+                first = first or last
+    return {"ttft": first - start, "tps": (tokens - 1) / (last - first), "tokens": tokens}
+
+
+@contextmanager
+def in_process_server(engine: Any) -> Iterator[str]:
+    import uvicorn
+
+    from mlxchat.server.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def table(rows: dict[str, list[dict[str, float]]]) -> None:
+    names = list(rows)
+    print(f"{'':28}" + "".join(f"{n:>16}" for n in names))
+    for key, label, scale in (
+        ("tps", "decode tok/s (median)", 1),
+        ("ttft", "TTFT ms (median)", 1e3),
+    ):
+        cells = "".join(
+            f"{statistics.median(r[key] for r in rows[n]) * scale:16.1f}" for n in names
+        )
+        print(f"{label:28}{cells}")
+    print(f"{'tokens per answer':28}" + "".join(f"{rows[n][0]['tokens']:16.0f}" for n in names))
+
+
+def part1(model_name: str, runs: int, max_tokens: int) -> tuple[Any, str]:
+    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.models import load_model
+
+    print("== raw mlx-lm vs a streaming request to mlxchat serve (in-process) ==")
+    model, tokenizer, info = load_model(model_name)
+    engine = Engine()
+    engine.load_sync(model_name)
+    print(f"model: {info.name} ({info.path}), {info.dtype}")
+    print(f"prompts: {TEMPLATE!r}, generate {max_tokens} tokens, greedy, {runs} pairs")
+    rows: dict[str, list[dict[str, float]]] = {"raw mlx-lm": [], "mlxchat serve": []}
+    with in_process_server(engine) as base:
+        http_run(base, prompt(99), 8)  # warm-up both sides
+        raw_run(model, tokenizer, prompt(99), 8)
+        for n in range(runs):
+            rows["raw mlx-lm"].append(raw_run(model, tokenizer, prompt(n), max_tokens))
+            rows["mlxchat serve"].append(http_run(base, prompt(n), max_tokens))
+        table(rows)
+        raw, served = rows["raw mlx-lm"], rows["mlxchat serve"]
+        ratio = statistics.median(r["tps"] for r in served) / statistics.median(
+            r["tps"] for r in raw
+        )
+        ttft = statistics.median(r["ttft"] for r in served) - statistics.median(
+            r["ttft"] for r in raw
+        )
+        print(
+            f"serve/raw decode tok/s ratio: {ratio:.3f}  (goal >= 0.95: {verdict(ratio >= 0.95)})"
+        )
+        print(
+            f"serve TTFT - raw TTFT: {ttft * 1e3:+.1f} ms  "
+            f"(goal <= +30 ms: {verdict(ttft <= 0.03)})"
+        )
+        part3(engine, base, max_tokens, statistics.median(r["tps"] for r in served))
+    del model
+    return engine, info.path
+
+
+def part3(engine: Any, base: str, max_tokens: int, tps: float) -> None:
+    import httpx
+
+    print("\n== time to cancel after a client disconnects ==")
+    times = []
+    for n in range(5):
+        body = {
+            "messages": [{"role": "user", "content": prompt(n)}],
+            "stream": True,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+        }
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as r:
+            for _, _line in zip(range(5), r.iter_lines(), strict=False):
+                pass  # read 5 events, then drop the connection
+            gone = time.perf_counter()
+        asyncio.run(engine.call(lambda: None))  # queued behind the answer: runs once it stopped
+        times.append(time.perf_counter() - gone)
+    token = 1 / tps
+    worst = max(times)
+    print(
+        "5 disconnects after 5 events: engine free after "
+        + ", ".join(f"{t * 1e3:.0f}" for t in times)
+        + " ms"
+    )
+    print(
+        f"one token takes {token * 1e3:.0f} ms; worst = {worst / token:.2f} token times "
+        f"(goal <= 2: {verdict(worst <= 2 * token)})"
+    )
+
+
+@contextmanager
+def subprocess_server(argv: list[str], port: int) -> Iterator[str]:
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise SystemExit(f"{argv[2:4]} exited with {process.returncode}") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def part2(model_dir: str, runs: int, max_tokens: int) -> None:
+    print("\n== mlxchat serve vs mlx_lm.server (subprocesses, same prompts) ==")
+    p1, p2 = free_port(), free_port()
+    mlxchat_argv = [sys.executable, "-m", "mlxchat", "serve", "-m", model_dir, "--port", str(p1)]
+    mlxlm_argv = [sys.executable, "-m", "mlx_lm", "server", "--model", model_dir, "--port", str(p2)]
+    print(f"model dir: {model_dir} (mlxchat: float32 CPU fast path; mlx_lm.server: as stored)")
+    rows: dict[str, list[dict[str, float]]] = {"mlxchat serve": [], "mlx_lm.server": []}
+    with subprocess_server(mlxchat_argv, p1) as a, subprocess_server(mlxlm_argv, p2) as b:
+        http_run(a, prompt(98), 4, model_dir)
+        http_run(b, prompt(98), 4, "default_model")
+        for n in range(runs):
+            rows["mlxchat serve"].append(http_run(a, prompt(10 + n), max_tokens, model_dir))
+            rows["mlx_lm.server"].append(http_run(b, prompt(10 + n), max_tokens, "default_model"))
+    table(rows)
+    ours, theirs = rows["mlxchat serve"], rows["mlx_lm.server"]
+    ratio = statistics.median(r["tps"] for r in ours) / statistics.median(r["tps"] for r in theirs)
+    ttft = statistics.median(r["ttft"] for r in ours) - statistics.median(r["ttft"] for r in theirs)
+    print(f"mlxchat/mlx_lm.server decode tok/s: {ratio:.2f}x; TTFT difference {ttft * 1e3:+.0f} ms")
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--skip-mlx-server", action="store_true", help="Skip part 2.")
+    args = parser.parse_args()
+    import mlx.core as mx
+    import mlx_lm
+
+    print(
+        f"machine: {machine()}; python {platform.python_version()}; "
+        f"mlx {mx.__version__}; mlx-lm {mlx_lm.__version__}\n"
+    )
+    engine, model_dir = part1(args.model, args.runs, args.tokens)
+    engine.close()
+    if not args.skip_mlx_server:
+        part2(model_dir, args.runs, args.tokens)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Request bodies of the OpenAI-compatible endpoints and their validation.
+
+Types are checked strictly (a string where a number belongs is rejected, not converted);
+fields the server does not know are ignored, as OpenAI's clients send many. Ranges are
+checked by the config's own validation (`config.apply_overrides`), the same rules as the
+config file and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlxchat.config import ConfigError, Settings, apply_overrides
+from mlxchat.engine.types import Message, SamplingParams
+from mlxchat.server.errors import APIError
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_SAMPLING_FIELDS = {
+    "temperature": "temp",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "seed": "seed",
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class TextPart(_Body):
+    """A text part of a message's content (the only kind this server accepts)."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Body):
+    """One message of `messages`; `content` is a string or a list of text parts."""
+
+    role: str
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        """The message's text, its parts joined."""
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class StreamOptions(_Body):
+    """`stream_options`: `include_usage` as OpenAI's; `include_progress` is mlxchat's own."""
+
+    include_usage: bool = False
+    include_progress: bool = False
+
+
+class _Sampling(_Body):
+    model: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    def sampling(self, defaults: Settings) -> SamplingParams:
+        """The request's decoding settings over the server's defaults.
+
+        Raises:
+            APIError: 400 naming the field whose value is out of range.
+        """
+        if self.n not in (None, 1):
+            raise APIError(400, f"'n' must be 1 (got {self.n}): one answer per request", param="n")
+        values = self.model_dump(include=set(_SAMPLING_FIELDS))
+        if self.max_completion_tokens is not None:
+            values["max_tokens"] = self.max_completion_tokens
+        settings = defaults
+        for field, name in _SAMPLING_FIELDS.items():
+            try:
+                settings = apply_overrides(settings, {name: values[field]}, "request")
+            except ConfigError as error:
+                raise APIError(400, str(error), param=field) from None
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return replace(settings.sampling(), stop=tuple(s for s in stops if s))
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def include_progress(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_progress)
+
+
+class ChatRequest(_Sampling):
+    """The body of `POST /v1/chat/completions`."""
+
+    messages: list[ChatMessage] | None = None
+
+    def conversation(self) -> list[Message]:
+        """The messages for the engine.
+
+        Raises:
+            APIError: 400 for missing or empty `messages` or an unknown role.
+        """
+        if not self.messages:
+            raise APIError(400, "'messages' must be a non-empty list", param="messages")
+        result = []
+        for i, message in enumerate(self.messages):
+            role = _ROLES.get(message.role)
+            if role is None:
+                known = ", ".join(_ROLES)
+                raise APIError(
+                    400,
+                    f"messages[{i}].role '{message.role}' is not supported; use one of: {known}",
+                    param=f"messages.{i}.role",
+                )
+            result.append(Message(role, message.text()))  # type: ignore[arg-type]
+        if not any(m.content.strip() for m in result):
+            raise APIError(400, "every message is empty; give some text", param="messages")
+        return result
+
+
+class CompletionRequest(_Sampling):
+    """The body of `POST /v1/completions` (one prompt)."""
+
+    prompt: str | list[str] | None = None
+
+    def text(self) -> str:
+        """The prompt.
+
+        Raises:
+            APIError: 400 for a missing or empty prompt, or several prompts.
+        """
+        prompts = [self.prompt] if isinstance(self.prompt, str) else list(self.prompt or [])
+        if len(prompts) > 1:
+            raise APIError(
+                400, "'prompt' must be one string (batches are not supported)", param="prompt"
+            )
+        if not prompts or not prompts[0].strip():
+            raise APIError(400, "'prompt' must be a non-empty string", param="prompt")
+        return prompts[0]
+
+
+Body = TypeVar("Body", bound=_Body)
+
+
+def parse_body(raw: bytes | str, kind: type[Body]) -> Body:
+    """Decode and type-check a JSON request body.
+
+    Raises:
+        APIError: 400 for malformed JSON, a body that is not an object, or a wrong type.
+    """
+    return check_body(parse_json(raw), kind)
+
+
+def parse_json(raw: bytes | str) -> dict[str, Any]:
+    """A JSON object from the wire.
+
+    Raises:
+        APIError: 400 for malformed JSON or a value that is not an object.
+    """
+    try:
+        data: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+        raise APIError(400, f"the body is not valid JSON ({reason})", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "the body must be a JSON object", code="invalid_json")
+    return data
+
+
+def check_body(data: dict[str, Any], kind: type[Body]) -> Body:
+    """Type-check a decoded body.
+
+    Raises:
+        APIError: 400 naming the first field of a wrong type.
+    """
+    try:
+        return kind.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        param = ".".join(str(part) for part in first["loc"] if not _is_type_tag(part))
+        raise APIError(400, f"'{param}': {first['msg']}", param=param) from None
+
+
+def _is_type_tag(part: object) -> bool:
+    """pydantic names the union member it tried (`str`, `list[...]`) in error locations."""
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)

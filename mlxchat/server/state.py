@@ -1,0 +1,47 @@
+"""What every route reaches through `state_of(request_or_websocket)`: engine, settings, queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import HTTPConnection
+
+from mlxchat.config import Settings
+from mlxchat.engine.contract import ChatEngine
+from mlxchat.server.queue import RequestQueue
+
+SESSION = "server"
+"""The one prompt-cache session shared by all requests (longest common prefix reuse)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server behaves.
+
+    Attributes:
+        api_key: When set, `/v1/*` requires `Authorization: Bearer <api_key>`.
+        max_queue: Most requests waiting behind the running one (more get 429).
+        keepalive_interval: Seconds of silence before an SSE keep-alive comment.
+        max_body_bytes: Largest request body accepted (more gets 413).
+        defaults: The settings requests start from (sampling, context cap).
+    """
+
+    api_key: str | None = None
+    max_queue: int = 16
+    keepalive_interval: float = 15.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    defaults: Settings = field(default_factory=Settings)
+
+
+@dataclass
+class ServerState:
+    """The engine (with its model loaded), the config and the admission queue."""
+
+    engine: ChatEngine
+    config: ServerConfig
+    queue: RequestQueue
+
+
+def state_of(connection: HTTPConnection) -> ServerState:
+    """The server state from a route's `Request` or `WebSocket`."""
+    return connection.app.state.server
