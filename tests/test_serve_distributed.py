@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -14,11 +16,15 @@ from pathlib import Path
 
 import httpx
 from tiny_models import make_tiny_model
+from websockets.asyncio.client import connect
 
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Message, SamplingParams
+from mlxchat.translate import SegmentDone, WaitKSettings
+from mlxchat.translate.live import translate_events
 
 LAUNCH = Path(sys.executable).with_name("mlx.launch")
+SOURCE = "The cat is on the table and the dog sleeps"
 QUESTIONS = ["Hello, how are you today?", "Hello, how are you today? And the cat?"]
 
 
@@ -49,15 +55,30 @@ def launched(model: Path, port: int) -> Iterator[subprocess.Popen[str]]:
         process.wait(30)
 
 
-def single_process_answer(model: Path, question: str) -> str:
+def single_process(model: Path) -> tuple[list[str], list[str]]:
+    """The greedy answers to QUESTIONS and the wait-2 translation of SOURCE on one process."""
     engine = Engine()
     engine.load_sync(str(model))
     params = SamplingParams(temp=0.0, max_tokens=8)
-    return engine.generate_sync([Message("user", question)], params).text
+    answers = [engine.generate_sync([Message("user", q)], params).text for q in QUESTIONS]
+    settings = WaitKSettings(wait_k=2, max_new_words=6)
+    done = [e for e in translate_events(engine, SOURCE, settings) if isinstance(e, SegmentDone)]
+    return answers, list(done[0].target_words)
+
+
+async def translate_over_websocket(url: str) -> list[str]:
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "session.start", "wait_k": 2, "max_new_words": 6}))
+        await ws.send(json.dumps({"type": "source.append", "text": SOURCE}))
+        await ws.send(json.dumps({"type": "source.end"}))
+        async with asyncio.timeout(30):
+            while (event := json.loads(await ws.recv()))["type"] != "segment.done":
+                assert event["type"] != "error", event
+        return event["words"]
 
 
 def test_two_ranks_answer_as_one_process(tiny_llama: Path) -> None:
-    expected = [single_process_answer(tiny_llama, q) for q in QUESTIONS]
+    expected, translation = single_process(tiny_llama)
     port = free_port()
     with launched(tiny_llama, port) as process:
         base = f"http://127.0.0.1:{port}"
@@ -80,6 +101,9 @@ def test_two_ranks_answer_as_one_process(tiny_llama: Path) -> None:
             assert reply["choices"][0]["message"]["content"] == answer
         # the second question shares the first one's prompt prefix: the ranks reused it
         assert reply["usage"]["prompt_tokens_details"]["cached_tokens"] > 0
+        url = f"ws://127.0.0.1:{port}/v1/ws/translate"  # trims its KV cache at every word
+        assert len(translation) >= 3
+        assert asyncio.run(translate_over_websocket(url)) == translation
 
 
 def test_a_model_that_cannot_be_split_gets_one_line(tmp_path: Path) -> None:
