@@ -100,10 +100,17 @@ async def test_a_sentence_word_by_word_has_wait_k_delays_and_metrics(ws_url: str
                 assert close_to(word["metrics"], running)
 
 
-async def test_text_chunks_split_at_whitespace(ws_url: str) -> None:
+async def test_chunks_split_at_whitespace_and_misplaced_events_are_errors(ws_url: str) -> None:
     async with connect(ws_url) as ws:
         await send(ws, "session.start", wait_k=2, max_new_words=2)
         await receive(ws, "session.started")
+        misplaced: list[tuple[str, dict[str, Any], str]] = [
+            ("session.start", {}, "already started"),
+            ("source.append", {"text": 5}, "'text' must be a string"),
+        ]
+        for kind, fields, words in misplaced:
+            await send(ws, kind, **fields)
+            assert words in (await receive(ws))[-1]["error"]["message"]
         for chunk in ("The c", "at is o", "n the tab", "le"):
             await send(ws, "source.append", text=chunk)
         await send(ws, "source.end")
