@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from typing import TYPE_CHECKING, Annotated
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,8 +20,15 @@ from mlxchat.cli.app import (
 )
 
 if TYPE_CHECKING:
+    import mlx.core as mx
+
     from mlxchat.config import Settings
     from mlxchat.engine.engine import Engine
+    from mlxchat.engine.types import ModelInfo
+    from mlxchat.server.distributed import Lockstep
+
+FOLLOWER_GRACE_S = 5.0
+"""How long a rank other than 0 waits before it exits after a model that cannot be split."""
 
 INSTALL_HINT = "serving needs the 'serve' extra: pip install 'mlxchat[serve]'"
 
@@ -60,13 +68,66 @@ def serve(
             "this machine can use the model",
             err=True,
         )
-    listener = _listen(host, port)
     import mlxchat.engine  # noqa: F401  (the CPU fast path: BLAS before MLX, as the chat does)
     from mlxchat.engine.engine import Engine
+    from mlxchat.server import distributed
 
+    group = distributed.world()  # under mlx.launch: rank 0 serves, the others follow
+    if group is not None and group.rank() != 0:
+        _follow(settings.model, group)
+        return
+    listener = _listen(host, port)
     engine = Engine(progress_interval=progress_interval, fast_cpu=settings.fast_cpu)
-    info = load_model_or_exit(engine, settings.model, quiet=False)
-    _run(engine, settings, listener, api_key, max_queue, info.name)
+    if group is None:
+        info = load_model_or_exit(engine, settings.model, quiet=False)
+        _run(engine, settings, listener, api_key, max_queue, info.name)
+        return
+    lockstep = _load_shard(engine, settings.model, group)
+    try:
+        _run(engine, settings, listener, api_key, max_queue, settings.model)
+    finally:
+        engine.call_sync(lockstep.stop)
+
+
+def _load_shard(engine: Engine, name: str, group: mx.distributed.Group) -> Lockstep:
+    """Rank 0: load this rank's shard on the engine thread, every model call in lockstep."""
+    from mlxchat.engine.types import ModelLoadError
+    from mlxchat.server.distributed import Lockstep, UnsplittableModel, barrier, load_shard
+
+    lockstep: Lockstep | None = None
+
+    def load() -> tuple[Any, Any, ModelInfo]:
+        nonlocal lockstep
+        model, tokenizer, info = load_shard(name, group)
+        lockstep = Lockstep(model, group)
+        return lockstep, tokenizer, info
+
+    try:
+        engine.adopt(load)
+    except ModelLoadError as error:
+        typer.echo(f"mlxchat: error: {error}", err=True)
+        if isinstance(error, UnsplittableModel):
+            barrier(group)  # the others exit only after this line is out
+        raise typer.Exit(2) from None
+    assert lockstep is not None
+    typer.echo(f"mlxchat: {name} split across {group.size()} ranks (tensor parallel)", err=True)
+    return lockstep
+
+
+def _follow(name: str, group: mx.distributed.Group) -> None:
+    """Ranks other than 0: load this rank's shard and run the calls rank 0 announces."""
+    from mlxchat.engine.types import ModelLoadError
+    from mlxchat.server.distributed import UnsplittableModel, barrier, follow, load_shard
+
+    try:
+        model, _, _ = load_shard(name, group)
+    except UnsplittableModel:
+        barrier(group)  # rank 0 says why, once, and exits 2 first (mlx.launch then stops all)
+        time.sleep(FOLLOWER_GRACE_S)
+        raise typer.Exit(2) from None
+    except ModelLoadError as error:
+        fail(f"rank {group.rank()}: {error}")
+    follow(model, group)
 
 
 def _run(

@@ -242,6 +242,21 @@ class Engine:
         model, tokenizer, info = models.load_model(name, fast_cpu=self.fast_cpu)
         self._loaded = _Loaded(model, tokenizer, info)
 
+    def adopt(self, load: Callable[[], tuple[Any, Any, ModelInfo]]) -> ModelInfo:
+        """Blocking: serve the model `load()` returns (run on the engine thread), e.g. a
+        shard of a distributed model.
+
+        Raises:
+            Whatever `load` raises; the previous model is then still loaded.
+        """
+
+        def job() -> ModelInfo:
+            model, tokenizer, info = load()
+            self._loaded = _Loaded(model, tokenizer, info)
+            return info
+
+        return self.call_sync(job)
+
     async def load(
         self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
     ) -> ModelInfo:
