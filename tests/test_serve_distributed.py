@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tiny_models import make_tiny_model
@@ -21,7 +22,7 @@ from websockets.asyncio.client import connect
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Message, SamplingParams
 from mlxchat.translate import SegmentDone, WaitKSettings
-from mlxchat.translate.live import translate_events
+from mlxchat.translate.incremental import stream_translate
 
 LAUNCH = Path(sys.executable).with_name("mlx.launch")
 SOURCE = "The cat is on the table and the dog sleeps"
@@ -62,7 +63,12 @@ def single_process(model: Path) -> tuple[list[str], list[str]]:
     params = SamplingParams(temp=0.0, max_tokens=8)
     answers = [engine.generate_sync([Message("user", q)], params).text for q in QUESTIONS]
     settings = WaitKSettings(wait_k=2, max_new_words=6)
-    done = [e for e in translate_events(engine, SOURCE, settings) if isinstance(e, SegmentDone)]
+
+    def translate(model: Any, tokenizer: Any, emit: Any, cancelled: Any) -> None:
+        for event in stream_translate(model, tokenizer, SOURCE, settings, should_stop=cancelled):
+            emit(event)
+
+    done = [e for e in engine.with_model_sync(translate) if isinstance(e, SegmentDone)]
     return answers, list(done[0].target_words)
 
 

@@ -124,7 +124,7 @@ async def test_chunks_split_at_whitespace_and_misplaced_events_are_errors(ws_url
     [
         ("{not json", "not valid JSON"),
         ('{"type": "source.append", "text": "Hello "}', "send session.start first"),
-        ('{"type": "session.start", "wait_k": 0}', "wait_k must be at least 1"),
+        ('{"type": "session.start", "wait_k": 0}', "'wait_k' must be a whole number from 1 to 32"),
         ('{"type": "session.start", "wait_k": "3"}', "'wait_k'"),
         ('{"type": "session.start", "temp": -1}', "temp"),
         ('{"type": "translate"}', "unknown event type"),
