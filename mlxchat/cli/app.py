@@ -129,6 +129,11 @@ def emit_json(out: Any, **event: Any) -> None:
     out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
 
+def echo_backend(info: Any) -> None:
+    """The `-v` line naming where the model computes (device, BLAS, threads, weights)."""
+    typer.echo(f"mlxchat: {info.name} on {info.backend}", err=True)
+
+
 def load_model_or_exit(engine: Any, name: str, quiet: bool) -> Any:
     """Load `name`, reporting progress on stderr when it is a terminal."""
     from mlxchat.engine.types import ModelLoadError

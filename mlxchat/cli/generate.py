@@ -13,6 +13,7 @@ from mlxchat.cli.app import (
     SeedOpt,
     SystemOpt,
     app,
+    echo_backend,
     emit_json,
     fail,
     load_model_or_exit,
@@ -44,7 +45,8 @@ def generate(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print stats to stderr at the end.")
+        bool,
+        typer.Option("--verbose", "-v", help="Print the backend and, at the end, stats to stderr."),
     ] = False,
 ) -> None:
     """Stream an answer to stdout, for scripts and pipes."""
@@ -84,7 +86,9 @@ def _run_generate(
     from mlxchat.text import sanitize
 
     engine = Engine()
-    load_model_or_exit(engine, name, quiet=as_json)
+    info = load_model_or_exit(engine, name, quiet=as_json)
+    if verbose:
+        echo_backend(info)
     out = sys.stdout
     stream = engine.iterate(messages, params, chat_template=chat_template, progress=as_json)
     last: Any = None

@@ -15,6 +15,7 @@ from mlxchat.cli.app import (
     EXIT_INTERRUPTED,
     ModelOpt,
     app,
+    echo_backend,
     emit_json,
     fail,
     load_model_or_exit,
@@ -306,7 +307,7 @@ def translate(
         bool, typer.Option("--plain", help="No TUI: print words as they come.")
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="With --plain: delays and metrics.")
+        bool, typer.Option("--verbose", "-v", help="With --plain: delays, metrics and the backend.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
 ) -> None:
@@ -349,7 +350,9 @@ def translate(
     from mlxchat.engine.engine import Engine
 
     engine = Engine()
-    load_model_or_exit(engine, name, quiet=as_json)
+    info = load_model_or_exit(engine, name, quiet=as_json)
+    if verbose:
+        echo_backend(info)
     report = Report(references)
     printer = JsonPrinter(report) if as_json else PlainPrinter(report, verbose)
     raise typer.Exit(run_plain(engine, sentences, settings, wpm, printer))

@@ -113,6 +113,9 @@ class Engine:
     """
 
     def __init__(self, *, progress_interval: float = 0.25, fast_cpu: bool = True) -> None:
+        from mlxchat.engine.cpu import setup_process
+
+        setup_process()  # the fast BLAS, when MLX is not imported yet (see engine/blas.py)
         self.progress_interval = progress_interval
         self.fast_cpu = fast_cpu
         self._thread = EngineThread()

@@ -90,6 +90,7 @@ def load_model(
         dequantized=converted and bool(quant),
         dtype=_dtype(model, quant, converted),
         num_parameters=int(get_total_parameters(model)),
+        backend=cpu.describe_cpu_path(converted),
     )
     report(f"Loaded {name}", 1.0)
     return model, tokenizer, info

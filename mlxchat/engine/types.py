@@ -131,6 +131,10 @@ class ModelInfo:
     dequantized: bool = False
     dtype: str = ""
     num_parameters: int = 0
+    backend: str = ""
+    """Where and how it computes, one line for status/about views and `-v` output, e.g.
+    "CPU (MLX 0.32.4), OpenBLAS 0.3.33 (SkylakeX kernels, 2 threads; pip ngsolve-openblas),
+    float32 (converted at load)" (`cpu.describe_cpu_path`)."""
 
 
 @dataclass
