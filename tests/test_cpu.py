@@ -154,6 +154,14 @@ def test_too_late_after_mlx_import_says_so() -> None:
     assert cpu.setup_process() is cpu.setup_process()  # once per process
 
 
+def test_machine_busy_from_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (11.0, 12.0, 11.0))
+    assert cpu.machine_busy()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 1.2, 0.5))  # this process alone
+    assert not cpu.machine_busy()
+
+
 def test_usable_cpus_follow_the_cgroup_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     assert blas.cgroup_cpu_quota(str(tmp_path)) == pytest.approx(1.5)
@@ -264,3 +272,76 @@ def test_describe_cpu_path() -> None:
     assert text.startswith("CPU (MLX ")
     assert ("OpenBLAS" in text) == cpu.setup_process().is_openblas
     assert "float32 (converted at load)" in text
+
+
+# ---------------------------------------------------------------------------------------
+# OpenBLAS threads per phase, and the engine's answers against raw mlx-lm
+
+
+def test_threads_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = cpu.setup_process()
+    if not chosen.is_openblas:
+        assert cpu.threads_for() == 0
+        return
+    monkeypatch.setattr(cpu, "machine_busy", lambda: False)
+    assert cpu.threads_for() == chosen.threads == blas.usable_cpus()
+    monkeypatch.setattr(cpu, "machine_busy", lambda: True)
+    assert cpu.threads_for() == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's choice holds
+    assert cpu.threads_for() == 0
+
+
+def _greedy_raw(model: nn.Module, tokenizer: object, prompt: list[int], n: int) -> list[int]:
+    from mlx_lm.generate import stream_generate
+
+    return [r.token for r in stream_generate(model, tokenizer, mx.array(prompt), max_tokens=n)]
+
+
+def _engine_matches_raw(name: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlxchat.engine.engine import Engine
+    from mlxchat.engine.generation import encode_prompt
+    from mlxchat.engine.models import load_model
+    from mlxchat.engine.types import SamplingParams
+
+    prompt = "Write a short poem about the sea, then explain it."
+    model, tokenizer, _ = load_model(name)
+    tokens = encode_prompt(tokenizer, prompt, True)
+    threads = cpu.setup_process().threads
+    blas.set_threads(threads)
+    expected = _greedy_raw(model, tokenizer, tokens, n)
+    calls: list[int] = []
+    busy = [True]
+    monkeypatch.setattr(cpu, "machine_busy", lambda: busy[0])
+    monkeypatch.setattr(blas, "set_threads", lambda k: calls.append(k) or blas_set(k))
+    engine = Engine()
+    engine.load_sync(name)
+    params = SamplingParams(temp=0.0, max_tokens=n)
+    results = []
+    try:
+        for now in (True, False):  # a busy machine (1 thread), then a quiet one
+            busy[0] = now
+            results.append(engine.generate_sync(prompt, params))
+    finally:
+        engine.close()
+    for result in results:
+        # the engine does not hand out the EOS token that ends an answer; mlx-lm does
+        eos = 0 if result.finish_reason == "length" else 1
+        assert result.tokens == expected[: len(expected) - eos]
+    if cpu.setup_process().is_openblas and not blas.user_threads() and threads > 1:
+        assert calls == [1, threads]
+    blas.set_threads(threads)
+
+
+blas_set = blas.set_threads
+
+
+def test_engine_greedy_tokens_match_raw_mlx_lm(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _engine_matches_raw(str(tiny_llama), 40, monkeypatch)
+
+
+@pytest.mark.demo
+def test_engine_greedy_tokens_match_raw_mlx_lm_on_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real model in float32, on 1 OpenBLAS thread and on all: the same tokens."""
+    _engine_matches_raw("demo", 48, monkeypatch)

@@ -98,6 +98,7 @@ class Blas:
 
 
 _loaded: Blas | None = None
+_lib: ctypes.CDLL | None = None
 
 
 def fast_cpu_enabled() -> bool:
@@ -356,14 +357,38 @@ def _cpu_max(path: Path) -> float | None:
         return None
 
 
+def user_threads() -> bool:
+    """Whether the user set the OpenBLAS thread count (`OPENBLAS_NUM_THREADS`)."""
+    return bool(os.environ.get("OPENBLAS_NUM_THREADS", "").strip())
+
+
+def get_threads() -> int:
+    """OpenBLAS's thread count now (0 with the bundled BLAS)."""
+    if _lib is None or not hasattr(_lib, "openblas_get_num_threads"):
+        return 0
+    return int(_lib.openblas_get_num_threads())
+
+
+def set_threads(n: int) -> None:
+    """Set OpenBLAS's thread count (nothing with the bundled BLAS).
+
+    Call it only while no BLAS call runs (MLX computes on its own threads: synchronize
+    first): growing the count starts threads in a pool that may be in use.
+    """
+    if _lib is not None and n >= 1:
+        _lib.openblas_set_num_threads(int(n))
+
+
 def _describe(kind: str, path: str, lib: ctypes.CDLL, failures: list[str]) -> Blas:
+    global _lib
+    _lib = lib
     lib.openblas_get_config.restype = ctypes.c_char_p
     config = (lib.openblas_get_config() or b"").decode(errors="replace").strip()
     corename = ""
     if hasattr(lib, "openblas_get_corename"):
         lib.openblas_get_corename.restype = ctypes.c_char_p
         corename = (lib.openblas_get_corename() or b"").decode(errors="replace").strip()
-    if not os.environ.get("OPENBLAS_NUM_THREADS"):
+    if not user_threads():
         lib.openblas_set_num_threads(usable_cpus())
     threads = lib.openblas_get_num_threads() if hasattr(lib, "openblas_get_num_threads") else 0
     words = config.split()

@@ -59,6 +59,59 @@ def describe_blas() -> str:
     return blas.load().describe()
 
 
+def machine_busy() -> bool:
+    """Whether other work alone fills this machine's CPUs.
+
+    The 1-minute load average counts every runnable thread of the machine (of the host, in
+    a container); from it goes what this process may add itself (its OpenBLAS threads,
+    which spin while they wait, and MLX's compute thread), and the rest is compared with
+    the machine's CPU count.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return False
+    own = blas.load().threads + 1
+    return load - own >= (os.cpu_count() or 1)
+
+
+def threads_for() -> int:
+    """OpenBLAS threads for the next model call (0: leave them as they are).
+
+    All the CPUs `blas.usable_cpus` allows (as `setup_process` set), except when the
+    machine is busy: a multi-threaded OpenBLAS product waits for all its threads, and
+    with other work filling the CPUs they are seldom running at once. On a 2-core machine
+    at a load average of 6 to 14, 2 threads made a prefill 16x and a decode step 2.5-8x
+    slower than 1 thread (README, Performance). A thread count the user set
+    (`OPENBLAS_NUM_THREADS`) is kept.
+    """
+    chosen = blas.load()
+    if not chosen.is_openblas or blas.user_threads():
+        return 0
+    return 1 if machine_busy() else chosen.threads
+
+
+def prepare_model_call(streams: tuple[mx.Stream, ...] = ()) -> None:
+    """Set OpenBLAS's threads for the next model call (see `threads_for`); call it before
+    a prefill and before decoding, where a generation changes phase.
+
+    Args:
+        streams: MLX streams that may still compute (e.g. mlx-lm's `generation_stream`
+            after a pipelined decode step): synchronized before the thread pool grows.
+    """
+    wanted = threads_for()
+    now = blas.get_threads()
+    if not wanted or wanted == now:
+        return
+    if wanted > now:
+        import mlx.core as mx
+
+        for stream in streams:
+            mx.synchronize(stream)
+        mx.synchronize()
+    blas.set_threads(wanted)
+
+
 def on_cpu() -> bool:
     """Whether MLX computes on the CPU (imports MLX)."""
     import mlx.core as mx

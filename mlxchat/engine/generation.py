@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import stream_generate
+from mlx_lm.generate import generation_stream, stream_generate
 
+from mlxchat.engine import cpu
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.types import (
@@ -176,6 +177,9 @@ def run_generation(
     throttle = Throttle(request.progress_interval)
 
     def on_prompt_progress(done: int, total: int) -> None:
+        # Called before the prompt's first chunk, after each chunk and after the first
+        # token (prefill, then decode): OpenBLAS threads for what the machine allows now.
+        cpu.prepare_model_call((generation_stream,))
         if throttle.ready():
             stats.prompt_tokens = total
             emit(Progress("prefill", _snapshot(stats), done, total))
