@@ -23,7 +23,8 @@ the plain load fails for that reason, a folder in mlxchat's cache dir gets symbo
 there. Nothing is written anywhere else.
 
 The thread count is set from the CPUs this process may use (its affinity mask and its
-cgroup's CPU quota), not the host's core count, unless `OPENBLAS_NUM_THREADS` is set.
+cgroup's CPU quota), not the host's core count, less one (`default_threads`), unless
+`OPENBLAS_NUM_THREADS` is set.
 `OPENBLAS_CORETYPE` and friends are left to the user.
 
 This module must stay cheap to import and must not import MLX.
@@ -86,6 +87,8 @@ class Blas:
     def describe(self) -> str:
         """One line, e.g. "OpenBLAS 0.3.33 (SkylakeX kernels, 2 threads; pip ngsolve-openblas)"."""
         if not self.is_openblas:
+            if sys.platform == "darwin":
+                return "Accelerate (MLX's BLAS on macOS)"
             return "bundled reference BLAS" + (f" ({self.note})" if self.note else "")
         source = {
             "pip": f"pip {PIP_PACKAGE}",
@@ -316,6 +319,19 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
+def default_threads() -> int:
+    """OpenBLAS threads for this process: the CPUs it may use, less one (at least one).
+
+    The thread that calls OpenBLAS (MLX's compute thread) works on each product too, and
+    while a decode step computes, the Python thread builds the next one (and a chat's UI
+    thread draws). OpenBLAS 0.3.33's threads wait for each other by spinning: with more
+    runnable threads than CPUs, a product waits for a thread that is not running. On 2
+    CPUs, 2 threads made prefill 3-8x and decode 1.6-5x slower than 1 thread at load
+    averages of 2-3 (Debian's 0.3.21, which yields while it waits, did not slow down).
+    """
+    return max(1, usable_cpus() - 1)
+
+
 def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
     """The CPU quota of this process's cgroup in CPUs (None: unlimited or unknown).
 
@@ -389,7 +405,7 @@ def _describe(kind: str, path: str, lib: ctypes.CDLL, failures: list[str]) -> Bl
         lib.openblas_get_corename.restype = ctypes.c_char_p
         corename = (lib.openblas_get_corename() or b"").decode(errors="replace").strip()
     if not user_threads():
-        lib.openblas_set_num_threads(usable_cpus())
+        lib.openblas_set_num_threads(default_threads())
     threads = lib.openblas_get_num_threads() if hasattr(lib, "openblas_get_num_threads") else 0
     words = config.split()
     version = words[1] if len(words) > 1 and words[0] == "OpenBLAS" else ""

@@ -78,12 +78,11 @@ def machine_busy() -> bool:
 def threads_for() -> int:
     """OpenBLAS threads for the next model call (0: leave them as they are).
 
-    All the CPUs `blas.usable_cpus` allows (as `setup_process` set), except when the
-    machine is busy: a multi-threaded OpenBLAS product waits for all its threads, and
-    with other work filling the CPUs they are seldom running at once. On a 2-core machine
-    at a load average of 6 to 14, 2 threads made a prefill 16x and a decode step 2.5-8x
-    slower than 1 thread (README, Performance). A thread count the user set
-    (`OPENBLAS_NUM_THREADS`) is kept.
+    As `setup_process` set them (`blas.default_threads`: the usable CPUs less one), or 1
+    when the machine is busy: a multi-threaded OpenBLAS product waits for all its threads,
+    and with other work filling the CPUs they are seldom running at once (on 2 CPUs at a
+    load average of 6 to 14, 2 threads made prefill 16x and decode 2.5-8x slower than 1).
+    A thread count the user set (`OPENBLAS_NUM_THREADS`) is kept.
     """
     chosen = blas.load()
     if not chosen.is_openblas or blas.user_threads():
