@@ -324,10 +324,10 @@ def default_threads() -> int:
 
     The thread that calls OpenBLAS (MLX's compute thread) works on each product too, and
     while a decode step computes, the Python thread builds the next one (and a chat's UI
-    thread draws). OpenBLAS 0.3.33's threads wait for each other by spinning: with more
-    runnable threads than CPUs, a product waits for a thread that is not running. On 2
-    CPUs, 2 threads made prefill 3-8x and decode 1.6-5x slower than 1 thread at load
-    averages of 2-3 (Debian's 0.3.21, which yields while it waits, did not slow down).
+    thread draws): with as many OpenBLAS threads as CPUs there are more runnable threads
+    than CPUs, and each product waits for its slowest thread. On 2 CPUs at load averages of
+    2-3, OpenBLAS 0.3.33 with 2 threads ran prefill 3-8x and decode 1.6-5x slower than with
+    1 (Debian's 0.3.21 was 1.15-1.6x faster with 2 threads in the same conditions).
     """
     return max(1, usable_cpus() - 1)
 

@@ -81,7 +81,7 @@ def threads_for() -> int:
     As `setup_process` set them (`blas.default_threads`: the usable CPUs less one), or 1
     when the machine is busy: a multi-threaded OpenBLAS product waits for all its threads,
     and with other work filling the CPUs they are seldom running at once (on 2 CPUs at a
-    load average of 6 to 14, 2 threads made prefill 16x and decode 2.5-8x slower than 1).
+    load average of 6 to 14, 2 threads made prefill 16x and decode 2.5-9x slower than 1).
     A thread count the user set (`OPENBLAS_NUM_THREADS`) is kept.
     """
     chosen = blas.load()
