@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-import mlxchat.engine  # noqa: F401  (system BLAS before MLX)
+from mlxchat.engine.cpu import setup_process
 
 PROMPT = (
     "You are reviewing a short story for a magazine. Summarise its plot in three sentences, "
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--cpu-runs", type=int, default=2)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    setup_process()  # first: the fast BLAS, before anything imports MLX
     if args.child:
         cpu_path_child(args.model, args.tokens)
         return

@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mlxchat.engine  # noqa: E402,F401  (system BLAS before MLX, as the app does)
+from mlxchat.engine.cpu import setup_process  # noqa: E402
 from mlxchat.engine.types import Chunk, LoadProgress, ModelInfo, Stats  # noqa: E402
 
 # ----- the scripted token source ------------------------------------------------------------
@@ -509,6 +509,7 @@ def main() -> None:
     parser.add_argument("--demo-cycles", type=int, default=8)
     parser.add_argument("--demo-tokens", type=int, default=128)
     args = parser.parse_args()
+    setup_process()  # first: the fast BLAS, before anything imports MLX
     import textual
 
     print(f"machine: {machine()}; textual {textual.__version__}")

@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-import mlxchat.engine  # noqa: F401  (system BLAS before MLX)
+from mlxchat.engine.cpu import setup_process
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "sentences.en.txt"
 
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=24)
     parser.add_argument("--max-new-words", type=int, default=None)
     args = parser.parse_args()
+    setup_process()  # first: the fast BLAS, before anything imports MLX
 
     import mlx.core as mx
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from tiny_models import make_tiny_model
 
-import mlxchat.engine  # noqa: F401  (loads the system BLAS before MLX, as the app does)
+from mlxchat.engine.cpu import setup_process
+
+setup_process()  # the fast BLAS before anything imports MLX, as every entry point does
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 

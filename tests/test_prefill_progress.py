@@ -58,14 +58,14 @@ def test_context_during_prefill_is_the_whole_prompt(engine: Engine) -> None:
 
 
 def test_prefill_steps_are_small_on_the_reference_blas(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlxchat.engine import cpu
+    from mlxchat.engine import blas, cpu
     from mlxchat.engine.generation import (
         PREFILL_STEP_SIZE,
         SLOW_PREFILL_STEP_SIZE,
         default_prefill_step_size,
     )
 
-    slow = cpu.preloaded_blas() is None and cpu.on_cpu()
+    slow = not blas.load().is_openblas and cpu.on_cpu()
     assert default_prefill_step_size() == (SLOW_PREFILL_STEP_SIZE if slow else PREFILL_STEP_SIZE)
     monkeypatch.setenv(cpu.ENV_SWITCH, "0")  # the plain path on purpose: the usual step
     assert default_prefill_step_size() == PREFILL_STEP_SIZE

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxchat.engine import cpu
+from mlxchat.engine import blas, cpu
 from mlxchat.engine.blas_hint import SLOW_BLAS_HINT
 from mlxchat.engine.engine import Engine
 
@@ -35,7 +35,7 @@ def test_generate_verbose_shows_prefill_progress(tiny_llama: Path) -> None:
     total = int(re.fullmatch(r"prefill 0/(\d+)", first).group(1))
     assert total > 100
     assert re.search(rf"^4 tokens, .* \| prompt {total} tokens", proc.stderr, re.M)
-    assert (SLOW_BLAS_HINT in proc.stderr) == (cpu.preloaded_blas() is None)
+    assert (SLOW_BLAS_HINT in proc.stderr) == (not blas.load().is_openblas)
 
 
 def test_generate_without_verbose_stays_quiet(tiny_llama: Path) -> None:
@@ -59,7 +59,7 @@ def test_engine_gives_the_hint_only_on_the_reference_blas(
     engine = Engine()
     try:
         info = engine.load_sync(str(tiny_llama))
-        assert info.notice == ("" if cpu.preloaded_blas() else SLOW_BLAS_HINT)
+        assert info.notice == ("" if blas.load().is_openblas else SLOW_BLAS_HINT)
         monkeypatch.setenv(cpu.ENV_SWITCH, "0")  # the fast path turned off on purpose
         assert engine.load_sync(str(tiny_llama)).notice == ""
     finally:

@@ -17,8 +17,17 @@ from mlxchat.cli.app import EXIT_INTERRUPTED, app, with_resume_value
 __all__ = ["app", "main"]
 
 
+def _only_help(args: list[str]) -> bool:
+    """Whether the command line only asks for help or the version (nothing runs MLX)."""
+    return any(arg in ("-h", "--help", "--version") for arg in args)
+
+
 def main() -> None:
     """Console entry point."""
+    if not _only_help(sys.argv[1:]):
+        from mlxchat.engine.cpu import setup_process
+
+        setup_process()  # first, before anything imports MLX: the fast BLAS (engine/blas.py)
     try:
         app(args=with_resume_value(sys.argv[1:]), prog_name="mlxchat")
     except KeyboardInterrupt:

@@ -218,6 +218,12 @@ def emit_json(out: Any, **event: Any) -> None:
     out.write(json.dumps(event, ensure_ascii=False) + "\n")
 
 
+def echo_backend(info: Any) -> None:
+    """The `-v` line naming where the model computes (device, BLAS, threads, weights)."""
+    if info.backend:
+        typer.echo(f"mlxchat: {info.name} on {info.backend}", err=True)
+
+
 def load_model_or_exit(engine: Engine, name: str, quiet: bool) -> Any:
     """Load `name`, reporting progress on stderr when it is a terminal."""
     from mlxchat.engine.types import ModelLoadError

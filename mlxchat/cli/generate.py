@@ -19,6 +19,7 @@ from mlxchat.cli.app import (
     TempOpt,
     TopPOpt,
     app,
+    echo_backend,
     emit_json,
     fail,
     load_model_or_exit,
@@ -55,7 +56,9 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", "-v", help="Print prefill progress and stats to stderr."),
+        typer.Option(
+            "--verbose", "-v", help="Print the backend, prefill progress and stats to stderr."
+        ),
     ] = False,
 ) -> None:
     """Stream an answer to stdout, for scripts and pipes.
@@ -110,6 +113,8 @@ def _run_generate(
     params = replace(settings.sampling(info.sampling_defaults), stop=stop)
     if verbose and info.notice:
         typer.echo(f"mlxchat: {info.notice}", err=True)
+    if verbose:
+        echo_backend(info)
     out = sys.stdout
     stream = engine.iterate(
         messages, params, chat_template=chat_template, progress=as_json or verbose

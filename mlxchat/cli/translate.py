@@ -18,6 +18,7 @@ from mlxchat.cli.app import (
     RemoteModelOpt,
     app,
     check_flags,
+    echo_backend,
     emit_json,
     fail,
     load_model_or_exit,
@@ -291,7 +292,7 @@ def translate(
         bool, typer.Option("--plain", help="No TUI: print words as they come.")
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="With --plain: delays and metrics.")
+        bool, typer.Option("--verbose", "-v", help="With --plain: delays, metrics and the backend.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
 ) -> None:
@@ -342,7 +343,9 @@ def translate(
     from mlxchat.engine.factory import make_engine
 
     engine = make_engine(name, api_key=api_key)
-    load_model_or_exit(engine, name, quiet=as_json)
+    info = load_model_or_exit(engine, name, quiet=as_json)
+    if verbose:
+        echo_backend(info)
     report = Report(references)
     printer = JsonPrinter(report) if as_json else PlainPrinter(report, verbose)
     with quiet_when_reader_leaves():

@@ -1,10 +1,7 @@
 """The MLX side of mlxchat: one thread owns every MLX object; the rest talks to it by queue.
 
-Importing this package loads nothing heavy. It does, on Linux CPU builds, make the system
-OpenBLAS visible before MLX is first imported (see `cpu.preload_blas`), so importing any
-`mlxchat.engine` module before `mlx.core` gets the fast CPU path.
+Importing this package loads nothing heavy and has no side effect. On a Linux CPU, the
+process must call `mlxchat.engine.cpu.setup_process()` before `mlx.core` is first imported
+to get the fast BLAS; `mlxchat.cli.main` and `Engine()` do, and so must any other entry
+point (a server, a benchmark, a script that imports MLX itself).
 """
-
-from mlxchat.engine.cpu import preload_blas
-
-preload_blas()

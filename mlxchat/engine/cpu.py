@@ -3,9 +3,10 @@
 Two measured facts make MLX's CPU build slow out of the box, and two steps fix them:
 
 1. The `mlx-cpu` wheel bundles the reference BLAS (about 5 GFLOP/s for a float32 matmul).
-   Loading the system OpenBLAS with RTLD_GLOBAL *before* `mlx.core` is first imported makes
-   MLX call it instead (about 35x faster). `preload_blas` does that; `mlxchat.engine`
-   calls it on import, so it must stay cheap and must not import MLX.
+   An OpenBLAS loaded with RTLD_GLOBAL *before* `mlx.core` is first imported makes MLX
+   call it instead (prefill about 15-20x faster). `setup_process` does that (see
+   `blas.py` for which OpenBLAS); every entry point calls it first: `mlxchat.cli.main`,
+   `Engine()`, the benchmarks, and a server should too.
 2. MLX has no fast CPU kernel for quantized matmuls, so a 4-bit model decodes slower than
    the same model in float32. `apply_cpu_policy` dequantizes small enough models to float32
    (half-precision ones are cast to float32 too) when running on the CPU.
@@ -15,94 +16,99 @@ Both are on by default; `MLXCHAT_CPU_FAST=0` (or `fast_cpu=False` when loading) 
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from mlxchat.engine import blas
+from mlxchat.engine.blas import ENV_SWITCH, Blas, fast_cpu_enabled
 
 if TYPE_CHECKING:
     import mlx.core as mx
     import mlx.nn as nn
 
-ENV_SWITCH = "MLXCHAT_CPU_FAST"
+__all__ = [
+    "ENV_SWITCH",
+    "MAX_RAM_FRACTION",
+    "apply_cpu_policy",
+    "describe_blas",
+    "describe_cpu_path",
+    "fast_cpu_enabled",
+    "setup_process",
+]
+
 MAX_RAM_FRACTION = 0.4
 """Dequantize only when the float32 model takes less than this share of physical memory."""
 
-_OPENBLAS_PATHS = (
-    "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",  # Debian/Ubuntu (libopenblas0)
-    "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
-    "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
-    "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
-    "/usr/lib64/libopenblas.so.0",  # Fedora/RHEL (openblas)
-    "/usr/lib64/libopenblasp.so.0",
-    "/usr/lib/libopenblas.so.0",  # Arch
-    "/usr/lib/libopenblas.so",
-)
 
-_preloaded: str | None = None
+def setup_process() -> Blas:
+    """Prepare this process for MLX: the first step of every entry point.
 
-
-def fast_cpu_enabled() -> bool:
-    """Whether the CPU fast path is allowed by the environment (`MLXCHAT_CPU_FAST` != "0")."""
-    return os.environ.get(ENV_SWITCH, "1").strip() != "0"
-
-
-def _cuda_installed() -> bool:
-    """Whether an `mlx-cuda*` distribution is installed on sys.path.
-
-    Looks for its `.dist-info` folder by name, as `importlib.metadata` does, without
-    importing `importlib.metadata` (about 80 ms, too slow for every CLI start).
+    Loads the fastest OpenBLAS available (pip, then system; see `blas.py`) so that MLX's
+    CPU backend uses it. It must run before anything imports `mlx.core`; it imports no MLX
+    itself, costs a few milliseconds, and later calls return the first call's result.
+    Where it ran too late, `describe_blas()` says so.
     """
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as it:
-                for item in it:
-                    name = item.name.lower()
-                    if name.startswith(("mlx_cuda", "mlx-cuda")) and name.endswith(
-                        (".dist-info", ".egg-info")
-                    ):
-                        return True
-        except OSError:
-            continue
-    return False
+    return blas.load()
 
 
-def _find_openblas() -> str | None:
-    for path in _OPENBLAS_PATHS:
-        if os.path.exists(path):
-            return path
-    import ctypes.util  # imports subprocess: only when the usual paths have nothing
+def describe_blas() -> str:
+    """One line naming the BLAS in use, its version, kernels and threads.
 
-    return ctypes.util.find_library("openblas")
-
-
-def preload_blas() -> str | None:
-    """Load the system OpenBLAS globally so MLX's CPU backend uses it; return its path.
-
-    Does nothing (returns None) unless on Linux, without an `mlx-cuda` install, with the
-    fast path enabled, before `mlx.core` is imported, and with an OpenBLAS on the system.
+    e.g. "OpenBLAS 0.3.33 (SkylakeX kernels, 2 threads; pip ngsolve-openblas)".
     """
-    global _preloaded
-    if _preloaded is not None:
-        return _preloaded
-    if not sys.platform.startswith("linux") or not fast_cpu_enabled():
-        return None
-    if "mlx.core" in sys.modules or _cuda_installed():
-        return None
-    path = _find_openblas()
-    if path is None:
-        return None
+    return blas.load().describe()
+
+
+def machine_busy() -> bool:
+    """Whether other work alone fills this machine's CPUs.
+
+    The 1-minute load average counts every runnable thread of the machine (of the host, in
+    a container); from it goes what this process may add itself (its OpenBLAS threads,
+    which spin while they wait, and MLX's compute thread), and the rest is compared with
+    the machine's CPU count.
+    """
     try:
-        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-    except OSError:
-        return None
-    _preloaded = path
-    return path
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return False
+    own = blas.load().threads + 1
+    return load - own >= (os.cpu_count() or 1)
 
 
-def preloaded_blas() -> str | None:
-    """The OpenBLAS path that `preload_blas` loaded in this process, or None."""
-    return _preloaded
+def threads_for() -> int:
+    """OpenBLAS threads for the next model call (0: leave them as they are).
+
+    As `setup_process` set them (`blas.default_threads`: the usable CPUs less one), or 1
+    when the machine is busy: a multi-threaded OpenBLAS product waits for all its threads,
+    and with other work filling the CPUs they are seldom running at once (on 2 CPUs at a
+    load average of 6 to 14, 2 threads made prefill 16x and decode 2.5-9x slower than 1).
+    A thread count the user set (`OPENBLAS_NUM_THREADS`) is kept.
+    """
+    chosen = blas.load()
+    if not chosen.is_openblas or blas.user_threads():
+        return 0
+    return 1 if machine_busy() else chosen.threads
+
+
+def prepare_model_call(streams: tuple[Any, ...] = ()) -> None:
+    """Set OpenBLAS's threads for the next model call (see `threads_for`); call it before
+    a prefill and before decoding, where a generation changes phase.
+
+    Args:
+        streams: MLX streams that may still compute (e.g. mlx-lm's `generation_stream`
+            after a pipelined decode step): synchronized before the thread pool grows.
+    """
+    wanted = threads_for()
+    now = blas.get_threads()
+    if not wanted or wanted == now:
+        return
+    if wanted > now:
+        import mlx.core as mx
+
+        for stream in streams:
+            mx.synchronize(stream)
+        mx.synchronize()
+    blas.set_threads(wanted)
 
 
 def on_cpu() -> bool:
@@ -216,7 +222,10 @@ def _affine_dequantize(
 
 
 def describe_cpu_path(converted: bool | None = None) -> str:
-    """One line for `--verbose` and benchmarks, e.g. "CPU, OpenBLAS /usr/lib/..., float32".
+    """One line for `--verbose`, the chat's status and benchmarks (imports MLX).
+
+    e.g. "CPU (MLX 0.32.4), OpenBLAS 0.3.33 (SkylakeX kernels, 2 threads; pip
+    ngsolve-openblas), float32 (converted at load)".
 
     Args:
         converted: Whether `apply_cpu_policy` changed the loaded model (None: not known).
@@ -225,10 +234,9 @@ def describe_cpu_path(converted: bool | None = None) -> str:
 
     if mx.default_device() != mx.cpu:
         return f"{mx.default_device()} (MLX {mx.__version__}), weights as stored"
-    blas = f"OpenBLAS {_preloaded}" if _preloaded else "bundled BLAS"
-    parts = [f"CPU (MLX {mx.__version__})", blas]
+    parts = [f"CPU (MLX {mx.__version__})", describe_blas()]
     if converted is not None:
         parts.append("float32 (converted at load)" if converted else "weights as stored")
-    if not fast_cpu_enabled():
+    if not fast_cpu_enabled() and blas.load().note != f"fast path off, {ENV_SWITCH}=0":
         parts.append(f"fast path off ({ENV_SWITCH}=0)")
     return ", ".join(parts)

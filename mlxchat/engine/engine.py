@@ -126,6 +126,9 @@ class Engine:
         fast_cpu: bool = True,
         prefill_step_size: int | None = None,
     ) -> None:
+        from mlxchat.engine.cpu import setup_process
+
+        setup_process()  # the fast BLAS, when MLX is not imported yet (see engine/blas.py)
         self.progress_interval = progress_interval
         self.fast_cpu = fast_cpu
         self.prefill_step_size = prefill_step_size

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import stream_generate
+from mlx_lm.generate import generation_stream, stream_generate
 
+from mlxchat.engine import cpu
 from mlxchat.engine.blas_hint import reference_blas
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
@@ -207,6 +208,9 @@ def run_generation(
     prefill_start = time.perf_counter()
 
     def on_prompt_progress(done: int, total: int) -> None:
+        # Called before the prompt's first chunk, after each chunk and after the first
+        # token (prefill, then decode): OpenBLAS threads for what the machine allows now.
+        cpu.prepare_model_call((generation_stream,))
         if done < total and throttle.ready():
             stats.prompt_tokens = done
             stats.prompt_tps = done / max(time.perf_counter() - prefill_start, 1e-9)

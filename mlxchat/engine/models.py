@@ -93,6 +93,7 @@ def load_model(
         dtype=_dtype(model, quant, converted),
         num_parameters=int(get_total_parameters(model)),
         sampling_defaults=model_defaults(name, path),
+        backend=cpu.describe_cpu_path(converted),
     )
     report(f"Loaded {name}", 1.0)
     return model, tokenizer, info

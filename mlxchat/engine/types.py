@@ -158,6 +158,10 @@ class ModelInfo:
     """The model's own sampling defaults (its generation_config.json, in our names)."""
     notice: str = ""
     """Something the user should know about how it runs (e.g. a slow BLAS); "" for none."""
+    backend: str = ""
+    """Where and how it computes, one line for status/about views and `-v` output, e.g.
+    "CPU (MLX 0.32.4), OpenBLAS 0.3.33 (SkylakeX kernels, 2 threads; pip ngsolve-openblas),
+    float32 (converted at load)" (`cpu.describe_cpu_path`)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ import mlx.core as mx
 from mlx_lm.generate import generation_stream
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+from mlxchat.engine import cpu
 from mlxchat.engine.session import common_prefix
 
 PREFILL_CHUNK = 512
@@ -55,6 +56,7 @@ def run_model(
     a large share of a short call, is never run) and the number of tokens computed.
     """
     padding = padding_for(len(tokens), cache, pad)
+    cpu.prepare_model_call((generation_stream,))
     with mx.stream(generation_stream):
         out = model(mx.array(tokens + tokens[-1:] * padding)[None], cache=cache)
         logits = out[:, len(tokens) - 1, :]
