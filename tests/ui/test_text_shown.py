@@ -10,6 +10,7 @@ from textual.app import App
 
 from mlxchat.ui.markdown_render import render_markdown
 from mlxchat.ui.screens.history import HistoryScreen
+from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 from mlxchat.ui.widgets.message import MessageView
 
@@ -55,7 +56,7 @@ def plain_lines(text: str, width: int = 70) -> list[str]:
 
 def screen_text(app: App[None]) -> str:
     """Every character the terminal would show now."""
-    update = app.screen._compositor.render_full_update()
+    update = full_update(app.screen)
     return "\n".join("".join(strip.text for strip in line).rstrip() for line in update.strips)
 
 
