@@ -7,7 +7,6 @@ from mlxchat.ui.markdown_render import (
     open_fence,
     parse_markdown,
     plain_document,
-    render_markdown,
     split_complete,
 )
 
@@ -17,7 +16,7 @@ def lines(source: str, width: int = 40) -> list[str]:
 
 
 def test_inline_markup_is_styled_not_shown() -> None:
-    content = render_markdown("some **bold** and `code`", 40)
+    [content] = parse_markdown("some **bold** and `code`").lines(40)
     assert content.plain == "some bold and code"
     assert any("bold" in str(span.style) for span in content.spans)
 
