@@ -125,6 +125,7 @@ async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
         assert [line.plain for line in streamed.body_lines(60)] == [
             line.plain for line in whole.body_lines(60)
         ], repr(text[:end])
+    assert streamed.source == text  # Markdown's `source`: the whole text
 
 
 def test_a_user_message_is_shown_as_typed() -> None:
