@@ -77,10 +77,6 @@ class BlockingTranslation(Translation, Protocol):
         """Blocking `feed` (`more_waiting`: the next word is already here)."""
         ...
 
-    def finish_sync(self) -> Generator[TranslationEvent, None, Any]:
-        """Blocking `finish`."""
-        ...
-
 
 class TranslateEngine(Protocol):
     """What the translate screen needs: a model and translations on it."""

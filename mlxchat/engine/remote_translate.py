@@ -250,10 +250,6 @@ class RemoteTranslation:
         """Blocking `feed` (`more_waiting` changes nothing here)."""
         yield from self._translator.feed(word, last, received_at, self._stop)
 
-    def finish_sync(self) -> Generator[TranslationEvent, None, Any]:
-        """Blocking `finish`."""
-        yield from self._translator.finish(self._stop)
-
     def cancel(self) -> None:
         """Stop the request running now; this translation yields nothing more."""
         self._stopped = True

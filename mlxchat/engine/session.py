@@ -28,8 +28,6 @@ class CacheSession:
         self.model = model
         self.cache: list[Any] = make_prompt_cache(model)
         self.tokens: list[int] = []
-        self.reused = 0
-        self.recomputed = False
 
     def reset(self) -> None:
         """Forget everything (a fresh cache)."""
@@ -41,16 +39,13 @@ class CacheSession:
         keep = common_prefix(self.tokens, prompt)
         if keep == len(prompt):
             keep -= 1  # the model must see at least one token to produce logits
-        self.recomputed = False
         if keep < len(self.tokens):
             if can_trim_prompt_cache(self.cache):
                 trim_prompt_cache(self.cache, len(self.tokens) - keep)
                 self.tokens = self.tokens[:keep]
             else:
                 self.reset()
-                self.recomputed = True
                 keep = 0
-        self.reused = keep
         return prompt[keep:]
 
     def record(self, fed: list[int]) -> None:

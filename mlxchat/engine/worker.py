@@ -87,10 +87,6 @@ class EngineThread:
         self._jobs.put(None)
         self._thread.join(timeout)
 
-    @property
-    def is_engine_thread(self) -> bool:
-        return threading.current_thread() is self._thread
-
 
 def async_channel(loop: asyncio.AbstractEventLoop) -> tuple[Emit, asyncio.Queue[Any]]:
     """A deliver function usable from any thread that feeds an asyncio queue on `loop`."""

@@ -94,10 +94,6 @@ class LiveTranslation:
         )
         return self.engine.with_model_sync(work)
 
-    def finish_sync(self) -> Generator[TranslationEvent, None, Any]:
-        """Blocking `finish`."""
-        return self.engine.with_model_sync(self._job(lambda t: t.finish()))
-
     def cancel(self) -> None:
         """Stop whatever this translation is computing (it then yields nothing more)."""
         for stream in self._streams:

@@ -94,10 +94,6 @@ class Document:
         """The document as lines no wider than `width` cells."""
         return _layout_blocks(self.blocks, max(width, 8), separated=True)
 
-    def render(self, width: int) -> Content:
-        """The document as one Content (lines joined by newlines)."""
-        return Content("\n").join(self.lines(width))
-
 
 def parse_markdown(source: str) -> Document:
     """Parse `source` (already safe to display) into a Document."""
@@ -109,11 +105,6 @@ def parse_markdown(source: str) -> Document:
 def plain_document(text: str) -> Document:
     """`text` (already safe to display) as typed: no Markdown, line breaks and spaces kept."""
     return Document([Block("text", Content(text.expandtabs(4)))] if text else [])
-
-
-def render_markdown(source: str, width: int) -> Content:
-    """`source` rendered for `width` cells (parse and layout in one call)."""
-    return parse_markdown(source).render(width)
 
 
 def _close_index(tokens: list[Token], start: int) -> int:

@@ -1,6 +1,8 @@
 """The one place where mlxchat reaches into Textual's private internals.
 
-Verified against Textual 8.2.8. What is used that is not public API:
+Verified against Textual 8.2.8 (pyproject pins `textual>=8.2,<9`): check each reach below
+before moving the pin. Ruff's TID251 rule keeps `textual._*` imports out of every other
+module. What is used that is not public API:
 
 - `LinuxDriver.run_input_thread` is replaced (its loop is the same as Textual's), to put
   `TerminalInput` between the terminal and the key parser. Textual's own loop decodes
@@ -10,6 +12,13 @@ Verified against Textual 8.2.8. What is used that is not public API:
   (each newline an Enter), and spins on a stdin at end of file.
 - `textual._xterm_parser.XTermParser` and `textual._parser.ParseError`: the key parser
   the replaced loop feeds, as Textual's loop does.
+- `textual._compositor.Compositor._render_chops`/`_get_renders`, installed as
+  `Screen._compositor` (`DirtyRowsCompositor`): repaint only the rows that changed.
+  `CompositorUpdate` and `Compositor.render_full_update` let tests paint a whole screen.
+- `Widget._size_updated`, `_size`, `_container_size` (`OneLayoutPass`): one layout pass,
+  not two, when a widget only grew taller.
+- `Widget._anchor_released` (`follows_bottom`): whether the user scrolled away from an
+  anchored view's bottom (Textual has `is_anchored` but nothing public for this).
 """
 
 from __future__ import annotations
@@ -19,13 +28,30 @@ import functools
 import os
 import selectors
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from textual import events
+from textual._compositor import Compositor, CompositorUpdate
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
 from textual.driver import Driver
+from textual.geometry import Region, Size
+from textual.screen import Screen
+from textual.strip import Strip
+from textual.widget import Widget
 
 from mlxchat.ui.terminal_input import Pasted, TerminalInput
+
+__all__ = [
+    "CompositorUpdate",
+    "DirtyRowsCompositor",
+    "OneLayoutPass",
+    "follows_bottom",
+    "full_update",
+    "repaint_changed_rows_only",
+    "safe_input_driver",
+]
 
 READ_SIZE = 4096
 BATCH_SIZE = 1 << 20
@@ -80,3 +106,102 @@ def _safe_linux_driver() -> type[Driver]:
                         pass
 
     return SafeInputDriver
+
+
+# ----- painting: only the rows that changed --------------------------------------------------
+class DirtyRowsCompositor(Compositor):
+    """Textual's compositor, asking each widget only for its rows that are repainted.
+
+    For a partial update Textual 8's compositor renders every visible widget whose *clip*
+    meets the box around all changed regions, and all of that widget's visible lines: a
+    one-line change in a chat re-renders the footer, the status bar, the prompt and every
+    message on screen. This one asks each widget only for the rows between its first and
+    last changed row, and skips widgets with none: the same screen for a fraction of the work.
+    """
+
+    _rendered_line: Callable[[int], bool] | None = None
+
+    def _render_chops(
+        self, crop: Region, is_rendered_line: Callable[[int], bool]
+    ) -> Sequence[Mapping[int, Strip]]:
+        self._rendered_line = is_rendered_line
+        try:
+            return super()._render_chops(crop, is_rendered_line)
+        finally:
+            self._rendered_line = None
+
+    def _get_renders(
+        self, crop: Region | None = None
+    ) -> Iterable[tuple[Region, Region, list[Strip]]]:
+        rendered_line = self._rendered_line
+        if crop is None or rendered_line is None:
+            yield from super()._get_renders(crop)
+            return
+        for widget, (region, clip) in self.visible_widgets.items():
+            left = max(region.x, clip.x)
+            right = min(region.right, clip.right)
+            if right <= max(left, crop.x) or min(right, crop.right) <= left:
+                continue
+            rows = range(
+                max(region.y, clip.y, crop.y), min(region.bottom, clip.bottom, crop.bottom)
+            )
+            top = next((y for y in rows if rendered_line(y)), None)
+            if top is None:
+                continue
+            bottom = next(y for y in reversed(rows) if rendered_line(y)) + 1
+            visible = Region(left - region.x, top - region.y, right - left, bottom - top)
+            yield (
+                Region(region.x, top, region.width, bottom - top),
+                clip,
+                widget.render_lines(visible),
+            )
+
+
+def repaint_changed_rows_only(screen: Screen[Any]) -> None:
+    """Give `screen` the `DirtyRowsCompositor` (call in its `__init__`)."""
+    screen._compositor = DirtyRowsCompositor()
+
+
+def full_update(screen: Screen[Any]) -> CompositorUpdate:
+    """The update that paints the whole of `screen` (what a terminal is sent on a resize)."""
+    return screen._compositor.render_full_update()
+
+
+# ----- layout: one pass when a widget grows ---------------------------------------------------
+class OneLayoutPass(Widget):
+    """Growing taller does not ask for a second layout of the screen.
+
+    Textual stores the size a layout gave a widget in `virtual_size`, a reactive that asks
+    for another layout when it changes, so every widget that grew gets the whole screen laid
+    out twice. When only the height changed (same width, and a scroll container keeps its
+    scrollbar), the second pass changes nothing: the anchored scroll position and the
+    scrollbar are already updated. On 2 cores it costs ~15 ms a frame while an answer streams.
+
+    List it after the Textual base class (`class View(VerticalScroll, OneLayoutPass)`):
+    Textual takes default CSS from the first base only.
+    """
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        only_taller = (
+            size.width == self._size.width
+            and virtual_size.width == self.virtual_size.width
+            and container_size.width == self._container_size.width
+            and self._keeps_scrollbar(virtual_size, container_size)
+        )
+        return super()._size_updated(
+            size, virtual_size, container_size, layout=layout and not only_taller
+        )
+
+    def _keeps_scrollbar(self, virtual_size: Size, container_size: Size) -> bool:
+        """Whether the vertical scrollbar stays as it is (shown or not) at this size."""
+        if not self.is_scrollable or self.styles.overflow_y in ("hidden", "scroll"):
+            return True
+        return self.show_vertical_scrollbar and virtual_size.height > container_size.height
+
+
+# ----- scrolling -----------------------------------------------------------------------------
+def follows_bottom(widget: Widget) -> bool:
+    """Whether an anchored `widget` still follows its bottom (the user has not scrolled away)."""
+    return widget.is_anchored and not widget._anchor_released

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.control import ControlType
 from rich.segment import Segment
 from rich.style import Style
-from textual._compositor import CompositorUpdate
 from textual.app import App
 
+from mlxchat.ui.textual_compat import CompositorUpdate, full_update
 from mlxchat.ui.widgets import status as status_module
 from mlxchat.ui.widgets.status import StatusBar
 
@@ -74,7 +74,7 @@ def watch_terminal(app: App[Any]) -> Terminal:
 def full_repaint(app: App[Any]) -> Terminal:
     """The screen as a full repaint draws it now."""
     terminal = Terminal(*SIZE)
-    terminal.apply(app.screen._compositor.render_full_update(), app.console)
+    terminal.apply(full_update(app.screen), app.console)
     return terminal
 
 
@@ -85,7 +85,7 @@ async def test_partial_repaints_add_up_to_the_screen(make_app, engine) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         terminal = watch_terminal(app)
-        terminal.apply(app.screen._compositor.render_full_update(), app.console)
+        terminal.apply(full_update(app.screen), app.console)
         await send(pilot, "Hi", wait=False)
         answer = screen.conversation.messages[-1]
         for count in range(1, len(MARKDOWN_PIECES)):  # one token at a time

@@ -6,6 +6,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
+from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets import streaming
 from mlxchat.ui.widgets.streaming import StreamingView
 
@@ -20,7 +21,7 @@ class StreamApp(App[None]):
 
 def screen_lines(app: App[None]) -> list[str]:
     """The plain text of every line the terminal would show now."""
-    update = app.screen._compositor.render_full_update()
+    update = full_update(app.screen)
     return ["".join(strip.text for strip in line).rstrip() for line in update.strips]
 
 

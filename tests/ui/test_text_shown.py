@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from mlxchat.ui.markdown_render import render_markdown
+from mlxchat.ui.markdown_render import parse_markdown
 from mlxchat.ui.screens.history import HistoryScreen
+from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 from mlxchat.ui.widgets.message import MessageView
 
@@ -50,12 +51,12 @@ SHOWN_TITLE = "evil\\x1b[2J title\\u202eabc"
 
 
 def plain_lines(text: str, width: int = 70) -> list[str]:
-    return [line.rstrip() for line in render_markdown(text, width).plain.split("\n")]
+    return [line.plain.rstrip() for line in parse_markdown(text).lines(width)]
 
 
 def screen_text(app: App[None]) -> str:
     """Every character the terminal would show now."""
-    update = app.screen._compositor.render_full_update()
+    update = full_update(app.screen)
     return "\n".join("".join(strip.text for strip in line).rstrip() for line in update.strips)
 
 
@@ -106,8 +107,8 @@ def test_single_newlines_are_line_breaks_and_markdown_still_works() -> None:
     ],
 )
 def test_prose_is_not_taken_for_code(text: str) -> None:
-    rendered = render_markdown(text, 70)
-    assert "on $boost" not in str(rendered.spans)  # no code block style anywhere
+    spans = [span for line in parse_markdown(text).lines(70) for span in line.spans]
+    assert "on $boost" not in str(spans)  # no code block style anywhere
 
 
 @pytest.mark.parametrize("step", [1, 4])
@@ -124,6 +125,7 @@ async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
         assert [line.plain for line in streamed.body_lines(60)] == [
             line.plain for line in whole.body_lines(60)
         ], repr(text[:end])
+    assert streamed.source == text  # Markdown's `source`: the whole text
 
 
 def test_a_user_message_is_shown_as_typed() -> None:

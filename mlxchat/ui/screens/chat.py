@@ -34,7 +34,6 @@ from mlxchat.engine.types import (
 from mlxchat.ui import commands
 from mlxchat.ui.chat_state import ChatState
 from mlxchat.ui.commands import CommandError
-from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.display import stats_summary
 from mlxchat.ui.messages import (
     AnswerFinished,
@@ -48,6 +47,7 @@ from mlxchat.ui.messages import (
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
+from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.widgets.conversation import ConversationView
 from mlxchat.ui.widgets.message import MessageView
 from mlxchat.ui.widgets.prompt import PromptInput
@@ -111,7 +111,7 @@ class ChatScreen(ChatCommands):
             resume: The id of a saved chat to open at start, or "latest".
         """
         super().__init__()
-        self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed
+        repaint_changed_rows_only(self)
         self.engine = engine
         self.settings = settings
         self.history = history

@@ -39,8 +39,8 @@ from mlxchat.translate.events import (
 )
 from mlxchat.translate.segment import ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
-from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.model_notice import show_model_notice
+from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
@@ -123,7 +123,7 @@ class TranslateScreen(Screen[None]):
             factory: Makes the translations (default: `LiveTranslation` on `engine`).
         """
         super().__init__()
-        self._compositor = DirtyRowsCompositor()  # repaints only the rows that changed
+        repaint_changed_rows_only(self)
         if not wpm > 0:
             raise ValueError(f"wpm must be more than 0, got {wpm}")
         self.engine = engine

@@ -19,8 +19,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from mlxchat.ui.textual_compat import OneLayoutPass, follows_bottom
 from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord, MessageView
-from mlxchat.ui.widgets.one_pass import OneLayoutPass
 
 AnyMessage = HeaderedMarkdown
 """A finished message or the answer being written."""
@@ -107,17 +107,12 @@ class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
         """How many older messages are kept off screen."""
         return len(self._earlier)
 
-    def set_welcome(self, text: str) -> None:
-        """Change the welcome text."""
-        self._welcome_text = text
-        self.query_one("#welcome", Static).update(text)
-
     # ----- changing ---------------------------------------------------------------------------
     async def add(self, *views: AnyMessage) -> None:
         """Append messages (the view keeps following the bottom if it was there)."""
         self.query_one("#welcome").display = False
         await self.mount_all(views)
-        if self.is_anchored and not self._anchor_released:
+        if follows_bottom(self):
             await self._trim()
 
     async def replace(self, old: AnyMessage, new: AnyMessage) -> None:

@@ -43,7 +43,7 @@ from mlxchat.ui.markdown_render import (
     plain_document,
     split_complete,
 )
-from mlxchat.ui.widgets.one_pass import OneLayoutPass
+from mlxchat.ui.textual_compat import OneLayoutPass
 
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
@@ -107,7 +107,7 @@ class MarkdownView(Markdown, OneLayoutPass):
     # ----- text -------------------------------------------------------------------------------
     def _set_source(self, markdown: str) -> None:
         """Take a new text; it is parsed when first needed (see `prepare`)."""
-        self._markdown = markdown
+        self._source = markdown
         self._complete = []
         self._tail = []
         self._tail_start = 0
@@ -116,15 +116,20 @@ class MarkdownView(Markdown, OneLayoutPass):
         self._strips.clear()
         self._unparsed = True
 
+    @property
+    def source(self) -> str:
+        """The whole text."""
+        return self._source
+
     def _tail_source(self) -> str:
-        return self._tail_prefix + self._markdown[self._tail_start :]
+        return self._tail_prefix + self._source[self._tail_start :]
 
     def _reparse_tail(self) -> None:
         """Parse the unfinished end; move what became complete out of it."""
         self._unparsed = False
         self._tail_dirty = True
         if self.plain:
-            self._tail = plain_document(self._markdown).blocks
+            self._tail = plain_document(self._source).blocks
             return
         tail = self._tail_source()
         split = split_complete(tail)
@@ -152,7 +157,7 @@ class MarkdownView(Markdown, OneLayoutPass):
 
     def update(self, markdown: str) -> AwaitComplete:
         """Replace the whole text."""
-        if markdown != self._markdown:
+        if markdown != self._source:
             self._set_source(markdown)
             self._changed()
         return AwaitComplete(_done())
@@ -163,7 +168,7 @@ class MarkdownView(Markdown, OneLayoutPass):
             laid_out = self._width > 0 and not self._unparsed
             first = self._tail_line() if laid_out else None
             before = self._tail_lines if laid_out else []
-            self._markdown += markdown
+            self._source += markdown
             self._reparse_tail()
             self._changed(first, before)
         return AwaitComplete(_done())

@@ -124,7 +124,8 @@ class PromptInput(TextArea):
         self._load(text)
 
     # ----- keys ---------------------------------------------------------------------------
-    async def _on_key(self, event: events.Key) -> None:
+    def on_key(self, event: events.Key) -> None:
+        """Handle the prompt's own keys; the rest go on to `TextArea` (not prevented)."""
         key = event.key
         handled = True
         if self.completing and key in ("up", "down"):
@@ -137,7 +138,7 @@ class PromptInput(TextArea):
             self.post_message(PromptSubmitted(self.text))
         elif key in NEWLINE_KEYS:
             start, end = self.selection
-            self._replace_via_keyboard("\n", start, end)
+            self.replace("\n", start, end, maintain_selection_offset=False)
         elif key == "up" and self.cursor_location[0] == 0 and self._recall(-1):
             pass  # an earlier prompt is in the box now
         elif key == "down" and self._recall_index is not None:
@@ -148,9 +149,7 @@ class PromptInput(TextArea):
             handled = False
         if handled:
             event.stop()
-            event.prevent_default()
-            return
-        await super()._on_key(event)
+            event.prevent_default()  # TextArea's own key handler does not run
 
     def _scroll_conversation(self, key: str) -> None:
         from mlxchat.ui.widgets.conversation import ConversationView

@@ -1,0 +1,85 @@
+"""The chat's conversation: what the model is sent, what is saved, and a failing store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlxchat.engine.types import Message, SamplingParams
+from mlxchat.store.history import History
+from mlxchat.ui.chat_state import ChatState
+
+
+def chat(history: Any = None, system: str = "Be brief.") -> ChatState:
+    state = ChatState(history, system, SamplingParams(temp=0.7))
+    state.model = "tiny"
+    return state
+
+
+def test_the_model_is_sent_the_system_prompt_then_the_turns() -> None:
+    state = chat()
+    state.add_user("Hi")
+    state.add_answer("Hello!", "stop", None, "tiny")
+    assert state.messages() == [
+        Message("system", "Be brief."),
+        Message("user", "Hi"),
+        Message("assistant", "Hello!"),
+    ]
+    assert state.last_answer == "Hello!"
+    assert chat(system="  ").messages() == []
+
+
+def test_each_message_is_saved_and_retry_removes_the_answer() -> None:
+    history = History.in_memory()
+    state = chat(history)
+    state.add_user("Hi")
+    state.add_answer("Hello!", "stop", None, "tiny")
+    assert state.drop_last_answer() == (True, None)
+    assert state.drop_last_answer() == (False, None)
+    assert state.conversation_id is not None
+    saved = history.get_conversation(state.conversation_id)
+    assert saved is not None
+    assert [(m.role, m.content) for m in saved.messages] == [("user", "Hi")]
+
+
+def test_a_resumed_chat_brings_back_turns_and_chosen_settings() -> None:
+    history = History.in_memory()
+    first = chat(history)
+    first.set_params(temp=0.2, top_k=5)
+    first.add_user("Hi")
+    first.add_answer("Hello!", "length", None, "tiny")
+    saved = history.get_conversation(first.conversation_id or 0)
+    assert saved is not None
+
+    second = chat(history, system="")
+    old_session = second.session
+    assert second.resume(saved) == old_session != second.session
+    assert second.system_prompt == "Be brief."
+    assert [(t.role, t.content, t.finish_reason) for t in second.turns] == [
+        ("user", "Hi", None),
+        ("assistant", "Hello!", "length"),
+    ]
+    second.use_defaults(SamplingParams(temp=1.0, top_p=0.9))  # another model's defaults
+    # every saved setting was restored as chosen for this chat: the defaults do not win
+    assert (second.params.temp, second.params.top_k, second.params.top_p) == (0.2, 5, 1.0)
+
+
+def test_restart_forgets_the_turns_and_starts_unsaved() -> None:
+    state = chat(History.in_memory())
+    state.add_user("Hi")
+    state.restart(system_prompt="New.")
+    assert state.turns == [] and state.conversation_id is None
+    assert state.messages() == [Message("system", "New.")]
+
+
+class BrokenHistory:
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> None:
+            raise OSError("disk full")
+
+        return fail
+
+
+def test_a_failing_store_is_reported_and_the_chat_goes_on() -> None:
+    state = chat(BrokenHistory())
+    assert state.add_user("Hi") == "history could not be saved: disk full"
+    assert state.messages()[-1] == Message("user", "Hi")

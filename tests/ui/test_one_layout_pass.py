@@ -1,0 +1,37 @@
+"""A view that only grew taller asks for one layout of the screen, not two."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import App, ComposeResult
+
+from mlxchat.ui.widgets.markdown_view import MarkdownView
+
+
+class Counted(MarkdownView):
+    """Counts the layouts it asks for."""
+
+    layouts = 0
+
+    def refresh(self, *regions: Any, layout: bool = False, **options: Any) -> Any:
+        self.layouts += layout
+        return super().refresh(*regions, layout=layout, **options)
+
+
+class OneView(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Counted("First paragraph.")
+
+
+async def test_growing_taller_asks_for_one_layout() -> None:
+    app = OneView()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.query_one(Counted)
+        await pilot.pause()
+        view.layouts = 0
+        await view.append("\n\nA second paragraph.")
+        await pilot.pause()
+        await pilot.pause()
+        assert view.size.height == 3
+        assert view.layouts == 1
