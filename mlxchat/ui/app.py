@@ -22,7 +22,8 @@ from textual.theme import Theme
 from mlxchat.engine.contract import ChatEngine
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.remember import remember
-from mlxchat.ui.screens.chat import ChatScreen, ListModels
+from mlxchat.ui.screens.chat import ChatScreen
+from mlxchat.ui.screens.models import ListModels
 from mlxchat.ui.textual_compat import safe_input_driver
 from mlxchat.ui.themes import default_themes, install_themes
 

@@ -5,7 +5,7 @@ It returns the chosen model's name (what `/model NAME` takes), or None when clos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual import on
@@ -18,6 +18,9 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from mlxchat.text import sanitize
+
+ListModels = Callable[[], Sequence[object]]
+"""Returns the local models (objects with name, kind, size, path)."""
 
 
 @dataclass(frozen=True)
