@@ -35,7 +35,7 @@ from mlxchat.ui import commands
 from mlxchat.ui.chat_state import ChatState
 from mlxchat.ui.commands import Command, CommandError
 from mlxchat.ui.compositor import DirtyRowsCompositor
-from mlxchat.ui.display import stats_summary
+from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.messages import (
     AnswerFinished,
     CompletionAccept,
@@ -412,19 +412,13 @@ class ChatScreen(Screen[None]):
             await self._after_paint()  # the last tokens reach the screen before the full render
         # the label already names the model; say it again only when it changed meanwhile
         summary = stats_summary(stats, "" if model == view.label else model)
-        stopped = failed = False
-        if finish == "cancelled":
-            stopped, status = True, "stopped"
-            footer = f"stopped · {summary}".rstrip(" ·") if text else "stopped before any text"
-        elif finish == "error":
-            failed, status = True, "failed"
+        stopped, failed = finish == "cancelled", finish == "error"
+        status = "stopped" if stopped else "failed" if failed else ""
+        if failed:
             footer = error or "the answer failed"
-        elif finish == "length":
-            status = ""
-            limit = self.chat.params.max_tokens
-            footer = f"cut at the token limit ({limit}; /max-tokens N) · {summary}".rstrip(" ·")
         else:
-            status, footer = "", summary
+            limit = self.chat.params.max_tokens
+            footer = answer_footer(finish, summary, limit=limit, empty=not text)
         final = MessageView(
             "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
         )

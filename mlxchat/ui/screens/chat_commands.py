@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlxchat.engine.types import SamplingParams, Stats
+from mlxchat.engine.types import SamplingParams
 from mlxchat.text import sanitize
 from mlxchat.ui.commands import CommandError
-from mlxchat.ui.display import safe_filename, stats_summary
+from mlxchat.ui.display import answer_footer, safe_filename, stats_summary
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ListModels, ModelChoice, ModelPicker, choices_from
@@ -254,7 +254,7 @@ class ChatCommands:
                         "assistant",
                         message.content,
                         label=message.model or "assistant",
-                        footer=_saved_footer(message.finish_reason, message.stats, message.model),
+                        footer=answer_footer(message.finish_reason, stats_summary(message.stats)),
                         stopped=message.finish_reason == "cancelled",
                     )
                 )
@@ -315,15 +315,6 @@ class ChatCommands:
         """Stop (and save) an answer being written, then leave."""
         await self.screen.stop_and_wait()
         self.screen.app.exit(0)
-
-
-def _saved_footer(finish: str | None, stats: Stats | None, model: str | None) -> str:
-    summary = stats_summary(stats)  # the label names the model
-    if finish == "cancelled":
-        return f"stopped · {summary}" if summary else "stopped"
-    if finish == "length":
-        return f"cut at the token limit · {summary}" if summary else "cut at the token limit"
-    return summary
 
 
 def _free_path(folder: Path, stem: str) -> Path:
