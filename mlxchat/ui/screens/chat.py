@@ -26,7 +26,6 @@ from mlxchat.engine.types import (
     Chunk,
     EngineError,
     FinishReason,
-    LoadProgress,
     Progress,
     SamplingParams,
     Stats,
@@ -45,6 +44,7 @@ from mlxchat.ui.messages import (
     ModelReady,
     PromptSubmitted,
 )
+from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
@@ -191,20 +191,15 @@ class ChatScreen(Screen[None]):
         self.run_worker(self._load(name, announce), group="load", exit_on_error=False)
 
     async def _load(self, name: str, announce: bool) -> None:
-        try:
-            info = await self.engine.load(name, self._on_load_progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # ModelLoadError, or a loader bug: the app goes on
-            message = str(error) if isinstance(error, EngineError) else f"{name}: {error}"
-            self._loading -= 1
+        info = await load_model(self.engine, name, self.status)
+        self._loading -= 1
+        if isinstance(info, str):  # why it failed: the chat goes on
             current = getattr(self.engine, "model_info", None)
             self.status.set_model(current.name if current else "", None)
             self._settle_status(error=self._loading == 0 and current is None)
-            self.notify(message, title="Model not loaded", severity="error", timeout=10)
-            self.post_message(ModelFailed(name, message))
+            self.notify(info, title="Model not loaded", severity="error", timeout=10)
+            self.post_message(ModelFailed(name, info))
             return
-        self._loading -= 1
         if self._loading == 0:
             self.status.set_model(info.name, info.context_length or 0)
             self.chat.model = info.name
@@ -232,10 +227,6 @@ class ChatScreen(Screen[None]):
             return
         if not self.answering:
             self.status.set_context(tokens)
-
-    def _on_load_progress(self, progress: LoadProgress) -> None:
-        if isinstance(progress, LoadProgress):
-            self.status.set_loading(progress)
 
     def _settle_status(self, error: bool = False) -> None:
         """Put the status back to what is going on after a load or an answer ended."""

@@ -40,6 +40,7 @@ from mlxchat.translate.events import (
 from mlxchat.translate.segment import ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.compositor import DirtyRowsCompositor
+from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
@@ -270,14 +271,10 @@ class TranslateScreen(Screen[None]):
 
     # ----- the model ------------------------------------------------------------------------
     async def _load(self, name: str) -> None:
-        try:
-            info = await self.engine.load(name, self._on_load_progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # ModelLoadError or a loader bug: the screen goes on
+        info = await load_model(self.engine, name, self.status, self._on_load_progress)
+        if isinstance(info, str):  # the screen goes on
             self._loading = False
-            message = str(error) if isinstance(error, EngineError) else f"{name}: {error}"
-            self._fail(message)
+            self._fail(info)
             return
         self._loading = False
         self.status.set_model(info.name, info.context_length)
@@ -285,10 +282,8 @@ class TranslateScreen(Screen[None]):
         self._model_ready()
 
     def _on_load_progress(self, progress: LoadProgress) -> None:
-        if isinstance(progress, LoadProgress):
-            self.status.set_loading(progress)
-            if progress.fraction is not None and 0 < progress.fraction < 1:
-                self.panel.state = f"loading {progress.fraction:.0%}"
+        if progress.fraction is not None and 0 < progress.fraction < 1:
+            self.panel.state = f"loading {progress.fraction:.0%}"
 
     def _model_ready(self) -> None:
         self.runner.set_ready()
