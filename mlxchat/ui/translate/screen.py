@@ -37,7 +37,7 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
-from mlxchat.translate.segment import ends_sentence, split_sentences
+from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.compositor import DirtyRowsCompositor
 from mlxchat.ui.model_load import load_model
@@ -309,18 +309,13 @@ class TranslateScreen(Screen[None]):
     async def _play(self) -> None:
         """Release the source words at `wpm`, whatever the translator's pace."""
         assert self.playback is not None
-        gap = 60.0 / self.wpm
-        start = time.perf_counter()
-        count = 0
-        for sentence, words in enumerate(self.playback):
-            for index, word in enumerate(words):
-                due = start + count * gap
-                count += 1
-                if (wait := due - time.perf_counter()) > 0:
-                    await asyncio.sleep(wait)
-                self.source_pane.set_state(sentence, index, "queued")
-                last = index == len(words) - 1
-                self._arrive(SourceWord(sentence, index, word, last, received_at=due))
+        for word in arrivals(self.playback, self.wpm):
+            if word.due is not None and (wait := word.due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            self.source_pane.set_state(word.sentence, word.index, "queued")
+            self._arrive(
+                SourceWord(word.sentence, word.index, word.word, word.last, received_at=word.due)
+            )
 
     @on(SourcePane.Typed)
     def _typed(self, event: SourcePane.Typed) -> None:
