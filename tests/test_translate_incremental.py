@@ -527,14 +527,14 @@ def test_a_word_cut_at_the_token_limit_is_marked_and_ends_the_segment(
     model, tokenizer = tiny
     sentence = SENTENCES[0]
     kw: dict[str, Any] = {"wait_k": 2, "max_tokens_per_word": 3}
-    events = list(stream_translate(model, tokenizer, sentence, **kw))
+    events = list(stream_translate(model, tokenizer, sentence, wk(**kw)))
     (done,) = segments(events)
     words = [e for e in events if isinstance(e, TargetWord)]
     assert words[-1].cut and not any(w.cut for w in words[:-1])
     assert done.finish_reason == "length"
     assert len(done.target_words) < len(split_words(sentence))  # no runaway "words"
     assert done.source_words == tuple(split_words(sentence))  # the whole source was read
-    (oracle,) = segments(naive_translate(model, tokenizer, sentence, **kw))
+    (oracle,) = segments(naive_translate(model, tokenizer, sentence, wk(**kw)))
     assert oracle.target_tokens == done.target_tokens and oracle.delays == done.delays
 
 
