@@ -217,33 +217,3 @@ class FakeTranslation:
         self.segment += 1
         self._new_segment()
         return [event]
-
-
-@dataclass
-class FakeEngine:
-    """Just enough engine for the screen: a loaded model's name, and `load`."""
-
-    name: str = "fake-model"
-    fail: str | None = None
-    model_info: Any = None
-    loads: list[str] = field(default_factory=list)
-    gate: asyncio.Event | None = None
-    """When set, a load waits for it (`gate.set()` lets it finish)."""
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> FakeTranslation:
-        """A scripted translation (the screen tests usually pass their own factory)."""
-        return FakeFactory()(settings)
-
-    async def load(self, name: str, on_progress: Any = None) -> Any:
-        """Pretend to load `name` (or fail with `fail`)."""
-        from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
-
-        self.loads.append(name)
-        if on_progress is not None:
-            on_progress(LoadProgress(name, "reading weights", 0.5))
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise ModelLoadError(self.fail)
-        self.model_info = ModelInfo(name, f"/models/{name}", context_length=2048)
-        return self.model_info

@@ -7,12 +7,18 @@ import re
 from pilot_helpers import until
 from textual.pilot import Pilot
 from textual.widgets import Input
+from ui.fake_engine import FakeEngine
 
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.screen import TranslateScreen
 
 SIZE = (120, 36)
 """The terminal size of the Pilot and snapshot tests."""
+
+
+def loaded_engine() -> FakeEngine:
+    """A scripted engine with "fake-model" loaded."""
+    return FakeEngine(loaded="fake-model")
 
 
 async def screen_of(pilot: Pilot) -> TranslateScreen:
