@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ui.fake_engine import fixed_stats
+
 from mlxchat.engine.types import Stats
 from mlxchat.translate.events import (
     SegmentDone,
@@ -53,19 +55,9 @@ def translate_word(word: str) -> str:
     return LEXICON.get(word.lower(), word.upper())
 
 
-def fixed_stats(tokens: int) -> Stats:
-    """Deterministic numbers for snapshots: the same for the same token count."""
-    return Stats(
-        prompt_tokens=90 + 3 * tokens,  # over 0.2 s at 312.5 tok/s: a measured speed
-        prompt_tps=312.5,
-        generation_tokens=tokens,
-        generation_tps=18.4 if tokens else 0.0,
-        ttft=0.125,
-        peak_memory=0.61,
-        active_memory=0.52,
-        context_tokens=42 + tokens,
-        context_limit=2048,
-    )
+def translation_stats(tokens: int) -> Stats:
+    """`fixed_stats` with a prompt that grows with the words read."""
+    return fixed_stats(tokens, prompt_tokens=90 + 3 * tokens)  # over 0.2 s at 312.5 tok/s
 
 
 @dataclass
@@ -133,7 +125,7 @@ class FakeTranslation:
             target_words_generated=len(self.delays),
             delays=tuple(self.delays),
             tokens_computed=self.tokens * 4,
-            stats=fixed_stats(self.tokens),
+            stats=translation_stats(self.tokens),
             **fields,
         )
 
