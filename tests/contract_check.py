@@ -7,7 +7,6 @@ fake satisfies its protocol. Run by .ci/run:
 from __future__ import annotations
 
 from ui.fake_engine import FakeEngine as ChatFake
-from ui_translate.fake_translation import FakeEngine as TranslateFake
 from ui_translate.fake_translation import FakeTranslation
 
 from mlxchat.engine import contract
@@ -26,10 +25,6 @@ def remote_engine(engine: RemoteEngine) -> contract.Engine:
 
 
 def chat_fake(engine: ChatFake) -> contract.ChatEngine:
-    return engine
-
-
-def translate_fake(engine: TranslateFake) -> contract.TranslateEngine:
     return engine
 
 

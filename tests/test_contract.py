@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 import pytest
 from ui.fake_engine import FakeEngine as ChatFake
-from ui_translate.fake_translation import FakeEngine as TranslateFake
 from ui_translate.fake_translation import FakeTranslation
 
 from mlxchat.engine import contract
@@ -21,7 +20,6 @@ IMPLEMENTATIONS = [
     (Engine, contract.Engine),
     (RemoteEngine, contract.Engine),
     (ChatFake, contract.ChatEngine),
-    (TranslateFake, contract.TranslateEngine),
     (LiveTranslation, contract.BlockingTranslation),
     (RemoteTranslation, contract.BlockingTranslation),
     (FakeTranslation, contract.Translation),

@@ -15,7 +15,7 @@ from mlxchat.translate.policy import (
     wait_k_schedule,
 )
 from mlxchat.translate.prompt import PLACEHOLDER, build_layout, default_messages
-from mlxchat.translate.segment import ends_sentence, split_sentences, split_words
+from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences, split_words
 
 
 def test_schedule_is_min_of_k_plus_t_minus_one_and_source_length() -> None:
@@ -168,3 +168,14 @@ def test_word_boundary_rule(word: list[str], candidate: str, expected: bool) -> 
     tokenizer = PieceTokenizer(pieces)
     ids = [pieces.index(p) for p in word]
     assert starts_new_word(tokenizer, ids, pieces.index(candidate)) is expected
+
+
+def test_arrivals_give_each_word_with_its_place_and_sentence_end() -> None:
+    words = [(a.sentence, a.index, a.word, a.last, a.due) for a in arrivals([["A", "b."], ["C"]])]
+    assert words == [(0, 0, "A", False, None), (0, 1, "b.", True, None), (1, 0, "C", True, None)]
+
+
+def test_arrivals_at_a_pace_are_due_one_gap_apart() -> None:
+    dues = [a.due or 0.0 for a in arrivals([["one", "two"], ["three"]], wpm=120)]
+    assert dues[0] > 0
+    assert [round(due - dues[0], 6) for due in dues] == [0.0, 0.5, 1.0]

@@ -228,25 +228,22 @@ def run_plain(
 ) -> int:
     """Feed the sentences word by word (paced at `wpm` when given) and print the events."""
     from mlxchat.engine.types import EngineError
+    from mlxchat.translate.segment import arrivals
 
     live = engine.translation(settings, auto_segment=False)
-    gap = 60.0 / wpm if wpm else 0.0
-    start = time.perf_counter()
-    index = 0
     events = None
     try:
-        for sentence in sentences:
-            for i, word in enumerate(sentence):
-                arrival = start + index * gap if gap else time.perf_counter()
-                index += 1
-                if (wait := arrival - time.perf_counter()) > 0:
-                    time.sleep(wait)
-                last = i == len(sentence) - 1
-                events = live.feed_sync(
-                    word, last=last, received_at=arrival, more_waiting=not gap and not last
-                )
-                for event in events:
-                    printer(event)
+        for word in arrivals(sentences, wpm):
+            if word.due is not None and (wait := word.due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            events = live.feed_sync(
+                word.word,
+                last=word.last,
+                received_at=time.perf_counter() if word.due is None else word.due,
+                more_waiting=word.due is None and not word.last,
+            )
+            for event in events:
+                printer(event)
     except KeyboardInterrupt:
         if events is not None:
             events.close()

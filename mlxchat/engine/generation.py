@@ -266,7 +266,7 @@ def run_generation(
     finally:
         session.record(todo + fed)
     stats.active_memory = mx.get_active_memory() / 1e9
-    stats.context_tokens = len(session.tokens)
+    stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
 

@@ -36,7 +36,7 @@ from mlxchat.translate.kvcache import CachedModel, Cancelled
 from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
 from mlxchat.translate.policy import Action, next_action
 from mlxchat.translate.prompt import PromptLayout, build_layout
-from mlxchat.translate.segment import ends_sentence, split_sentences, split_words
+from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences, split_words
 from mlxchat.translate.settings import WaitKSettings
 
 RECOMPUTE_NOTICE = "this model's cache cannot be trimmed: recomputing the prompt at each step"
@@ -324,9 +324,7 @@ def stream_translate(
     translator = SimultaneousTranslator(
         model, tokenizer, settings, should_stop=should_stop, auto_segment=False, messages=messages
     )
-    for sentence in split_sentences(source):
-        for i, word in enumerate(sentence):
-            last = i == len(sentence) - 1
-            yield from translator.feed(word, last=last, more_waiting=not last)
-            if translator.cancelled:
-                return
+    for word in arrivals(split_sentences(source)):
+        yield from translator.feed(word.word, last=word.last, more_waiting=not word.last)
+        if translator.cancelled:
+            return

@@ -14,10 +14,10 @@ from typing import Any
 
 import mlx.core as mx
 from mlx_lm.generate import generation_stream
-from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
 from mlxchat.engine import cpu
-from mlxchat.engine.session import common_prefix
+from mlxchat.engine.session import TrimmableCache, common_prefix
 
 PREFILL_CHUNK = 512
 """Longest token run given to the model in one call."""
@@ -70,11 +70,12 @@ class Cancelled(Exception):
     """Raised by `CachedModel.feed` when `should_stop` returns True."""
 
 
-class CachedModel:
+class CachedModel(TrimmableCache):
     """A model plus a KV cache that holds a known token prefix, edited by trimming.
 
     Attributes:
         ids: The tokens whose keys/values are in the cache, in order.
+        logits: The logits after the last token, when they were computed.
         tokens_computed: Tokens run through the model so far (padding included).
         calls: Model calls so far (each computes all the weights once, however few tokens).
         recompute: True once the cache had to be rebuilt because it could not be trimmed.
@@ -87,13 +88,11 @@ class CachedModel:
         *,
         pad: bool | None = None,
     ) -> None:
-        self.model = model
+        super().__init__(model)
         self.should_stop = should_stop
         self.pad = cpu_padding() if pad is None else pad
         """Pad calls to a multiple of `PAD_MULTIPLE` tokens (causal: the real tokens'
         results do not change) and trim the padding off the cache afterwards."""
-        self.cache = make_prompt_cache(model)
-        self.ids: list[int] = []
         self.logits: mx.array | None = None
         self.tokens_computed = 0
         self.calls = 0
@@ -101,20 +100,14 @@ class CachedModel:
 
     def truncate(self, length: int) -> None:
         """Keep only the first `length` cached tokens (rebuild if the cache can't trim)."""
-        extra = len(self.ids) - length
-        if extra <= 0:
+        if len(self.ids) <= length:
             return
         self.logits = None
-        if can_trim_prompt_cache(self.cache):
-            trim_prompt_cache(self.cache, extra)
-            del self.ids[length:]
-            return
-        self.recompute = True
-        keep = self.ids[:length]
-        self.cache = make_prompt_cache(self.model)
-        self.ids = []
-        if keep:
-            self.feed(keep, need_logits=False)
+        lost = self.shorten(length)
+        if lost is not None:
+            self.recompute = True
+            if lost:
+                self.feed(lost, need_logits=False)
 
     def feed(self, tokens: list[int], need_logits: bool = True) -> mx.array | None:
         """Run `tokens` through the model after the cached ones; return last logits (1, V).

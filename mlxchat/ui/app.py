@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-from textual.driver import Driver
 from textual.theme import Theme
 
 from mlxchat.engine.contract import ChatEngine
+from mlxchat.ui.app_base import ThemedApp, run_app
 from mlxchat.ui.palette import SlashCommandProvider
 from mlxchat.ui.remember import remember
-from mlxchat.ui.screens.chat import ChatScreen, ListModels
-from mlxchat.ui.textual_compat import safe_input_driver
-from mlxchat.ui.themes import default_themes, install_themes
+from mlxchat.ui.screens.chat import ChatScreen
+from mlxchat.ui.screens.models import ListModels
 
 
 def default_list_models() -> ListModels | None:
@@ -36,7 +35,7 @@ def default_list_models() -> ListModels | None:
     return list_local_models
 
 
-class ChatApp(App[int]):
+class ChatApp(ThemedApp):
     """The chat application: one `ChatScreen`, themes, notices, the command palette.
 
     Bindings:
@@ -70,26 +69,18 @@ class ChatApp(App[int]):
             list_models: Lists local models (None: `engine.models.list_local_models`).
             resume: The id of a saved chat to open, or "latest" for the newest one.
         """
-        super().__init__()
+        super().__init__(
+            theme=getattr(settings, "theme", "") or "", themes=themes, theme_errors=theme_errors
+        )
         self.engine = engine
         self.settings = settings
         self.history = history
-        if themes is None:
-            loaded, errors = default_themes()
-            self._themes, self._theme_errors = list(loaded), list(errors)
-        else:
-            self._themes, self._theme_errors = list(themes), list(theme_errors)
         self._list_models = list_models if list_models is not None else default_list_models()
         self._resume = resume
 
-    def get_driver_class(self) -> type[Driver]:
-        """Textual's driver, with an input loop that takes pasted bytes as text."""
-        return safe_input_driver(super().get_driver_class())
-
     def on_mount(self) -> None:
         """Register themes, apply the chosen one, show notices, open the chat screen."""
-        wanted = getattr(self.settings, "theme", "") or ""
-        install_themes(self, self._themes, self._theme_errors, wanted)
+        self.install_themes()
         self.theme_changed_signal.subscribe(self, lambda theme: remember(self, "theme", theme.name))
         notice = getattr(self.history, "notice", None)
         if notice:
@@ -135,7 +126,6 @@ def run_chat(
         api_key: The key of a remote server (`-m http://…/v1`).
     """
     from mlxchat import locations
-    from mlxchat.engine.factory import make_engine
     from mlxchat.store.history import HISTORY_FILE, History
 
     folder = Path(data_dir) if data_dir is not None else locations.data_dir()
@@ -143,21 +133,12 @@ def run_chat(
         history: Any = History.open(folder / HISTORY_FILE)
     except Exception as error:  # the store promises not to raise; be safe anyway
         history = History.in_memory(f"history is not saved: {error}")
-    engine = make_engine(
-        settings.model,
-        api_key=api_key,
-        progress_interval=getattr(settings, "progress_interval", 0.25),
-        fast_cpu=getattr(settings, "fast_cpu", True),
-    )
-    app = ChatApp(engine, settings, history, resume=resume)
     try:
-        result = app.run()
+        return run_app(
+            lambda engine: ChatApp(engine, settings, history, resume=resume),
+            settings.model,
+            settings,
+            api_key=api_key,
+        )
     finally:
-        try:
-            engine.cancel()
-        finally:
-            history.close()
-    code = app.return_code
-    if code is None:
-        code = result if isinstance(result, int) else 0
-    return code
+        history.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mlxchat.engine.types import Stats
+from mlxchat.engine.types import FinishReason, Stats
 
 USER_DISPLAY_LIMIT = 20_000
 """A user message longer than this is shown cut (it is sent and saved whole)."""
@@ -34,6 +34,31 @@ def stats_summary(stats: Stats | None, model: str = "") -> str:
     if model:
         parts.append(model)
     return " · ".join(parts)
+
+
+def answer_footer(
+    finish: FinishReason | str | None,
+    summary: str,
+    *,
+    limit: int | None = None,
+    empty: bool = False,
+) -> str:
+    """The line under an answer, live or saved: how it ended, then its numbers.
+
+    Args:
+        finish: Why it ended ("cancelled" and "length" are said; the rest shows `summary`).
+        summary: The numbers (`stats_summary`).
+        limit: The token limit it was cut at (named with how to change it), if known.
+        empty: Whether it was stopped before any text.
+    """
+    if finish == "cancelled":
+        return "stopped before any text" if empty else f"stopped · {summary}".rstrip(" ·")
+    if finish == "length":
+        cut = "cut at the token limit"
+        if limit is not None:
+            cut += f" ({limit}; /max-tokens N)"
+        return f"{cut} · {summary}".rstrip(" ·")
+    return summary
 
 
 def safe_filename(title: str, fallback: str = "chat") -> str:

@@ -77,6 +77,8 @@ class FakeEngine:
         error: When set, every stream fails with this `EngineError` text.
         finish: The finish reason of a complete answer ("stop" or "length").
         notice: The loaded models' `ModelInfo.notice`.
+        load_error: When set, every load fails with this `ModelLoadError` text.
+        loaded: A model loaded from the start (None: none until `load`).
     """
 
     answers: list[list[str]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
@@ -88,6 +90,8 @@ class FakeEngine:
     finish: str = "stop"
     context_length: int = 2048
     notice: str = ""
+    load_error: str | None = None
+    loaded: str | None = None
     requests: list[Request] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
     reset_sessions: list[str] = field(default_factory=list)
@@ -102,6 +106,8 @@ class FakeEngine:
         self._load_gate: asyncio.Event | None = None
         self.current: FakeStream | None = None
         self.sampling_defaults: dict[str, Any] = {}
+        if self.loaded is not None:
+            self._info = self._model(self.loaded)
 
     # ----- the Engine API -------------------------------------------------------------------
     @property
@@ -128,16 +134,21 @@ class FakeEngine:
                 await self._load_gate.wait()
             if name in self.missing:
                 raise ModelLoadError(f"no model named '{name}': not a file, folder or cached repo")
-            self._info = ModelInfo(
-                name=name,
-                path=f"/models/{name}",
-                context_length=self.context_length,
-                sampling_defaults=dict(self.sampling_defaults),
-                notice=self.notice,
-            )
+            if self.load_error is not None:
+                raise ModelLoadError(self.load_error)
+            self._info = self._model(name)
             if on_progress:
                 on_progress(LoadProgress(name, "ready", 1.0))
             return self._info
+
+    def _model(self, name: str) -> ModelInfo:
+        return ModelInfo(
+            name=name,
+            path=f"/models/{name}",
+            context_length=self.context_length,
+            sampling_defaults=dict(self.sampling_defaults),
+            notice=self.notice,
+        )
 
     def stream(
         self,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
+from pilot_helpers import until
 from textual.pilot import Pilot
 
 from mlxchat.ui.app import ChatApp
@@ -44,13 +43,9 @@ MARKDOWN_PIECES = [
 """A streamed answer: a paragraph growing over several pieces, a list, a code block."""
 
 
-async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        await pilot.pause(0.01)
+def model_settled(screen: ChatScreen) -> bool:
+    """Whether no model is loading, as the status bar shows."""
+    return screen.status.state != "loading"
 
 
 async def ready(pilot: Pilot) -> ChatScreen:
@@ -60,7 +55,7 @@ async def ready(pilot: Pilot) -> ChatScreen:
     await until(pilot, lambda: isinstance(app.screen, ChatScreen))
     screen = app.chat_screen
     engine = screen.engine
-    await until(pilot, lambda: engine.model_info is not None and screen._loading == 0)
+    await until(pilot, lambda: engine.model_info is not None and model_settled(screen))
     return screen
 
 

@@ -20,7 +20,7 @@ from mlxchat.store.history import History
 from mlxchat.text import sanitize
 from mlxchat.ui.app import ChatApp
 
-from .helpers import SIZE, ready, send, shown, until
+from .helpers import SIZE, model_settled, ready, send, shown, until
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ async def test_switch_model_keeps_the_conversation(
         screen = await ready(pilot)
         await send(pilot, "Hello")
         await send(pilot, f"/model {tiny_qwen}")
-        await until(pilot, lambda: screen._loading == 0)
+        await until(pilot, lambda: model_settled(screen))
         assert engine.model_info.name == str(tiny_qwen)
         assert screen.status.model == str(tiny_qwen)
         await send(pilot, "And you?")
@@ -149,7 +149,7 @@ async def test_missing_model_keeps_the_old_one(engine, tiny_settings, history, t
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await send(pilot, f"/model {tmp_path / 'no-such-model'}")
-        await until(pilot, lambda: screen._loading == 0, timeout=20)
+        await until(pilot, lambda: model_settled(screen), timeout=20)
         assert any("Model not loaded" in n for n in await shown(pilot))
         assert engine.model_info.name == str(tiny_settings.model)
         assert screen.status.model == str(tiny_settings.model)

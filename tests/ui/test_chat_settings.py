@@ -8,7 +8,7 @@ from mlxchat import locations
 from mlxchat.config import Settings, apply_overrides, write_default_config
 from mlxchat.ui.screens.help import HelpScreen
 
-from .helpers import SIZE, ready, send, until
+from .helpers import SIZE, model_settled, ready, send, until
 
 
 def sent(engine) -> tuple[float, float]:
@@ -28,7 +28,7 @@ async def test_model_defaults_apply_unless_the_user_chose(make_app, engine) -> N
         await send(pilot, "/temp 0.2")
         engine.sampling_defaults = {"temp": 1.0}
         await send(pilot, "/model other")
-        await until(pilot, lambda: screen._loading == 0)
+        await until(pilot, lambda: model_settled(screen))
         await send(pilot, "Again")
         assert sent(engine) == (0.2, 0.5)  # chosen in this chat: kept on another model
         await send(pilot, "/new")
@@ -49,7 +49,7 @@ async def test_theme_and_model_changes_are_kept_in_the_config_file(make_app) -> 
         screen = await ready(pilot)
         await send(pilot, "/theme nord-frost")
         await send(pilot, "/model other")
-        await until(pilot, lambda: screen._loading == 0)
+        await until(pilot, lambda: model_settled(screen))
         await pilot.pause()
     text = locations.config_file().read_text()
     assert tomllib.loads(text) == {"theme": "nord-frost", "model": "other", "max_tokens": 300}

@@ -130,8 +130,7 @@ def test_error_notification(snap_compare, make_app) -> None:
     async def run_before(pilot: Pilot) -> None:
         screen = await ready(pilot)
         screen.prompt.insert("/temp hot")
-        screen._close_completion()
-        await screen.submit("/temp hot")
+        await pilot.press("escape", "enter")  # close the completion list, then run it
         await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)

@@ -16,7 +16,7 @@ from mlxchat.ui.app import ChatApp
 from mlxchat.ui.screens.chat import ChatScreen
 
 from .fake_engine import FakeEngine
-from .helpers import SIZE, ready, send, shown, until
+from .helpers import SIZE, model_settled, ready, send, shown, until
 
 
 def line(screen: ChatScreen) -> str:
@@ -83,7 +83,7 @@ async def test_slow_blas_hint_is_shown_once(make_app, engine: FakeEngine) -> Non
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await send(pilot, "/model other")
-        await until(pilot, lambda: engine.loads == ["fake", "other"] and screen._loading == 0)
+        await until(pilot, lambda: engine.loads == ["fake", "other"] and model_settled(screen))
         hints = [n for n in await shown(pilot) if SLOW_BLAS_HINT in n]
         assert hints == [f"Slow CPU path: {SLOW_BLAS_HINT}"]
 

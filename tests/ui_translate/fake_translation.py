@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ui.fake_engine import fixed_stats
+
 from mlxchat.engine.types import Stats
 from mlxchat.translate.events import (
     SegmentDone,
@@ -53,19 +55,9 @@ def translate_word(word: str) -> str:
     return LEXICON.get(word.lower(), word.upper())
 
 
-def fixed_stats(tokens: int) -> Stats:
-    """Deterministic numbers for snapshots: the same for the same token count."""
-    return Stats(
-        prompt_tokens=90 + 3 * tokens,  # over 0.2 s at 312.5 tok/s: a measured speed
-        prompt_tps=312.5,
-        generation_tokens=tokens,
-        generation_tps=18.4 if tokens else 0.0,
-        ttft=0.125,
-        peak_memory=0.61,
-        active_memory=0.52,
-        context_tokens=42 + tokens,
-        context_limit=2048,
-    )
+def translation_stats(tokens: int) -> Stats:
+    """`fixed_stats` with a prompt that grows with the words read."""
+    return fixed_stats(tokens, prompt_tokens=90 + 3 * tokens)  # over 0.2 s at 312.5 tok/s
 
 
 @dataclass
@@ -133,7 +125,7 @@ class FakeTranslation:
             target_words_generated=len(self.delays),
             delays=tuple(self.delays),
             tokens_computed=self.tokens * 4,
-            stats=fixed_stats(self.tokens),
+            stats=translation_stats(self.tokens),
             **fields,
         )
 
@@ -217,33 +209,3 @@ class FakeTranslation:
         self.segment += 1
         self._new_segment()
         return [event]
-
-
-@dataclass
-class FakeEngine:
-    """Just enough engine for the screen: a loaded model's name, and `load`."""
-
-    name: str = "fake-model"
-    fail: str | None = None
-    model_info: Any = None
-    loads: list[str] = field(default_factory=list)
-    gate: asyncio.Event | None = None
-    """When set, a load waits for it (`gate.set()` lets it finish)."""
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> FakeTranslation:
-        """A scripted translation (the screen tests usually pass their own factory)."""
-        return FakeFactory()(settings)
-
-    async def load(self, name: str, on_progress: Any = None) -> Any:
-        """Pretend to load `name` (or fail with `fail`)."""
-        from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
-
-        self.loads.append(name)
-        if on_progress is not None:
-            on_progress(LoadProgress(name, "reading weights", 0.5))
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise ModelLoadError(self.fail)
-        self.model_info = ModelInfo(name, f"/models/{name}", context_length=2048)
-        return self.model_info

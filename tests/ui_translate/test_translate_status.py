@@ -7,19 +7,12 @@ import re
 
 from textual.app import App, ComposeResult
 
-from mlxchat.engine.types import ModelInfo
 from mlxchat.translate.decoding import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.latency_panel import LatencyPanel
 
-from .fake_translation import FakeEngine, FakeFactory
-from .translate_helpers import SIZE, idle, screen_of, type_words, until
-
-
-def loaded_engine() -> FakeEngine:
-    engine = FakeEngine()
-    engine.model_info = ModelInfo("fake-model", "/models/fake-model", context_length=2048)
-    return engine
+from .fake_translation import FakeFactory
+from .translate_helpers import SIZE, idle, loaded_engine, screen_of, type_words, until
 
 
 def lag_shown(panel: LatencyPanel) -> str:

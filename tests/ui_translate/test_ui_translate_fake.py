@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from typing import Any
 
 from textual.app import App
 from textual.widgets import Input, Static
+from ui.fake_engine import FakeEngine
 
-from mlxchat.engine.types import ModelInfo
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.screen import TranslateScreen
 
-from .fake_translation import FakeEngine, FakeFactory
-from .translate_helpers import SIZE, idle, screen_of, type_words, until
+from .fake_translation import FakeFactory
+from .translate_helpers import SIZE, idle, loaded_engine, screen_of, type_words, until
 
 SOURCE = "The cat sat on the mat. It was very happy."
-
-
-def loaded_engine() -> FakeEngine:
-    engine = FakeEngine()
-    engine.model_info = ModelInfo("fake-model", "/models/fake-model", context_length=2048)
-    return engine
 
 
 def app_for(engine: Any, factory: FakeFactory, k: int = 3, **kw: Any) -> TranslateApp:
@@ -35,7 +28,8 @@ def app_for(engine: Any, factory: FakeFactory, k: int = 3, **kw: Any) -> Transla
 
 
 async def test_words_typed_before_the_model_is_ready_wait_in_the_queue(factory) -> None:
-    engine = FakeEngine(gate=asyncio.Event())
+    engine = FakeEngine()
+    engine.hold_loads()
     app = app_for(engine, factory, k=2, model="fake-model")
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_of(pilot)
@@ -45,8 +39,7 @@ async def test_words_typed_before_the_model_is_ready_wait_in_the_queue(factory) 
         assert screen.panel.queued == 3 and screen.sentences[0].read == 0
         assert screen.source_pane.line(0).states == ["queued"] * 3
         assert "queued  3" in screen.panel.render().plain
-        assert engine.gate is not None
-        engine.gate.set()
+        engine.release_loads()
         await until(pilot, lambda: screen.runner.ready)
         await idle(pilot, screen)
         assert engine.loads == ["fake-model"]
@@ -59,7 +52,7 @@ async def test_words_typed_before_the_model_is_ready_wait_in_the_queue(factory) 
 
 
 async def test_a_failed_load_is_shown_and_the_screen_goes_on(factory) -> None:
-    engine = FakeEngine(fail="cannot find model 'nope'; try `mlxchat models`")
+    engine = FakeEngine(load_error="cannot find model 'nope'; try `mlxchat models`")
     app = app_for(engine, factory, model="nope")
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_of(pilot)

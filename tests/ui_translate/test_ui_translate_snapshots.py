@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from textual.pilot import Pilot
 from textual.widgets import Input
+from ui.fake_engine import FakeEngine
 
-from mlxchat.engine.types import ModelInfo
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.app import TranslateApp
 
-from .fake_translation import FakeEngine, FakeFactory
-from .translate_helpers import SIZE, idle, screen_of, until
+from .fake_translation import FakeFactory
+from .translate_helpers import SIZE, idle, loaded_engine, screen_of, until
 
 SOURCE = "The cat sat on the mat. It was very happy. A dog runs in the park."
 
 
 def make_app(factory: FakeFactory, engine: FakeEngine | None = None, **kw: object) -> TranslateApp:
     if engine is None:
-        engine = FakeEngine()
-        engine.model_info = ModelInfo("fake-model", "/models/fake-model", context_length=2048)
+        engine = loaded_engine()
     return TranslateApp(
         engine,
         WaitKSettings(wait_k=kw.pop("k", 3)),  # type: ignore[arg-type]
@@ -68,7 +67,7 @@ def test_finished(snap_compare, factory: FakeFactory) -> None:
 
 def test_model_failed_while_typing(snap_compare, factory: FakeFactory) -> None:
     """The load failed: the error is shown, typed words wait in the queue."""
-    engine = FakeEngine(fail="cannot find model 'nope'; run `mlxchat models` to list them")
+    engine = FakeEngine(load_error="cannot find model 'nope'; run `mlxchat models` to list them")
     app = make_app(factory, engine, model="nope")
 
     async def run_before(pilot: Pilot) -> None:

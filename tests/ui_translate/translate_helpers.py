@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 
+from pilot_helpers import until
 from textual.pilot import Pilot
 from textual.widgets import Input
+from ui.fake_engine import FakeEngine
 
 from mlxchat.ui.translate.app import TranslateApp
 from mlxchat.ui.translate.screen import TranslateScreen
@@ -16,13 +16,9 @@ SIZE = (120, 36)
 """The terminal size of the Pilot and snapshot tests."""
 
 
-async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        await pilot.pause(0.01)
+def loaded_engine() -> FakeEngine:
+    """A scripted engine with "fake-model" loaded."""
+    return FakeEngine(loaded="fake-model")
 
 
 async def screen_of(pilot: Pilot) -> TranslateScreen:

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, TextArea
 from textual.worker import Worker
 
@@ -26,15 +26,14 @@ from mlxchat.engine.types import (
     Chunk,
     EngineError,
     FinishReason,
-    LoadProgress,
     Progress,
     SamplingParams,
     Stats,
 )
 from mlxchat.ui import commands
 from mlxchat.ui.chat_state import ChatState
-from mlxchat.ui.commands import CommandError
-from mlxchat.ui.display import stats_summary
+from mlxchat.ui.commands import Command, CommandError
+from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.messages import (
     AnswerFinished,
     CompletionAccept,
@@ -44,9 +43,11 @@ from mlxchat.ui.messages import (
     ModelReady,
     PromptSubmitted,
 )
+from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
+from mlxchat.ui.screens.models import ListModels
 from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.widgets.conversation import ConversationView
 from mlxchat.ui.widgets.message import MessageView
@@ -58,9 +59,6 @@ from mlxchat.ui.widgets.suggestions import CompletionList
 BUSY_NOTICE_SECONDS = 5.0
 """How long the "Busy" notice shows; it is not shown again meanwhile."""
 
-ListModels = Callable[[], Sequence[object]]
-"""Returns the local models (objects with name, kind, size, path)."""
-
 WELCOME = (
     "[b]mlxchat[/b] — chat with a local model.\n\n"
     "Type a message and press [b]Enter[/b] (Shift+Enter or Ctrl+J for a new line).\n"
@@ -68,7 +66,7 @@ WELCOME = (
 )
 
 
-class ChatScreen(ChatCommands):
+class ChatScreen(Screen[None]):
     """The main screen.
 
     Bindings:
@@ -115,14 +113,13 @@ class ChatScreen(ChatCommands):
         self.engine = engine
         self.settings = settings
         self.history = history
-        self.list_models = list_models
         self.resume_id = resume
         self.chat = ChatState(history, settings.system_prompt, self.default_sampling())
         self._stream: Any = None
         self._answer_worker: Worker[None] | None = None
         self._got_tokens = False
         self._loading = 0
-        self._model_names: list[str] | None = None
+        self.commands = ChatCommands(self, list_models)
         self._dismissed_completion: str | None = None
         self._history_warned = False
         self._busy_notice_until = 0.0
@@ -177,7 +174,7 @@ class ChatScreen(ChatCommands):
         elif not self.settings.model and info is None:
             self.status.set_state("idle", "no model — /model NAME or F2")
         if self.resume_id is not None:
-            await self.resume_chat(self.resume_id)
+            await self.commands.resume_chat(self.resume_id)
 
     # ----- models ---------------------------------------------------------------------------
     def default_sampling(self) -> SamplingParams:
@@ -194,27 +191,22 @@ class ChatScreen(ChatCommands):
         self.run_worker(self._load(name, announce), group="load", exit_on_error=False)
 
     async def _load(self, name: str, announce: bool) -> None:
-        try:
-            info = await self.engine.load(name, self._on_load_progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # ModelLoadError, or a loader bug: the app goes on
-            message = str(error) if isinstance(error, EngineError) else f"{name}: {error}"
-            self._loading -= 1
+        info = await load_model(self.engine, name, self.status)
+        self._loading -= 1
+        if isinstance(info, str):  # why it failed: the chat goes on
             current = getattr(self.engine, "model_info", None)
             self.status.set_model(current.name if current else "", None)
             self._settle_status(error=self._loading == 0 and current is None)
-            self.notify(message, title="Model not loaded", severity="error", timeout=10)
-            self.post_message(ModelFailed(name, message))
+            self.notify(info, title="Model not loaded", severity="error", timeout=10)
+            self.post_message(ModelFailed(name, info))
             return
-        self._loading -= 1
         if self._loading == 0:
             self.status.set_model(info.name, info.context_length or 0)
             self.chat.model = info.name
             self.chat.use_defaults(self.default_sampling())
             problem = self.chat.save_settings()
             if problem:
-                self._history_problem(problem)
+                self.history_problem(problem)
             self.count_context()
         self._settle_status()
         show_model_notice(self.app, info)
@@ -235,10 +227,6 @@ class ChatScreen(ChatCommands):
             return
         if not self.answering:
             self.status.set_context(tokens)
-
-    def _on_load_progress(self, progress: LoadProgress) -> None:
-        if isinstance(progress, LoadProgress):
-            self.status.set_loading(progress)
 
     def _settle_status(self, error: bool = False) -> None:
         """Put the status back to what is going on after a load or an answer ended."""
@@ -278,7 +266,7 @@ class ChatScreen(ChatCommands):
         """Run a slash-command; a wrong one is shown as an error and nothing is sent."""
         self._close_completion()
         try:
-            await commands.run_command(self, text)
+            await commands.run_command(self.commands, text)
         except CommandError as error:
             self.notify(str(error), title="Command", severity="error", timeout=8)
             if self.is_attached:  # kept to fix, selected so that typing replaces it
@@ -291,7 +279,7 @@ class ChatScreen(ChatCommands):
 
     async def send(self, text: str) -> bool:
         """Send a message: show it, save it, and start the answer."""
-        if self._busy():
+        if self.busy():
             return False
         self.prompt.remember(text)
         self.prompt.reset()
@@ -299,9 +287,17 @@ class ChatScreen(ChatCommands):
         self.conversation.follow()
         problem = self.chat.add_user(text)
         if problem:
-            self._history_problem(problem)
+            self.history_problem(problem)
         await self.start_answer()
         return True
+
+    def palette_command(self, command: Command) -> None:
+        """Run a command from the palette, or start typing it when it needs an argument."""
+        if command.needs_argument:
+            self.prompt.reset(f"/{command.name} ")
+            self.prompt.focus()
+            return
+        self.run_worker(self.run_command(f"/{command.name}"), group="command", exit_on_error=False)
 
     # ----- answers --------------------------------------------------------------------------
     async def start_answer(self) -> None:
@@ -407,19 +403,13 @@ class ChatScreen(ChatCommands):
             await self._after_paint()  # the last tokens reach the screen before the full render
         # the label already names the model; say it again only when it changed meanwhile
         summary = stats_summary(stats, "" if model == view.label else model)
-        stopped = failed = False
-        if finish == "cancelled":
-            stopped, status = True, "stopped"
-            footer = f"stopped · {summary}".rstrip(" ·") if text else "stopped before any text"
-        elif finish == "error":
-            failed, status = True, "failed"
+        stopped, failed = finish == "cancelled", finish == "error"
+        status = "stopped" if stopped else "failed" if failed else ""
+        if failed:
             footer = error or "the answer failed"
-        elif finish == "length":
-            status = ""
-            limit = self.chat.params.max_tokens
-            footer = f"cut at the token limit ({limit}; /max-tokens N) · {summary}".rstrip(" ·")
         else:
-            status, footer = "", summary
+            limit = self.chat.params.max_tokens
+            footer = answer_footer(finish, summary, limit=limit, empty=not text)
         final = MessageView(
             "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
         )
@@ -430,7 +420,7 @@ class ChatScreen(ChatCommands):
         if text:
             problem = self.chat.add_answer(text, finish, stats, model)
             if problem:
-                self._history_problem(problem)
+                self.history_problem(problem)
         if stats is not None:
             self.status.set_stats(stats)
 
@@ -468,7 +458,7 @@ class ChatScreen(ChatCommands):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(worker.wait(), timeout)
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
         """Whether an answer is being written; says so once, however often it is asked
         (Enter held down, or a paste whose every line arrives as an Enter)."""
         if not self.answering:
@@ -491,7 +481,7 @@ class ChatScreen(ChatCommands):
         if text == self._dismissed_completion:
             return
         self._dismissed_completion = None
-        items = commands.completions(self, text) if text.startswith("/") else []
+        items = commands.completions(self.commands, text) if text.startswith("/") else []
         if len(items) == 1 and items[0][0] == text:
             items = []
         self.completion.show(items)
@@ -548,7 +538,7 @@ class ChatScreen(ChatCommands):
         return True
 
     # ----- history ------------------------------------------------------------------------
-    def _history_problem(self, problem: str | None) -> None:
+    def history_problem(self, problem: str | None) -> None:
         """Show a history failure (once per kind; the chat goes on in memory)."""
         if problem and not self._history_warned:
             self._history_warned = True
@@ -557,31 +547,31 @@ class ChatScreen(ChatCommands):
     # ----- key actions ----------------------------------------------------------------------
     def action_help(self) -> None:
         """F1."""
-        self.show_help()
+        self.commands.show_help()
 
     async def action_models(self) -> None:
         """F2."""
-        await self.pick_model()
+        await self.commands.pick_model()
 
     def action_history(self) -> None:
         """F3."""
         try:
-            self.browse_history()
+            self.commands.browse_history()
         except CommandError as error:
             self.notify(str(error), severity="error")
 
     async def action_new_chat(self) -> None:
         """Ctrl+N."""
-        await self.new_chat()
+        await self.commands.new_chat()
 
     async def action_clear_chat(self) -> None:
         """Ctrl+L."""
-        await self.clear_chat()
+        await self.commands.clear_chat()
 
     async def action_retry(self) -> None:
         """Ctrl+R."""
         try:
-            await self.retry()
+            await self.commands.retry()
         except CommandError as error:
             self.notify(str(error), severity="error")
 

@@ -8,17 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from textual import on
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
-from textual.widgets.option_list import Option
 
 from mlxchat.store.records import ConversationSummary
 from mlxchat.text import sanitize
+from mlxchat.ui.screens.filter_list import FilterList
 
 Search = Callable[[str], Sequence[ConversationSummary]]
 """Returns the chats matching a search text ("" for all); may raise with a message."""
@@ -35,13 +29,8 @@ def format_when(when: datetime, now: datetime | None = None) -> str:
     return local.strftime("%Y-%m-%d")
 
 
-class HistoryScreen(ModalScreen[int | None]):
-    """Browse and search saved chats.
-
-    Bindings:
-        escape: Close without choosing.
-        down/up: Move in the list while typing in the search box.
-    """
+class HistoryScreen(FilterList[ConversationSummary, int]):
+    """Browse and search saved chats (see `FilterList` for the keys)."""
 
     DEFAULT_CSS = """
     HistoryScreen {
@@ -61,11 +50,11 @@ class HistoryScreen(ModalScreen[int | None]):
     HistoryScreen .history--note { color: $text-muted; padding: 0 1; }
     """
 
-    BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("down", "move(1)", "Down", show=False),
-        Binding("up", "move(-1)", "Up", show=False),
-    ]
+    BOX_TITLE = "Saved chats"
+    PLACEHOLDER = "search titles and messages…"
+    INPUT_ID = "history-search"
+    LIST_ID = "history-list"
+    NOTE_CLASS = "history--note"
 
     def __init__(self, search: Search, current: int | None = None, limit: int = 200) -> None:
         """Create the screen.
@@ -79,77 +68,42 @@ class HistoryScreen(ModalScreen[int | None]):
         self.search = search
         self.current = current
         self.limit = limit
-        self._shown: list[ConversationSummary] = []
 
-    def compose(self) -> ComposeResult:
-        """A search box, the list, a note line."""
-        with Vertical() as box:
-            box.border_title = "Saved chats"
-            yield Input(placeholder="search titles and messages…", id="history-search")
-            yield OptionList(id="history-list")
-            yield Label("", classes="history--note")
-
-    def on_mount(self) -> None:
-        """List every chat and focus the search box."""
-        self._fill("")
-        self.query_one(Input).focus()
-
-    def _fill(self, text: str) -> None:
-        note = self.query_one(".history--note", Label)
+    def find(self, text: str) -> tuple[list[ConversationSummary], str]:
+        """The chats matching `text`, newest first."""
         try:
-            self._shown = list(self.search(text))[: self.limit]
+            shown = list(self.search(text))[: self.limit]
         except Exception as error:  # a broken database must not close the app
-            self._shown = []
-            note.update(f"Cannot read the history: {error}")
+            return [], f"Cannot read the history: {error}"
+        if shown:
+            note = (
+                "Enter resumes the highlighted chat (mlxchat --resume ID resumes one"
+                " from the shell, -c the latest) · Esc closes"
+            )
+        elif text.strip():
+            note = "No saved chat matches."
         else:
-            if self._shown:
-                note.update(
-                    "Enter resumes the highlighted chat (mlxchat --resume ID resumes one"
-                    " from the shell, -c the latest) · Esc closes"
-                )
-            elif text.strip():
-                note.update("No saved chat matches.")
-            else:
-                note.update("No saved chats yet.")
-        options = self.query_one(OptionList)
-        options.clear_options()
-        for chat in self._shown:
-            mark = "● " if chat.id == self.current else "  "
-            noun = "message" if chat.message_count == 1 else "messages"
-            label = Content.assemble(
-                (mark, "$success"),
+            note = "No saved chats yet."
+        return shown, note
+
+    def labels(self, items: Sequence[ConversationSummary]) -> list[Content]:
+        """Id, time, title, message count and model of each chat (the one on screen marked)."""
+        return [
+            Content.assemble(
+                ("● " if chat.id == self.current else "  ", "$success"),
                 (f"#{chat.id:<4} ", "$accent"),
                 (f"{format_when(chat.updated_at):>10}  ", "$text-muted"),
                 (sanitize(chat.title, one_line=True) or "(untitled)", "bold"),
-                (f"  {chat.message_count} {noun}", "$text-muted"),
+                (f"  {_messages(chat.message_count)}", "$text-muted"),
                 (f"  {sanitize(chat.model, one_line=True)}" if chat.model else "", "$secondary"),
             )
-            options.add_option(Option(label))
-        if self._shown:
-            options.highlighted = 0
+            for chat in items
+        ]
 
-    @on(Input.Changed, "#history-search")
-    def _search(self, event: Input.Changed) -> None:
-        self._fill(event.value)
+    def value(self, item: ConversationSummary) -> int:
+        """The chat's id."""
+        return item.id
 
-    @on(Input.Submitted, "#history-search")
-    def _submit(self, event: Input.Submitted) -> None:
-        highlighted = self.query_one(OptionList).highlighted
-        if highlighted is not None and self._shown:
-            self.dismiss(self._shown[highlighted].id)
 
-    @on(OptionList.OptionSelected, "#history-list")
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self._shown[event.option_index].id)
-
-    def action_move(self, delta: int) -> None:
-        """Move the highlight while the search box has the focus."""
-        options = self.query_one(OptionList)
-        if not self._shown:
-            return
-        current = options.highlighted if options.highlighted is not None else 0
-        options.highlighted = max(0, min(len(self._shown) - 1, current + delta))
-
-    def action_close(self) -> None:
-        """Close without choosing."""
-        self.dismiss(None)
+def _messages(count: int) -> str:
+    return f"{count} message" if count == 1 else f"{count} messages"

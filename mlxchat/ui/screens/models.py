@@ -5,19 +5,16 @@ It returns the chosen model's name (what `/model NAME` takes), or None when clos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from textual import on
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList
-from textual.widgets.option_list import Option
 
 from mlxchat.text import sanitize
+from mlxchat.ui.screens.filter_list import FilterList
+
+ListModels = Callable[[], Sequence[object]]
+"""Returns the local models (objects with name, kind, size, path)."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +59,8 @@ def choices_from(models: Sequence[object]) -> list[ModelChoice]:
     return result
 
 
-class ModelPicker(ModalScreen[str | None]):
-    """Pick a local model.
-
-    Bindings:
-        escape: Close without choosing.
-        down/up: Move in the list while typing in the filter.
-    """
+class ModelPicker(FilterList[ModelChoice, str]):
+    """Pick a local model (see `FilterList` for the keys)."""
 
     DEFAULT_CSS = """
     ModelPicker {
@@ -89,11 +81,10 @@ class ModelPicker(ModalScreen[str | None]):
     ModelPicker .picker--empty { color: $text-muted; padding: 1; }
     """
 
-    BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("down", "move(1)", "Down", show=False),
-        Binding("up", "move(-1)", "Up", show=False),
-    ]
+    BOX_TITLE = "Models on this machine"
+    INPUT_ID = "model-filter"
+    LIST_ID = "model-list"
+    NOTE_CLASS = "picker--empty"
 
     def __init__(self, models: Sequence[ModelChoice], current: str = "", error: str = "") -> None:
         """Create the picker.
@@ -107,34 +98,30 @@ class ModelPicker(ModalScreen[str | None]):
         self.models = list(models)
         self.current = current
         self.error = error
-        self._shown: list[ModelChoice] = []
 
-    def compose(self) -> ComposeResult:
-        """A filter box and the list."""
-        with Vertical() as box:
-            box.border_title = "Models on this machine"
-            yield Input(placeholder="filter…", id="model-filter")
-            yield OptionList(id="model-list")
-            yield Label("", classes="picker--empty")
-
-    def on_mount(self) -> None:
-        """Fill the list and focus the filter."""
-        self._fill("")
-        self.query_one(Input).focus()
-
-    def _fill(self, text: str) -> None:
+    def find(self, text: str) -> tuple[list[ModelChoice], str]:
+        """The models whose name, kind or path hold every word of `text`."""
         words = text.lower().split()
-        self._shown = [
+        shown = [
             m for m in self.models if all(w in f"{m.name} {m.kind} {m.path}".lower() for w in words)
         ]
-        options = self.query_one(OptionList)
-        options.clear_options()
-        names = [sanitize(m.name, one_line=True) for m in self._shown]
+        if self.error:
+            note = self.error
+        elif not self.models:
+            note = "No local models found. Use /model NAME with a path or a Hugging Face id."
+        elif not shown:
+            note = "No model matches the filter."
+        else:
+            note = "Enter loads the highlighted model · Esc closes"
+        return shown, note
+
+    def labels(self, items: Sequence[ModelChoice]) -> list[Content]:
+        """Name (the one in use marked), kind, size, and the path below."""
+        names = [sanitize(m.name, one_line=True) for m in items]
         width = max((len(name) for name in names), default=0)
-        for name, model in zip(names, self._shown, strict=True):
-            mark = "● " if model.name == self.current else "  "
-            label = Content.assemble(
-                (mark, "$success"),
+        return [
+            Content.assemble(
+                ("● " if model.name == self.current else "  ", "$success"),
                 (name.ljust(width), "bold"),
                 (f"  {model.kind:<5}", "$secondary"),
                 (f" {format_size(model.size):>8}", ""),
@@ -145,41 +132,9 @@ class ModelPicker(ModalScreen[str | None]):
                     "$text-muted",
                 ),
             )
-            options.add_option(Option(label))
-        if self._shown:
-            options.highlighted = 0
-        empty = self.query_one(".picker--empty", Label)
-        if self.error:
-            empty.update(self.error)
-        elif not self.models:
-            empty.update("No local models found. Use /model NAME with a path or a Hugging Face id.")
-        elif not self._shown:
-            empty.update("No model matches the filter.")
-        else:
-            empty.update("Enter loads the highlighted model · Esc closes")
+            for name, model in zip(names, items, strict=True)
+        ]
 
-    @on(Input.Changed, "#model-filter")
-    def _filter(self, event: Input.Changed) -> None:
-        self._fill(event.value)
-
-    @on(Input.Submitted, "#model-filter")
-    def _submit(self, event: Input.Submitted) -> None:
-        highlighted = self.query_one(OptionList).highlighted
-        if highlighted is not None and self._shown:
-            self.dismiss(self._shown[highlighted].name)
-
-    @on(OptionList.OptionSelected, "#model-list")
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self._shown[event.option_index].name)
-
-    def action_move(self, delta: int) -> None:
-        """Move the highlight while the filter has the focus."""
-        options = self.query_one(OptionList)
-        if not self._shown:
-            return
-        current = options.highlighted if options.highlighted is not None else 0
-        options.highlighted = max(0, min(len(self._shown) - 1, current + delta))
-
-    def action_close(self) -> None:
-        """Close without choosing."""
-        self.dismiss(None)
+    def value(self, item: ModelChoice) -> str:
+        """The model's name, what `/model` takes."""
+        return item.name

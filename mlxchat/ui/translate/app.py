@@ -11,19 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from textual.app import App
-from textual.driver import Driver
 from textual.theme import Theme
 
 from mlxchat.engine.contract import TranslateEngine
 from mlxchat.translate.settings import WaitKSettings
-from mlxchat.ui.textual_compat import safe_input_driver
-from mlxchat.ui.themes import default_themes, install_themes
+from mlxchat.ui.app_base import ThemedApp, run_app
 from mlxchat.ui.translate.runner import TranslationFactory
 from mlxchat.ui.translate.screen import TranslateScreen
 
 
-class TranslateApp(App[int]):
+class TranslateApp(ThemedApp):
     """The translate screen as an app of its own.
 
     Bindings:
@@ -58,27 +55,17 @@ class TranslateApp(App[int]):
             theme_errors: Problems with theme files, shown once (with `themes` given).
             factory: Makes the translations (default: `LiveTranslation` on `engine`).
         """
-        super().__init__()
+        super().__init__(theme=theme or "", themes=themes, theme_errors=theme_errors)
         self.engine = engine
         self.settings = settings
         self.model = model
         self.source = source
         self.wpm = wpm
-        self.wanted_theme = theme or ""
-        if themes is None:
-            loaded, errors = default_themes()
-            self._themes, self._theme_errors = list(loaded), list(errors)
-        else:
-            self._themes, self._theme_errors = list(themes), list(theme_errors)
         self.factory = factory
-
-    def get_driver_class(self) -> type[Driver]:
-        """Textual's driver, with an input loop that takes pasted bytes as text."""
-        return safe_input_driver(super().get_driver_class())
 
     def on_mount(self) -> None:
         """Register the themes, apply the chosen one, open the translate screen."""
-        install_themes(self, self._themes, self._theme_errors, self.wanted_theme)
+        self.install_themes()
         self.push_screen(
             TranslateScreen(
                 self.engine,
@@ -140,26 +127,17 @@ def run_translate(
         api_key: The key of a remote server (`-m http://…/v1`).
     """
     from mlxchat.config import ConfigError, Settings, load_settings
-    from mlxchat.engine.factory import make_engine
 
     try:
         app_settings = load_settings()
     except ConfigError:
         app_settings = Settings()
-    engine = make_engine(
+    wanted_theme = theme or app_settings.theme
+    return run_app(
+        lambda engine: TranslateApp(
+            engine, settings, model=model, source=source, wpm=wpm, theme=wanted_theme
+        ),
         model,
+        app_settings,
         api_key=api_key,
-        progress_interval=app_settings.progress_interval,
-        fast_cpu=app_settings.fast_cpu,
     )
-    app = TranslateApp(
-        engine, settings, model=model, source=source, wpm=wpm, theme=theme or app_settings.theme
-    )
-    try:
-        result = app.run()
-    finally:
-        engine.cancel()
-    code = app.return_code
-    if code is None:
-        code = result if isinstance(result, int) else 0
-    return code

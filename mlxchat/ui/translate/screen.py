@@ -37,8 +37,9 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
-from mlxchat.translate.segment import ends_sentence, split_sentences
+from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.translate.alignment import AlignmentTable
@@ -270,14 +271,10 @@ class TranslateScreen(Screen[None]):
 
     # ----- the model ------------------------------------------------------------------------
     async def _load(self, name: str) -> None:
-        try:
-            info = await self.engine.load(name, self._on_load_progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # ModelLoadError or a loader bug: the screen goes on
+        info = await load_model(self.engine, name, self.status, self._on_load_progress)
+        if isinstance(info, str):  # the screen goes on
             self._loading = False
-            message = str(error) if isinstance(error, EngineError) else f"{name}: {error}"
-            self._fail(message)
+            self._fail(info)
             return
         self._loading = False
         self.status.set_model(info.name, info.context_length)
@@ -285,10 +282,8 @@ class TranslateScreen(Screen[None]):
         self._model_ready()
 
     def _on_load_progress(self, progress: LoadProgress) -> None:
-        if isinstance(progress, LoadProgress):
-            self.status.set_loading(progress)
-            if progress.fraction is not None and 0 < progress.fraction < 1:
-                self.panel.state = f"loading {progress.fraction:.0%}"
+        if progress.fraction is not None and 0 < progress.fraction < 1:
+            self.panel.state = f"loading {progress.fraction:.0%}"
 
     def _model_ready(self) -> None:
         self.runner.set_ready()
@@ -314,18 +309,13 @@ class TranslateScreen(Screen[None]):
     async def _play(self) -> None:
         """Release the source words at `wpm`, whatever the translator's pace."""
         assert self.playback is not None
-        gap = 60.0 / self.wpm
-        start = time.perf_counter()
-        count = 0
-        for sentence, words in enumerate(self.playback):
-            for index, word in enumerate(words):
-                due = start + count * gap
-                count += 1
-                if (wait := due - time.perf_counter()) > 0:
-                    await asyncio.sleep(wait)
-                self.source_pane.set_state(sentence, index, "queued")
-                last = index == len(words) - 1
-                self._arrive(SourceWord(sentence, index, word, last, received_at=due))
+        for word in arrivals(self.playback, self.wpm):
+            if word.due is not None and (wait := word.due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            self.source_pane.set_state(word.sentence, word.index, "queued")
+            self._arrive(
+                SourceWord(word.sentence, word.index, word.word, word.last, received_at=word.due)
+            )
 
     @on(SourcePane.Typed)
     def _typed(self, event: SourcePane.Typed) -> None:
