@@ -76,6 +76,9 @@ def headless(self, *args, **kwargs):
 
 App.run = headless
 sys.argv = ["mlxchat", "-m", {model!r}]
+import mlxchat.cli.terminal
+
+mlxchat.cli.terminal.require_terminal = lambda message: None  # headless: no terminal needed
 from mlxchat.cli import main
 
 main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,7 @@ async def test_escape_cancels_a_running_translation(tiny_endless: Path) -> None:
     engine = Engine()
     engine.load_sync(str(tiny_endless))
     settings = WaitKSettings(wait_k=1, max_new_words=400, max_tokens_per_word=16)
+    settings = replace(settings, cut_ends_segment=False)  # endless words: only Esc ends it
     try:
         app = app_for(engine, settings, source="One two. Three four.", wpm=60_000)
         async with app.run_test(size=SIZE) as pilot:
