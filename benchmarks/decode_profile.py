@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=64, help="tokens for the loop")
     args = parser.parse_args()
-    chosen = setup_process()
+    setup_process()
     import mlx.core as mx
     import mlx.nn as nn
     from mlx_lm.generate import stream_generate
@@ -106,9 +106,10 @@ def main() -> None:
         f"weights read per token: {weights / 1e6:.0f} MB ({len(linears)} layer products "
         f"+ the output head); cache {len(prompt)} tokens"
     )
-    print(f"{'ms per token':14}" + "".join(f"{t:>8} thr best  median" for t in (1, chosen.threads)))
+    counts = sorted({1, blas.usable_cpus()})
+    print(f"{'ms per token':14}" + "".join(f"{t:>8} thr best  median" for t in counts))
     rows = {}
-    for threads in sorted({1, chosen.threads}):
+    for threads in counts:
         blas.set_threads(threads)
         for name, fn in (
             ("step", step),
@@ -122,7 +123,7 @@ def main() -> None:
         rows.setdefault("loop", []).append((min(loops), statistics.median(loops)))
     for name, values in rows.items():
         print(f"{name:14}" + "".join(f"{best:17.1f}{med:8.1f}" for best, med in values))
-    for (best, _), threads in zip(rows["products"], sorted({1, chosen.threads}), strict=True):
+    for (best, _), threads in zip(rows["products"], counts, strict=True):
         print(f"weight products with {threads} thread(s): {weights / best / 1e6:.1f} GB/s")
     print(f"load average at end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     sys.stdout.flush()
