@@ -200,8 +200,11 @@ async def test_model_loads_in_the_background_and_typed_words_wait(tiny_llama: Pa
 async def test_escape_cancels_a_running_translation(tiny_endless: Path) -> None:
     engine = Engine()
     engine.load_sync(str(tiny_endless))
-    settings = WaitKSettings(wait_k=1, max_new_words=400, max_tokens_per_word=16)
-    settings = replace(settings, cut_ends_segment=False)  # endless words: only Esc ends it
+    # Only Esc may end it: no line break ends the sentence, no long word cuts it.
+    settings = WaitKSettings(
+        wait_k=1, max_new_words=400, max_tokens_per_word=16, stop_at_newline=False
+    )
+    settings = replace(settings, cut_ends_segment=False)
     try:
         app = app_for(engine, settings, source="One two. Three four.", wpm=60_000)
         async with app.run_test(size=SIZE) as pilot:
