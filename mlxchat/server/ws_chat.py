@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from mlxchat.engine.types import Chunk, Progress
-from mlxchat.server.auth import INVALID_KEY, authorised
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
 from mlxchat.server.state import state_of
+from mlxchat.server.ws_common import accept, received_texts
 
 router = APIRouter()
 
@@ -132,16 +132,11 @@ async def _never() -> bool:
 @router.websocket("/v1/ws/chat")
 async def ws_chat(websocket: WebSocket) -> None:
     """Serve one chat connection until the client closes it."""
-    if not authorised(websocket):  # refused in the handshake, with the HTTP error envelope
-        await websocket.send_denial_response(INVALID_KEY.response())
+    if not await accept(websocket):
         return
-    await websocket.accept()
     connection = ChatConnection(websocket)
     try:
-        while (message := await websocket.receive())["type"] != "websocket.disconnect":
-            text = message.get("text")
-            if text is None:
-                text = (message.get("bytes") or b"").decode("utf-8", "replace")
+        async for text in received_texts(websocket):
             await connection.handle(text)
     except WebSocketDisconnect:
         pass

@@ -24,11 +24,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
-from mlxchat.server.auth import INVALID_KEY, authorised
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import api_error
 from mlxchat.server.schemas import _Body, check_body, parse_json
 from mlxchat.server.state import state_of
+from mlxchat.server.ws_common import accept, received_texts
 from mlxchat.settings import SettingError
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationEvent
 from mlxchat.translate.settings import WaitKSettings
@@ -203,17 +203,12 @@ def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
 @router.websocket("/v1/ws/translate")
 async def ws_translate(websocket: WebSocket) -> None:
     """Serve one translation connection until the client closes it."""
-    if not authorised(websocket):
-        await websocket.send_denial_response(INVALID_KEY.response())
+    if not await accept(websocket):
         return
-    await websocket.accept()
     connection = TranslateConnection(websocket)
     sender = asyncio.create_task(connection.send_all())
     try:
-        while (message := await websocket.receive())["type"] != "websocket.disconnect":
-            text = message.get("text")
-            if text is None:
-                text = (message.get("bytes") or b"").decode("utf-8", "replace")
+        async for text in received_texts(websocket):
             await connection.handle(text)
     except WebSocketDisconnect:
         pass
