@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import mlxchat.engine  # noqa: F401  (system BLAS before MLX)
+from mlxchat.engine.cpu import describe_blas, setup_process
 
 TOPICS = ["a lighthouse keeper", "a chess club", "a lost umbrella", "a night train", "a bakery"]
 TEMPLATE = "Story {n}. Write a short story about {topic}, in about two hundred words."
@@ -39,7 +39,10 @@ TEMPLATE = "Story {n}. Write a short story about {topic}, in about two hundred w
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} cores"
+    return (
+        f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} cores; "
+        f"BLAS: {describe_blas()}"
+    )
 
 
 def prompt(n: int) -> str:
@@ -247,6 +250,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--skip-mlx-server", action="store_true", help="Skip part 2.")
     args = parser.parse_args()
+    setup_process()  # the fast BLAS, before anything imports MLX
     import mlx.core as mx
     import mlx_lm
 
