@@ -15,7 +15,7 @@ import argparse
 import os
 import platform
 
-import mlxchat.engine  # noqa: F401  (system BLAS before MLX)
+from mlxchat.engine.cpu import setup_process
 
 PROMPTS = [
     ("What is the capital of France?", "paris"),
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
+    setup_process()  # first: the fast BLAS, before anything imports MLX
 
     from mlxchat.engine.engine import Engine
     from mlxchat.engine.types import Message, SamplingParams

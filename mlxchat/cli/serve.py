@@ -68,7 +68,6 @@ def serve(
             "this machine can use the model",
             err=True,
         )
-    import mlxchat.engine  # noqa: F401  (the CPU fast path: BLAS before MLX, as the chat does)
     from mlxchat.engine.engine import Engine
     from mlxchat.server import distributed
 
