@@ -416,11 +416,64 @@ def split_complete(source: str) -> Split:
         if previous.map and previous.map[1] < tail_start or previous.type in ("fence", "hr"):
             complete, _ = _parse_blocks(tokens, 0, top[cut], depth=0)
             tail, _ = _parse_blocks(tokens, top[cut], len(tokens), depth=0)
-            lines = source.splitlines(keepends=True)
-            consumed = sum(len(line) for line in lines[:tail_start])
-            return Split(complete, consumed, tail)
+            return Split(complete, line_end(source, tail_start), tail)
     blocks, _ = _parse_blocks(tokens, 0, len(tokens), depth=0)
     return Split([], 0, blocks)
+
+
+_INERT = frozenset(" ,.?!'\"-")
+"""Characters besides letters and digits that mean nothing inline (typographer off)."""
+
+_LINK_HINTS = tuple(".:@/")
+"""Characters a link found in plain text needs (linkify: "example.com", "a@b", "http://")."""
+
+_SETTLED_LINE = re.compile(r"\s*[^\W\d_]+ ")
+"""A line whose first word is letters and ended: no block marker can start it any more."""
+
+
+def extend_paragraph(block: Block, before: str, piece: str) -> Block | None:
+    """`block`, a paragraph parsed from `before`, with `piece` appended, or None.
+
+    Streaming appends a token at a time, and most tokens add a word to the paragraph being
+    written; this skips parsing it again when `piece` cannot change how anything before it
+    parses: `piece` holds only letters, digits, spaces and ``,.?!'"-`` (no newline); `before`
+    ends in one of those (so no delimiter run changes flanking); the last line's first word
+    is ended letters (so it cannot become a list item, heading, quote, fence, table row or
+    setext underline); and the word the piece ends up in holds none of ``.:@/`` (so no link
+    appears). Otherwise (None) the caller parses the text again.
+    """
+    if block.kind != "text" or not before or not piece or before.lstrip()[:1] == "<":
+        return None  # "<": an HTML block, kept as written
+    last = before[-1]
+    if not (last.isalnum() or last in _INERT):
+        return None
+    if not all(char.isalnum() or char in _INERT for char in piece):
+        return None
+    if not _SETTLED_LINE.match(before, before.rfind("\n") + 1):
+        return None
+    touched = piece if piece[0] == " " else before.rsplit(" ", 1)[-1] + piece
+    if any(hint in touched for hint in _LINK_HINTS):
+        return None
+    spaces = len(before) - len(before.rstrip(" "))  # the parser dropped them at the end
+    added = re.sub(" {2,}", " ", " " * spaces + piece).rstrip(" ")
+    return Block("text", block.content + Content(added)) if added else block
+
+
+def line_end(text: str, lines: int) -> int:
+    """Where the first `lines` lines of `text` end (only "\\n" ends a line, as for the parser)."""
+    end = 0
+    for _ in range(lines):
+        found = text.find("\n", end)
+        if found < 0:
+            return len(text)
+        end = found + 1
+    return end
+
+
+def _lines(text: str) -> list[str]:
+    """`text` as lines, each with its "\\n" (only "\\n" ends a line, as for the parser)."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def open_fence(source: str) -> tuple[str, int] | None:
@@ -428,7 +481,7 @@ def open_fence(source: str) -> tuple[str, int] | None:
     stripped = source.lstrip(" ")
     if not stripped.startswith(("```", "~~~")):
         return None
-    lines = source.splitlines(keepends=True)
+    lines = _lines(source)
     marker = stripped[:3]
     closed = any(
         line.strip().startswith(marker) and line.strip() == line.strip()[0] * len(line.strip())

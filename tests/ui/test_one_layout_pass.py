@@ -30,7 +30,7 @@ async def test_growing_taller_asks_for_one_layout() -> None:
         view = app.query_one(Counted)
         await pilot.pause()
         view.layouts = 0
-        await view.append("\n\nA second paragraph.")
+        view.append("\n\nA second paragraph.")
         await pilot.pause()
         await pilot.pause()
         assert view.size.height == 3

@@ -30,14 +30,14 @@ async def test_every_append_reaches_the_screen() -> None:
     async with app.run_test(size=(60, 30)) as pilot:
         view = app.query_one(StreamingView)
         for piece in MARKDOWN_PIECES:
-            view.feed(piece)
+            view.append(piece)
             await pilot.pause()
             await pilot.pause()
             expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
             shown = screen_lines(app)
             body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]  # border, pad
             assert body == expected, piece
-        await view.end_stream()
+        view.flush()
         assert view.source == "".join(MARKDOWN_PIECES)
 
 

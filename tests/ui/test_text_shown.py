@@ -3,11 +3,13 @@ stored titles escaped in the history list and in exports."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 from textual.app import App
 
+from mlxchat.text import sanitize
 from mlxchat.ui.markdown_render import parse_markdown
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.textual_compat import full_update
@@ -113,19 +115,28 @@ def test_prose_is_not_taken_for_code(text: str) -> None:
 
 @pytest.mark.parametrize("step", [1, 4])
 @pytest.mark.parametrize(
-    "text", [DEMO_ANSWER, JS_ANSWER, "".join(MARKDOWN_PIECES), DEMO_ANSWER + "\n" + JS_ANSWER]
+    "text",
+    [
+        DEMO_ANSWER,
+        JS_ANSWER,
+        "".join(MARKDOWN_PIECES),
+        DEMO_ANSWER + "\n" + JS_ANSWER,
+        # unsafe characters change the text's length when escaped; only "\\n" ends a line
+        "Red \x1b[31mtext\r\n\r\nNext\u2028same line\u2029\n\n```\ncode\x07\n```\n\nEnd \x9b.",
+    ],
 )
 async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
     text: str, step: int
 ) -> None:
     streamed = MarkdownView("")
     for end in range(step, len(text) + step, step):
-        await streamed.append(text[end - step : end])
+        streamed.append(text[end - step : end])
         whole = MarkdownView(text[:end])
         assert [line.plain for line in streamed.body_lines(60)] == [
             line.plain for line in whole.body_lines(60)
         ], repr(text[:end])
-    assert streamed.source == text  # Markdown's `source`: the whole text
+    assert streamed.text == text
+    assert streamed.source == sanitize(text)
 
 
 def test_a_user_message_is_shown_as_typed() -> None:
@@ -181,3 +192,50 @@ async def test_an_export_escapes_the_title_and_the_text(
         assert exported.startswith(f"# {SHOWN_TITLE}\n")
         assert "red \\x1b[31mtext\\u202e" in exported
         assert "\x1b" not in exported and "\u202e" not in exported
+
+
+TRICKY_PIECES = (
+    " the", " word", "s", " 42", ",", ".", "!", "?", "'", '"', "-", " ", "  ", "\n", "\n\n",
+    "*", "**", "_", "__", "`", "~~", "[", "](", ")", "(", "!", "<b>", "</b>", "&", "amp", ";",
+    "#", "# ", "- ", "1", ". ", "> ", "|", "---", "===", "```", "http", "://", "example",
+    "com", "www", "@", "/", "foo_bar", "\\", "    ", "def f(x):", "\n    return x", "é", "中文",
+)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_streamed_text_keeps_the_styles_of_the_whole_text(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [rng.choice(TRICKY_PIECES) if rng.random() < 0.3 else " word" for _ in range(150)]
+    streamed = MarkdownView("")
+    text = ""
+    for piece in pieces:
+        text += piece
+        streamed.append(piece)
+        whole = MarkdownView(text)
+        assert styled_lines(streamed) == styled_lines(whole), repr(text)
+
+
+def styled_lines(view: MarkdownView) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """Each line's text and styled spans, as drawn at width 50."""
+    return [
+        (line.plain, [(span.start, span.end, str(span.style)) for span in line.spans])
+        for line in view.body_lines(50)
+    ]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["Visit", " example", ".", "com", " today"],  # the word becomes a link
+        ["Write", " to", " me", "@", "example", ".", "org"],  # an e-mail address
+        ["Say", " it", " _loud_", "ly", " now"],  # the closing _ is no longer one
+        ["Some", " text", "\n", "1", ".", " item"],  # the line becomes a list item
+        ["Title", " here", "\n", "=", "==", "\n\nAfter"],  # a setext heading underline
+        ["<div>", "\n", "Hello", " there", "   you"],  # an HTML block keeps its spaces
+    ],
+)
+def test_a_piece_that_changes_earlier_text_is_parsed_again(pieces: list[str]) -> None:
+    streamed = MarkdownView("")
+    for end, piece in enumerate(pieces, 1):
+        streamed.append(piece)
+        assert styled_lines(streamed) == styled_lines(MarkdownView("".join(pieces[:end])))

@@ -304,7 +304,7 @@ class ChatScreen(Screen[None]):
         """Add an answer view and stream the model's answer into it."""
         label = self.status.model or "assistant"
         view = StreamingView(label)
-        view.on_append = self.status.repaint_if_due  # the numbers go out with the text
+        view.on_flush = self.status.repaint_if_due  # the numbers go out with the text
         await self.conversation.add(view)
         self.answering = True
         self._got_tokens = False
@@ -329,7 +329,6 @@ class ChatScreen(Screen[None]):
         )
 
     async def _answer(self, view: StreamingView) -> None:
-        parts: list[str] = []
         stats: Stats | None = None
         finish: FinishReason | None = None
         error: str | None = None
@@ -342,9 +341,7 @@ class ChatScreen(Screen[None]):
                         view.status = "writing…"
                         if self.status.state != "stopping":
                             self.status.set_state("generating")
-                    if event.text:
-                        parts.append(event.text)
-                        view.feed(event.text)
+                    view.append(event.text)
                     stats = event.stats
                     self.status.set_stats(stats)
                     if event.finish_reason is not None:
@@ -364,7 +361,7 @@ class ChatScreen(Screen[None]):
             self._stream = None
         if finish is None:  # the stream ended without a last chunk: it was cancelled early
             finish = "cancelled"
-        await self._finish_answer(view, "".join(parts), finish, stats, error)
+        await self._finish_answer(view, view.text, finish, stats, error)
 
     async def _finish_answer(
         self,
@@ -399,7 +396,7 @@ class ChatScreen(Screen[None]):
         if info is not None:
             model = info.name
         with contextlib.suppress(Exception):  # the view may be gone (chat cleared meanwhile)
-            await view.end_stream()
+            view.flush()
             await self._after_paint()  # the last tokens reach the screen before the full render
         # the label already names the model; say it again only when it changed meanwhile
         summary = stats_summary(stats, "" if model == view.label else model)

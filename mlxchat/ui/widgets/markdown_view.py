@@ -1,43 +1,45 @@
-"""A `Markdown` widget that draws itself line by line and takes appends incrementally.
+"""Markdown in one widget, drawn line by line through Textual's line API; text can stream in.
 
 Textual's `Markdown` mounts a widget per block (a list item alone takes four), and Textual
 lays out and styles every new widget: at 2,000 tokens a second that is hundreds of widgets
-a second, far more than a terminal app can afford, and a long chat makes every update
-slower. `MarkdownView` is a drop-in `Markdown` (same `update`, `append`, `source`, and it
-works with `Markdown.get_stream()` / `MarkdownStream`) that stays one widget:
+a second, and a long chat makes every update slower. `MarkdownView` is one plain `Widget`
+that draws its lines itself (`render_line`), and holds its text once:
 
 - the text is parsed with the same parser (markdown-it "gfm-like") and drawn by
   `markdown_render` (headings, inline styles, lists, quotes, tables, highlighted code);
-- `append` re-parses only the unfinished end: blocks that later text cannot change are
-  laid out once and kept, so a long answer costs the same per token as a short one;
-- it uses Textual's line API (`render_line`): only the lines on screen are turned into
-  strips, and those are cached;
-- an append repaints only the lines that changed (a growing paragraph: its last line or
-  two, not the whole paragraph); the screen is laid out again only when the height
-  changes (`reserve_height` lets a subclass keep blank lines below the text, so that a
-  fast stream moves everything on screen a few times a second, not every frame).
+- `append` only adds the text; within a frame (`FRAME`) the unfinished end is parsed again:
+  blocks that later text cannot change are laid out once and kept, so a long answer costs
+  the same per token as a short one, and a fast stream is parsed at most once a frame;
+- only the lines on screen are turned into strips, and those are cached;
+- an update repaints only the lines that changed (a growing paragraph: its last line or
+  two), and lays the screen out again only when the height changes (`reserve_height` lets a
+  subclass keep blank lines below the text, so a fast stream moves everything on screen a
+  few times a second, not every frame).
 
-Subclasses can put header lines above the text (`header_lines`). A plain view shows its
-text as typed, without Markdown (a user's message).
+The text is kept as given (`text`); what is shown (`source`) has control characters escaped
+(`mlxchat.text.sanitize`). Subclasses can put header lines above the text (`header_lines`).
+A plain view shows its text as typed, without Markdown (a user's message).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
-from textual.await_complete import AwaitComplete
 from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Region, Size
 from textual.strip import Strip
-from textual.visual import Visual
-from textual.widgets import Markdown
 
+from mlxchat.text import sanitize
+from mlxchat.ui.display import clip_for_display
 from mlxchat.ui.markdown_render import (
     LONG_FENCE,
     Block,
+    extend_paragraph,
     layout_blocks,
+    line_end,
     open_fence,
     parse_markdown,
     plain_document,
@@ -48,27 +50,25 @@ from mlxchat.ui.textual_compat import OneLayoutPass
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
 
+FRAME = 1 / 60
+"""Seconds between two parses of a streaming text (more text in between waits for the next)."""
 
-async def _done() -> None:
-    """An already finished awaitable for `AwaitComplete`."""
 
-
-class MarkdownView(Markdown, OneLayoutPass):
-    """Markdown in one widget, drawn line by line; appends re-parse only the unfinished end."""
+class MarkdownView(OneLayoutPass):
+    """Markdown in one widget, drawn line by line; appended text is parsed once a frame."""
 
     DEFAULT_CSS = """
     MarkdownView {
         height: auto;
         width: 1fr;
         padding: 0;
-        layout: vertical;
         overflow: hidden hidden;
     }
     """
 
     def __init__(
         self,
-        markdown: str = "",
+        text: str = "",
         *,
         plain: bool = False,
         id: str | None = None,
@@ -77,21 +77,26 @@ class MarkdownView(Markdown, OneLayoutPass):
         """Create the view.
 
         Args:
-            markdown: The initial text (already safe to display).
-            plain: Show the text as typed: no Markdown, line breaks and spaces kept.
+            text: The initial text (as written: it is escaped where unsafe when shown).
+            plain: Show the text as typed: no Markdown, line breaks and spaces kept, a very
+                long text cut.
         """
-        super().__init__(markdown, id=id, classes=classes)
+        super().__init__(id=id, classes=classes)
         self.plain = plain
+        self._pieces: list[str] = []
+        """The text, in the pieces appended since it was last joined."""
         self._complete: list[Block] = []
         """Blocks that later text cannot change."""
         self._tail: list[Block] = []
-        """The blocks after them (re-parsed on every append)."""
+        """The blocks after them (parsed again when text is appended)."""
         self._tail_start = 0
-        """Where the tail begins in the source."""
+        """Where the tail begins in the text."""
         self._tail_prefix = ""
         """A fence opening line put back before the tail after a long code block was cut."""
-        self._unparsed = True
-        """The text has not been parsed yet."""
+        self._stale = True
+        """Text arrived that is not parsed yet."""
+        self._parsed = 0
+        """How much of the text was parsed."""
         self._width = -1
         self._complete_lines: list[Content] = []
         self._laid_out = 0
@@ -99,79 +104,136 @@ class MarkdownView(Markdown, OneLayoutPass):
         self._tail_lines: list[Content] = []
         self._tail_dirty = True
         self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
-        """Strips by line number (an append drops those from its first changed line on)."""
+        """Strips by line number (an update drops those from its first changed line on)."""
         self._height = -1
         """The content height last given to the layout."""
-        self._set_source(markdown)
+        self._drawn: tuple[int, int, list[Content]] | None = None
+        """(width, first line, lines from it on) as last drawn: what an update compares to."""
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._flushed = 0.0
+        self.on_flush: Callable[[], None] | None = None
+        """Called after appended text was parsed and its lines repainted (e.g. to repaint a
+        status bar in the same frame)."""
+        self._set_text(text)
 
     # ----- text -------------------------------------------------------------------------------
-    def _set_source(self, markdown: str) -> None:
-        """Take a new text; it is parsed when first needed (see `prepare`)."""
-        self._source = markdown
+    @property
+    def text(self) -> str:
+        """The whole text, as written."""
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
+    @property
+    def source(self) -> str:
+        """The text as shown: control characters escaped (a plain view: a long text cut)."""
+        shown = sanitize(self.text)
+        return clip_for_display(shown) if self.plain else shown
+
+    def _set_text(self, text: str) -> None:
+        """Take a new text; it is parsed when first needed."""
+        self._pieces = [text] if text else []
         self._complete = []
         self._tail = []
         self._tail_start = 0
         self._tail_prefix = ""
+        self._parsed = 0
         self._width = -1
+        self._drawn = None
         self._strips.clear()
-        self._unparsed = True
+        self._stale = True
 
-    @property
-    def source(self) -> str:
-        """The whole text."""
-        return self._source
+    def update(self, text: str) -> None:
+        """Replace the whole text (laid out again at the next refresh)."""
+        if text != self.text:
+            self._set_text(text)
+            self.refresh(layout=True)
 
-    def _tail_source(self) -> str:
-        return self._tail_prefix + self._source[self._tail_start :]
+    def append(self, text: str) -> None:
+        """Add text at the end (cheap: call it per token).
+
+        The unfinished end is parsed again and repainted now, or, when that was done less
+        than `FRAME` ago, once the frame is over (for all the text that came meanwhile).
+        """
+        if not text:
+            return
+        self._pieces.append(text)
+        self._stale = True
+        if self._flush_at is not None or not self.is_mounted:
+            return  # a view not on screen yet is laid out when it is
+        wait = self._flushed + FRAME - time.monotonic()
+        if wait <= 0:
+            self.flush()
+        else:
+            self._flush_at = asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        """Parse and repaint the appended text now (what `append` does once a frame)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        self._flushed = time.monotonic()
+        if not self._stale:
+            return
+        drawn = self._drawn
+        if drawn is None or drawn[0] != self._width:
+            self._stale_all()
+        else:
+            self._repaint_from(drawn[1], drawn[2])
+        if self.on_flush is not None:
+            self.on_flush()
+
+    def on_unmount(self) -> None:
+        """Stop a pending flush."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
 
     def _reparse_tail(self) -> None:
         """Parse the unfinished end; move what became complete out of it."""
-        self._unparsed = False
+        self._stale = False
         self._tail_dirty = True
+        parsed, self._parsed = self._parsed, len(self.text)
         if self.plain:
-            self._tail = plain_document(self._source).blocks
+            self._tail = plain_document(self.source).blocks
             return
-        tail = self._tail_source()
+        raw_tail = self.text[self._tail_start :]
+        if len(self._tail) == 1 and not self._tail_prefix and parsed > self._tail_start:
+            cut = parsed - self._tail_start  # what was parsed, and what came since
+            grown = extend_paragraph(
+                self._tail[0], sanitize(raw_tail[:cut]), sanitize(raw_tail[cut:])
+            )
+            if grown is not None:
+                self._tail = [grown]
+                return
+        tail = self._tail_prefix + sanitize(raw_tail)
         split = split_complete(tail)
         if split.complete:
             self._complete.extend(split.complete)
-            consumed = split.consumed - len(self._tail_prefix)
-            if consumed >= 0:
-                self._tail_start += consumed
-                self._tail_prefix = ""
-            tail = self._tail_source()
+            self._advance(raw_tail, tail[: split.consumed].count("\n"))
+            raw_tail = self.text[self._tail_start :]
+            tail = self._tail_prefix + sanitize(raw_tail)
         fence = open_fence(tail)
         if fence is not None and fence[1] > LONG_FENCE:
             # a very long code block: its head becomes a complete (closed) block
             opener = fence[0] if fence[0].endswith("\n") else fence[0] + "\n"
-            lines = tail.splitlines(keepends=True)
-            keep = len(lines) - LONG_FENCE // 4
-            head = "".join(lines[:keep])
-            marker = opener.lstrip()[:3]
-            self._complete.extend(parse_markdown(head + marker + "\n").blocks)
-            self._tail_start += len(head) - len(self._tail_prefix)
+            keep = fence[1] + 1 - LONG_FENCE // 4  # lines, the opening one included
+            head = tail[: line_end(tail, keep)]
+            self._complete.extend(parse_markdown(head + opener.lstrip()[:3] + "\n").blocks)
+            self._advance(raw_tail, keep)
             self._tail_prefix = opener
-            tail = self._tail_source()
+            tail = self._tail_prefix + sanitize(self.text[self._tail_start :])
             split = split_complete(tail)
         self._tail = split.tail
 
-    def update(self, markdown: str) -> AwaitComplete:
-        """Replace the whole text."""
-        if markdown != self._source:
-            self._set_source(markdown)
-            self._changed()
-        return AwaitComplete(_done())
-
-    def append(self, markdown: str) -> AwaitComplete:
-        """Add text at the end (only the unfinished end is parsed again)."""
-        if markdown:
-            laid_out = self._width > 0 and not self._unparsed
-            first = self._tail_line() if laid_out else None
-            before = self._tail_lines if laid_out else []
-            self._source += markdown
-            self._reparse_tail()
-            self._changed(first, before)
-        return AwaitComplete(_done())
+    def _advance(self, raw_tail: str, lines: int) -> None:
+        """Move the tail's start past its first `lines` lines (the fence prefix included)."""
+        if self._tail_prefix:
+            lines -= 1
+            if lines < 0:
+                return
+            self._tail_prefix = ""
+        self._tail_start += line_end(raw_tail, lines)
 
     async def prepare(self, width: int) -> None:
         """Lay the text out for `width` in a worker thread (before mounting a long text).
@@ -181,17 +243,22 @@ class MarkdownView(Markdown, OneLayoutPass):
         """
         await asyncio.to_thread(self._lay_out, max(width, 8))
 
-    def _changed(self, first: int | None = None, before: Sequence[Content] = ()) -> None:
-        """Repaint what changed from line `first` on, or lay out again.
+    # ----- repainting -------------------------------------------------------------------------
+    def _stale_all(self) -> None:
+        """Draw everything again (laid out again at the next refresh)."""
+        self._strips.clear()
+        self.refresh(layout=True)
 
-        `before` holds the lines that were drawn from `first` on: lines that are still the
-        same keep their strips and are not repainted. With no `first`, or when the height
-        changed, the screen is laid out again.
+    def _remember_drawn(self) -> None:
+        """Keep the tail's lines as drawn: the next update repaints only what differs."""
+        self._drawn = (self._width, self._tail_line(), self._tail_lines)
+
+    def _repaint_from(self, first: int, before: Sequence[Content]) -> None:
+        """Repaint the lines from line `first` on that differ from `before`, or lay out again.
+
+        With a new height the screen is laid out again; otherwise only the changed lines
+        are repainted and the others keep their strips.
         """
-        if first is None:
-            self._strips.clear()
-            self.refresh(layout=True)
-            return
         self._lay_out(self._width)
         after = self._lines_from(first)
         same = 0
@@ -202,22 +269,29 @@ class MarkdownView(Markdown, OneLayoutPass):
         start, end = first + same, first + max(len(before), len(after))
         for y in range(start, end):
             self._strips.discard(y)
+        self._remember_drawn()
         if not self.is_mounted or self.reserve_height(self._line_count()) != self._height:
             self.refresh(layout=True)
         elif start < end:
             self.refresh(Region(0, start, self._width, max(1, self._height - start)))
+
+    def forget_header(self) -> None:
+        """The header changed: drop the cached strips and lay out again."""
+        self._stale_all()
+
+    def notify_style_update(self) -> None:
+        """Theme or styles changed: drop cached strips."""
+        self._strips.clear()
+        super().notify_style_update()
 
     # ----- lines ------------------------------------------------------------------------------
     def header_lines(self, width: int) -> list[Content]:
         """Lines drawn above the text (none here; subclasses add a header)."""
         return []
 
-    def _header(self, width: int) -> list[Content]:
-        return self.header_lines(width)
-
     def _lay_out(self, width: int) -> None:
         """Bring the complete lines and the tail lines up to date for `width`."""
-        if self._unparsed:
+        if self._stale:
             self._reparse_tail()
         if width != self._width:
             self._width = width
@@ -246,15 +320,16 @@ class MarkdownView(Markdown, OneLayoutPass):
 
     def rendered_text(self, width: int = 80) -> str:
         """The text as drawn (plain), header included."""
-        return "\n".join(line.plain for line in [*self._header(width), *self.body_lines(width)])
+        lines = [*self.header_lines(width), *self.body_lines(width)]
+        return "\n".join(line.plain for line in lines)
 
     def _tail_line(self) -> int:
         """The line where the tail begins (as last laid out)."""
-        return len(self._header(self._width)) + len(self._complete_lines)
+        return len(self.header_lines(self._width)) + len(self._complete_lines)
 
     def _lines_from(self, y: int) -> list[Content]:
         """The text's lines from line `y` on (as last laid out)."""
-        index = y - len(self._header(self._width))
+        index = y - len(self.header_lines(self._width))
         return [*self._complete_lines[index:], *self._tail_lines]
 
     def _line_count(self) -> int:
@@ -269,6 +344,7 @@ class MarkdownView(Markdown, OneLayoutPass):
         """Header, complete and tail lines at `width` (see `reserve_height`)."""
         width = max(width, 8)
         self._lay_out(width)
+        self._remember_drawn()
         self._height = self.reserve_height(self._line_count())
         return self._height
 
@@ -278,29 +354,20 @@ class MarkdownView(Markdown, OneLayoutPass):
         self._lay_out(width)
         if (strip := self._strips.get(y)) is not None:
             return strip
-        header = self._header(width)
+        base = self.visual_style
+        header = self.header_lines(width)
+        index = y - len(header)
+        complete = len(self._complete_lines)
         if y < len(header):
             line = header[y]
+        elif index < complete:
+            line = self._complete_lines[index]
+        elif index - complete < len(self._tail_lines):
+            line = self._tail_lines[index - complete]
         else:
-            index = y - len(header)
-            complete = len(self._complete_lines)
-            if index < complete:
-                line = self._complete_lines[index]
-            elif index - complete < len(self._tail_lines):
-                line = self._tail_lines[index - complete]
-            else:
-                return Strip.blank(width, self.visual_style.rich_style)
-        strips = Visual.to_strips(self, line, width, 1, self.visual_style)
-        strip = strips[0] if strips else Strip.blank(width, self.visual_style.rich_style)
+            return Strip.blank(width, base.rich_style)
+        strip = Strip(line.render_segments(base), line.cell_length).extend_cell_length(
+            width, base.rich_style
+        )
         self._strips.set(y, strip)
         return strip
-
-    def forget_header(self) -> None:
-        """The header changed: drop its cached strips and repaint."""
-        self._strips.clear()
-        self.refresh(layout=True)
-
-    def notify_style_update(self) -> None:
-        """Theme or styles changed: drop cached strips."""
-        self._strips.clear()
-        super().notify_style_update()

@@ -17,7 +17,6 @@ from textual.content import Content
 from textual.reactive import reactive
 
 from mlxchat.text import sanitize
-from mlxchat.ui.display import clip_for_display
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 
 Kind = Literal["user", "assistant", "error", "info"]
@@ -144,20 +143,15 @@ class MessageView(HeaderedMarkdown):
 
         Args:
             kind: user, assistant, error (an error line) or info (a note from mlxchat).
-            text: The text (shown escaped where unsafe; a user's text is shown as typed, not
-                as Markdown, and cut when very long).
+            text: The text as sent or received (shown escaped where unsafe; a user's text is
+                shown as typed, not as Markdown, and cut when very long).
             label: The header text (default: "you", "assistant", …).
             footer: The numbers or a note shown after the label.
             stopped: Mark it as a stopped answer.
             failed: Mark it as a failed answer.
         """
-        shown = sanitize(text)
-        if kind == "user":
-            shown = clip_for_display(shown)
-        super().__init__(shown, plain=kind == "user", id=id, classes=f"-{kind}")
+        super().__init__(text, plain=kind == "user", id=id, classes=f"-{kind}")
         self.kind = kind
-        self.text = text
-        """The message's text as sent or received (not escaped, never cut)."""
         self.label = label if label is not None else LABELS[kind]
         self.footer = footer
         """The numbers or note after the label ("" for none)."""

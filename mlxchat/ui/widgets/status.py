@@ -25,6 +25,7 @@ from typing import Literal
 
 from textual.content import Content
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from mlxchat.engine.types import LoadProgress, Progress, Stats
@@ -229,6 +230,16 @@ class StatusBar(Widget):
         if stats is not None and stats.active_memory:
             parts.append(_Part(format_memory(stats.active_memory, stats.peak_memory), "", 5))
         return parts
+
+    def render_line(self, y: int) -> Strip:
+        """The line, drawn straight to a strip (it is repainted a few times a second)."""
+        width = self.content_size.width
+        base = self.visual_style
+        if y or width <= 0:
+            return Strip.blank(width, base.rich_style)
+        line = self.render()
+        strip = Strip(line.render_segments(base), line.cell_length)
+        return strip.crop_extend(0, width, base.rich_style)
 
     def render(self) -> Content:
         """The line, dropping the least important parts until it fits."""

@@ -1,0 +1,115 @@
+"""Part 1b of render_throughput.py A/B: this checkout against an earlier one, alternated.
+
+The UI's CPU per token differs by 2x between machines of the same kind, so a change is
+measured against the code before it in one run, on one machine: each round runs part 1b
+(a scripted answer at the demo model's 11 tok/s, UI thread CPU per token, with and without
+painting the text) once per side, in an order that alternates between rounds (A B, B A, …),
+each in a fresh process. The same benchmark script measures both sides; MLXCHAT_CODE points
+it at the side's code, run with that side's own virtual environment.
+
+When `textual-speedups` is installed here, a third side runs this checkout with it
+(Textual uses it unless TEXTUAL_SPEEDUPS=0, which the other sides get).
+
+    git worktree add ../before 6f14071        # the code before, with its own venv:
+    (cd ../before && python3 -m venv .venv && .venv/bin/pip install -q -e .)
+    python benchmarks/render_ab.py --base ../before [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+SCRIPT = HERE / "benchmarks" / "render_throughput.py"
+RESULT = re.compile(r"CPU per token ([\d.]+) ms .*without painting the text ([\d.]+) ms")
+
+
+@dataclass
+class Side:
+    """One thing measured: a Python, the code it runs, and whether Textual gets speedups."""
+
+    name: str
+    python: str
+    code: Path
+    speedups: bool = False
+    painted: list[float] = field(default_factory=list)
+    unpainted: list[float] = field(default_factory=list)
+
+    def run(self) -> None:
+        """Run part 1b once in a fresh process and keep its two numbers."""
+        env = {
+            **os.environ,
+            "MLXCHAT_CODE": str(self.code),
+            "TEXTUAL_SPEEDUPS": "1" if self.speedups else "0",
+        }
+        done = subprocess.run(
+            [self.python, str(SCRIPT), "--part", "1b"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.code,
+            check=False,
+        )
+        found = RESULT.search(done.stdout)
+        if done.returncode or not found:
+            sys.exit(f"{self.name}: part 1b failed:\n{done.stdout}{done.stderr[-3000:]}")
+        self.painted.append(float(found[1]))
+        self.unpainted.append(float(found[2]))
+        print(f"  {self.name:34} {found[1]:>5} ms/token   (without painting {found[2]} ms)")
+
+
+def commit(code: Path) -> str:
+    """The checkout's commit, and whether it has changes."""
+    head = subprocess.run(
+        ["git", "-C", str(code), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head[:72] + (" (+ uncommitted changes)" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True, help="checkout of the earlier code")
+    parser.add_argument("--base-python", help="default: BASE/.venv/bin/python")
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    base = args.base.resolve()
+    sides = [
+        Side("before", args.base_python or str(base / ".venv" / "bin" / "python"), base),
+        Side("now", sys.executable, HERE),
+    ]
+    if importlib.util.find_spec("textual_speedups") is not None:
+        sides.append(Side("now + textual-speedups", sys.executable, HERE, speedups=True))
+    print(f"before: {commit(base)}\nnow:    {commit(HERE)}")
+    if len(sides) == 2:
+        print("(textual-speedups is not installed here: pip install textual-speedups to add it)")
+    for number in range(args.rounds):
+        print(f"round {number + 1}/{args.rounds}")
+        for side in sides if number % 2 == 0 else sides[::-1]:
+            side.run()
+    before = statistics.median(sides[0].painted)
+    print("\nmedian UI thread CPU per token at 11 tok/s (with / without painting the text):")
+    for side in sides:
+        painted, unpainted = statistics.median(side.painted), statistics.median(side.unpainted)
+        change = (painted / before - 1) * 100
+        print(f"  {side.name:34} {painted:5.2f} ms / {unpainted:5.2f} ms   {change:+5.1f} %")
+    now = statistics.median(sides[1].painted)
+    less = (1 - now / before) * 100
+    verdict = "ok" if less >= 40 else "NOT MET"
+    print(f"now vs before: {less:.0f} % less UI CPU per token (goal >= 40 %: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
