@@ -12,8 +12,9 @@ module. What is used that is not public API:
   (each newline an Enter), and spins on a stdin at end of file.
 - `textual._xterm_parser.XTermParser` and `textual._parser.ParseError`: the key parser
   the replaced loop feeds, as Textual's loop does.
-- `textual._compositor.Compositor._render_chops`/`_get_renders`, installed as
-  `Screen._compositor` (`DirtyRowsCompositor`): repaint only the rows that changed.
+- `textual._compositor.Compositor._render_chops`/`_get_renders`/`_dirty_regions` and
+  `render_partial_update`, installed as `Screen._compositor` (`DirtyRowsCompositor`):
+  repaint only the rows that changed, and only the widgets in front where they changed.
   `CompositorUpdate` and `Compositor.render_full_update` let tests paint a whole screen.
 - `Widget._size_updated`, `_size`, `_container_size` (`OneLayoutPass`): one layout pass,
   not two, when a widget only grew taller.
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from textual import events
-from textual._compositor import Compositor, CompositorUpdate
+from textual._compositor import ChopsUpdate, Compositor, CompositorUpdate
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
 from textual.driver import Driver
@@ -116,10 +117,20 @@ class DirtyRowsCompositor(Compositor):
     meets the box around all changed regions, and all of that widget's visible lines: a
     one-line change in a chat re-renders the footer, the status bar, the prompt and every
     message on screen. This one asks each widget only for the rows between its first and
-    last changed row, and skips widgets with none: the same screen for a fraction of the work.
+    last changed row, skips widgets with none, and skips rows whose changed columns a widget
+    in front already covers (the message under a streamed line, the screen under it): the
+    same screen for a fraction of the work.
     """
 
     _rendered_line: Callable[[int], bool] | None = None
+    _dirty_columns: dict[int, tuple[int, int]] | None = None
+
+    def render_partial_update(self) -> ChopsUpdate | None:
+        self._dirty_columns = _columns_by_row(self._dirty_regions)
+        try:
+            return super().render_partial_update()
+        finally:
+            self._dirty_columns = None
 
     def _render_chops(
         self, crop: Region, is_rendered_line: Callable[[int], bool]
@@ -137,7 +148,10 @@ class DirtyRowsCompositor(Compositor):
         if crop is None or rendered_line is None:
             yield from super()._get_renders(crop)
             return
-        for widget, (region, clip) in self.visible_widgets.items():
+        columns = self._dirty_columns or {}
+        covered: set[int] = set()
+        """Rows whose changed columns a widget in front (drawn earlier) covers."""
+        for widget, (region, clip) in self.visible_widgets.items():  # front to back
             left = max(region.x, clip.x)
             right = min(region.right, clip.right)
             if right <= max(left, crop.x) or min(right, crop.right) <= left:
@@ -145,16 +159,30 @@ class DirtyRowsCompositor(Compositor):
             rows = range(
                 max(region.y, clip.y, crop.y), min(region.bottom, clip.bottom, crop.bottom)
             )
-            top = next((y for y in rows if rendered_line(y)), None)
-            if top is None:
+            drawn = [y for y in rows if rendered_line(y) and y not in covered]
+            if not drawn:
                 continue
-            bottom = next(y for y in reversed(rows) if rendered_line(y)) + 1
+            top, bottom = drawn[0], drawn[-1] + 1
             visible = Region(left - region.x, top - region.y, right - left, bottom - top)
             yield (
                 Region(region.x, top, region.width, bottom - top),
                 clip,
                 widget.render_lines(visible),
             )
+            for y in drawn:
+                start, end = columns.get(y, (crop.x, crop.right))
+                if left <= start and end <= right:
+                    covered.add(y)
+
+
+def _columns_by_row(regions: Iterable[Region]) -> dict[int, tuple[int, int]]:
+    """For each row the regions meet: the columns they span (first, and one past the last)."""
+    columns: dict[int, tuple[int, int]] = {}
+    for region in regions:
+        for y in region.line_range:
+            start, end = columns.get(y, (region.x, region.right))
+            columns[y] = (min(start, region.x), max(end, region.right))
+    return columns
 
 
 def repaint_changed_rows_only(screen: Screen[Any]) -> None:
