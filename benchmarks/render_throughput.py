@@ -91,6 +91,12 @@ class Emitted:
 
     times: list[float] = field(default_factory=list)
     thread_cpu: float = 0.0
+    marks: dict[int, asyncio.Event] = field(default_factory=dict)
+    """Events set once that many tokens were emitted (see `emitted`)."""
+
+    async def emitted(self, count: int) -> None:
+        """Wait until `count` tokens were emitted (woken by the emitter: no polling)."""
+        await self.marks.setdefault(count, asyncio.Event()).wait()
 
 
 class ScriptedStream:
@@ -127,6 +133,8 @@ class ScriptedStream:
             )
             self.record.times.append(time.perf_counter())
             loop.call_soon_threadsafe(put, Chunk(text, index, stats, finish_reason=finish))
+            if (mark := self.record.marks.get(index + 1)) is not None:
+                loop.call_soon_threadsafe(mark.set)
             if finish:
                 break
         loop.call_soon_threadsafe(put, None)
@@ -376,13 +384,10 @@ async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
             screen = await chat_opened(app, engine)
             await pilot.pause(0.5)
             await screen.submit("Write.")
-            emitted = engine.emitted.times
-            while len(emitted) < 20:
-                await asyncio.sleep(0.1)
-            cpu0, first = time.thread_time(), len(emitted)
-            while len(emitted) < count - 1:
-                await asyncio.sleep(0.1)
-            cpu, tokens = time.thread_time() - cpu0, len(emitted) - first
+            await engine.emitted.emitted(20)
+            cpu0, first = time.thread_time(), len(engine.emitted.times)
+            await engine.emitted.emitted(count - 1)
+            cpu, tokens = time.thread_time() - cpu0, len(engine.emitted.times) - first
             while screen.answering:
                 await asyncio.sleep(0.1)
     finally:

@@ -459,6 +459,22 @@ def extend_paragraph(block: Block, before: str, piece: str) -> Block | None:
     return Block("text", block.content + Content(added)) if added else block
 
 
+def rewrap_grown(
+    lines: list[Content], former: int, content: Content, width: int
+) -> list[Content] | None:
+    """`lines`, a paragraph's lines at `width` when its content was `former` characters long,
+    for the paragraph grown to `content` by `extend_paragraph`; None when they do not fit.
+
+    Wrapping is greedy, so text added at the end changes only the last line and what
+    follows: only the last line is wrapped again.
+    """
+    last = lines[-1]
+    start = former - len(last.plain)
+    if start < 0 or content.plain[start:former] != last.plain:
+        return None
+    return [*lines[:-1], *_wrap(content[start:], width)]
+
+
 def line_end(text: str, lines: int) -> int:
     """Where the first `lines` lines of `text` end (only "\\n" ends a line, as for the parser)."""
     end = 0

@@ -17,7 +17,7 @@ module. What is used that is not public API:
   repaint only the rows that changed, and only the widgets in front where they changed.
   `CompositorUpdate` and `Compositor.render_full_update` let tests paint a whole screen.
 - `Widget._size_updated`, `_size`, `_container_size` (`OneLayoutPass`): one layout pass,
-  not two, when a widget only grew taller.
+  not two, when a widget only grew taller, and its drawn lines kept.
 - `Widget._anchor_released` (`follows_bottom`): whether the user scrolled away from an
   anchored view's bottom (Textual has `is_anchored` but nothing public for this).
 """
@@ -30,7 +30,7 @@ import os
 import selectors
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import events
 from textual._compositor import ChopsUpdate, Compositor, CompositorUpdate
@@ -205,9 +205,16 @@ class OneLayoutPass(Widget):
     scrollbar), the second pass changes nothing: the anchored scroll position and the
     scrollbar are already updated. On 2 cores it costs ~15 ms a frame while an answer streams.
 
+    With `lines_stay_when_taller`, growing taller also keeps the lines already drawn
+    (Textual draws every line again after any resize): for a widget whose lines do not
+    depend on its height (no bottom border or padding, no vertical alignment) that marks
+    its changed rows dirty itself (`refresh(region, layout=True)`).
+
     List it after the Textual base class (`class View(VerticalScroll, OneLayoutPass)`):
     Textual takes default CSS from the first base only.
     """
+
+    lines_stay_when_taller: ClassVar[bool] = False
 
     def _size_updated(
         self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
@@ -218,6 +225,8 @@ class OneLayoutPass(Widget):
             and container_size.width == self._container_size.width
             and self._keeps_scrollbar(virtual_size, container_size)
         )
+        if only_taller and self.lines_stay_when_taller and size.height > self._size.height:
+            self._size = size  # else Textual drops every drawn line (the new rows get drawn)
         return super()._size_updated(
             size, virtual_size, container_size, layout=layout and not only_taller
         )

@@ -43,6 +43,7 @@ from mlxchat.ui.markdown_render import (
     open_fence,
     parse_markdown,
     plain_document,
+    rewrap_grown,
     split_complete,
 )
 from mlxchat.ui.textual_compat import OneLayoutPass
@@ -56,6 +57,8 @@ FRAME = 1 / 60
 
 class MarkdownView(OneLayoutPass):
     """Markdown in one widget, drawn line by line; appended text is parsed once a frame."""
+
+    lines_stay_when_taller = True  # no vertical padding or borders (see `OneLayoutPass`)
 
     DEFAULT_CSS = """
     MarkdownView {
@@ -103,6 +106,8 @@ class MarkdownView(OneLayoutPass):
         """How many complete blocks `_complete_lines` holds."""
         self._tail_lines: list[Content] = []
         self._tail_dirty = True
+        self._grown: int | None = None
+        """The paragraph's former length, when the last parse only appended words to it."""
         self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
         """Strips by line number (an update drops those from its first changed line on)."""
         self._height = -1
@@ -193,6 +198,7 @@ class MarkdownView(OneLayoutPass):
         """Parse the unfinished end; move what became complete out of it."""
         self._stale = False
         self._tail_dirty = True
+        self._grown = None
         parsed, self._parsed = self._parsed, len(self.text)
         if self.plain:
             self._tail = plain_document(self.source).blocks
@@ -204,6 +210,7 @@ class MarkdownView(OneLayoutPass):
                 self._tail[0], sanitize(raw_tail[:cut]), sanitize(raw_tail[cut:])
             )
             if grown is not None:
+                self._grown = len(self._tail[0].content)
                 self._tail = [grown]
                 return
         tail = self._tail_prefix + sanitize(raw_tail)
@@ -270,8 +277,11 @@ class MarkdownView(OneLayoutPass):
         for y in range(start, end):
             self._strips.discard(y)
         self._remember_drawn()
-        if not self.is_mounted or self.reserve_height(self._line_count()) != self._height:
+        height = self.reserve_height(self._line_count()) if self.is_mounted else -1
+        if height < self._height or not self.is_mounted:
             self.refresh(layout=True)
+        elif height > self._height:  # taller: the lines above stay (`lines_stay_when_taller`)
+            self.refresh(Region(0, start, self._width, height - start), layout=True)
         elif start < end:
             self.refresh(Region(0, start, self._width, max(1, self._height - start)))
 
@@ -295,6 +305,7 @@ class MarkdownView(OneLayoutPass):
             self._reparse_tail()
         if width != self._width:
             self._width = width
+            self._grown = None
             self._complete_lines = []
             self._laid_out = 0
             self._strips.clear()
@@ -307,11 +318,16 @@ class MarkdownView(OneLayoutPass):
             self._laid_out = len(self._complete)
             self._tail_dirty = True
         if self._tail_dirty:
-            lines = layout_blocks(self._tail, width) if self._tail else []
-            if lines and self._complete_lines:
-                lines = [Content(""), *lines]
+            lines = None
+            if self._grown is not None and self._tail_lines:  # rewrap the last line only
+                lines = rewrap_grown(self._tail_lines, self._grown, self._tail[0].content, width)
+            if lines is None:
+                lines = layout_blocks(self._tail, width) if self._tail else []
+                if lines and self._complete_lines:
+                    lines = [Content(""), *lines]
             self._tail_lines = lines
             self._tail_dirty = False
+            self._grown = None
 
     def body_lines(self, width: int) -> list[Content]:
         """Every line of the text at `width` (for tests and copying)."""

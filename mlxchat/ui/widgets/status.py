@@ -23,9 +23,12 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from rich.segment import Segment
+from rich.style import Style as RichStyle
 from textual.content import Content
 from textual.reactive import reactive
 from textual.strip import Strip
+from textual.style import Style
 from textual.widget import Widget
 
 from mlxchat.engine.types import LoadProgress, Progress, Stats
@@ -130,6 +133,9 @@ class StatusBar(Widget):
         """When the numbers were last repainted (monotonic seconds)."""
         self._paced = 0.0
         """When `repaint_if_due` was last called."""
+        self._styles: dict[str, RichStyle] = {}
+        """Rich styles by style text, for `_styles_for` (the widget's own style)."""
+        self._styles_for: Style | None = None
 
     def on_mount(self) -> None:
         """Start the repaint timer."""
@@ -237,14 +243,24 @@ class StatusBar(Widget):
         base = self.visual_style
         if y or width <= 0:
             return Strip.blank(width, base.rich_style)
-        line = self.render()
-        strip = Strip(line.render_segments(base), line.cell_length)
-        return strip.crop_extend(0, width, base.rich_style)
+        if self._styles_for is not base:  # the styles changed (a new theme)
+            self._styles_for, self._styles = base, {}
+        styles = self._styles
+        segments: list[Segment] = []
+        for text, style in self._pieces(width):
+            rich_style = styles.get(style)
+            if rich_style is None:
+                rich_style = styles[style] = (base + Style.parse(style)).rich_style
+            segments.append(Segment(text, rich_style))
+        return Strip(segments).crop_extend(0, width, base.rich_style)
 
     def render(self) -> Content:
         """The line, dropping the least important parts until it fits."""
+        return Content.assemble(*self._pieces(max(self.content_size.width, 10)))
+
+    def _pieces(self, width: int) -> list[tuple[str, str]]:
+        """(text, style) pieces of the line, the least important parts left out to fit."""
         parts = self._parts()
-        width = max(self.content_size.width, 10)
         separator = " │ "
 
         def length(items: list[_Part]) -> int:
@@ -255,12 +271,12 @@ class StatusBar(Widget):
             if parts[worst].priority == 0:
                 break
             del parts[worst]
-        pieces: list[Content | str | tuple[str, str]] = []
+        pieces: list[tuple[str, str]] = []
         for index, part in enumerate(parts):
             if index:
                 pieces.append((separator, "$text-muted"))
-            pieces.append((part.text, part.style) if part.style else part.text)
-        return Content.assemble(*pieces)
+            pieces.append((part.text, part.style))
+        return pieces
 
 
 def dropped_note(count: int) -> str:
