@@ -118,9 +118,12 @@ def _close_index(tokens: list[Token], start: int) -> int:
 
 
 def _parse_blocks(
-    tokens: list[Token], start: int, end: int, depth: int
+    tokens: list[Token], start: int, end: int, depth: int, *, streaming: bool = False
 ) -> tuple[list[Block], bool]:
-    """Blocks from tokens[start:end]; also whether any paragraph was hidden (tight list)."""
+    """Blocks from tokens[start:end]; also whether any paragraph was hidden (tight list).
+
+    `streaming`: the blocks end a text still being written (see `_highlight`).
+    """
     blocks: list[Block] = []
     tight = False
     index = start
@@ -140,11 +143,11 @@ def _parse_blocks(
             index = close + 1
         elif kind in ("bullet_list_open", "ordered_list_open"):
             close = _close_index(tokens, index)
-            blocks.append(_parse_list(tokens, index, close, depth))
+            blocks.append(_parse_list(tokens, index, close, depth, streaming))
             index = close + 1
         elif kind == "blockquote_open":
             close = _close_index(tokens, index)
-            children, _ = _parse_blocks(tokens, index + 1, close, depth)
+            children, _ = _parse_blocks(tokens, index + 1, close, depth, streaming=streaming)
             blocks.append(Block("quote", children=children))
             index = close + 1
         elif kind == "table_open":
@@ -152,7 +155,8 @@ def _parse_blocks(
             blocks.append(_parse_table(tokens, index, close))
             index = close + 1
         elif kind in ("fence", "code_block", UNFENCED_CODE):
-            blocks.append(Block("code", code=_highlight(token.content, token.info)))
+            code = _highlight(token.content, token.info, streaming=streaming)
+            blocks.append(Block("code", code=code))
             index += 1
         elif kind == "hr":
             blocks.append(Block("rule"))
@@ -167,7 +171,9 @@ def _parse_blocks(
     return blocks, tight
 
 
-def _parse_list(tokens: list[Token], start: int, end: int, depth: int) -> Block:
+def _parse_list(
+    tokens: list[Token], start: int, end: int, depth: int, streaming: bool = False
+) -> Block:
     ordered = tokens[start].type == "ordered_list_open"
     items: list[tuple[str, list[Block]]] = []
     tight = True
@@ -177,7 +183,9 @@ def _parse_list(tokens: list[Token], start: int, end: int, depth: int) -> Block:
         token = tokens[index]
         if token.type == "list_item_open":
             close = _close_index(tokens, index)
-            children, hidden = _parse_blocks(tokens, index + 1, close, depth + 1)
+            children, hidden = _parse_blocks(
+                tokens, index + 1, close, depth + 1, streaming=streaming
+            )
             tight = tight and (hidden or not any(b.kind == "text" for b in children))
             bullet = f"{number}. " if ordered else BULLETS[depth % len(BULLETS)]
             number += 1
@@ -206,11 +214,27 @@ def _parse_table(tokens: list[Token], start: int, end: int) -> Block:
     return Block("table", rows=rows)
 
 
-def _highlight(code: str, language: str) -> Content:
+def _highlight(code: str, language: str, *, streaming: bool = False) -> Content:
+    """`code` highlighted as `language` (plain when there is none or it is unknown).
+
+    `streaming`: the code is still being written, a token at a time. Its complete lines are
+    highlighted together (once per line: the result is cached) and the last line alone,
+    so a token costs one line's highlighting, not the whole block's. Inside a construct
+    spanning lines (a docstring) the unfinished line may show code colours until it ends;
+    the finished answer is highlighted whole.
+    """
     code = code.rstrip("\n")
     language = (language or "").strip().split(" ")[0]
     if not language:
         return Content(code)
+    head, newline, last = code.rpartition("\n") if streaming else ("", "", code)
+    if not newline:
+        return _highlight_whole(code, language)
+    return _highlight_whole(head, language) + Content("\n") + _highlight_whole(last, language)
+
+
+@lru_cache(maxsize=16)
+def _highlight_whole(code: str, language: str) -> Content:
     try:
         return highlight(code, language=language, theme=HighlightTheme)
     except Exception:  # an unknown lexer or a Pygments problem: plain code
@@ -415,9 +439,9 @@ def split_complete(source: str) -> Split:
         previous = tokens[top[cut - 1]]
         if previous.map and previous.map[1] < tail_start or previous.type in ("fence", "hr"):
             complete, _ = _parse_blocks(tokens, 0, top[cut], depth=0)
-            tail, _ = _parse_blocks(tokens, top[cut], len(tokens), depth=0)
+            tail, _ = _parse_blocks(tokens, top[cut], len(tokens), depth=0, streaming=True)
             return Split(complete, line_end(source, tail_start), tail)
-    blocks, _ = _parse_blocks(tokens, 0, len(tokens), depth=0)
+    blocks, _ = _parse_blocks(tokens, 0, len(tokens), depth=0, streaming=True)
     return Split([], 0, blocks)
 
 
