@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
@@ -80,8 +82,43 @@ def test_a_burst_is_not_taken_for_a_fast_stream(clock: list[float]) -> None:
 
 def test_the_room_is_capped(clock: list[float]) -> None:
     view = StreamingView()
-    height = 0
+    leads = []
     for lines in range(1, 2000, 20):  # 2,000 lines a second
-        height = view.reserve_height(lines)
+        leads.append(view.reserve_height(lines) - lines)
         clock[0] += 0.01
-    assert height - lines == streaming.MAX_LEAD_LINES
+    assert max(leads) == streaming.MAX_LEAD_LINES
+
+
+class CountedStream(StreamingView):
+    """Counts the layouts it asks for."""
+
+    layouts_asked = 0
+
+    def refresh(self, *regions: Any, layout: bool = False, **options: Any) -> Any:
+        self.layouts_asked += layout
+        return super().refresh(*regions, layout=layout, **options)
+
+
+class CountedStreamApp(App[None]):
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield CountedStream("model")
+
+
+async def test_a_new_status_reaches_the_screen_without_a_layout() -> None:
+    app = CountedStreamApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        view = app.query_one(CountedStream)
+        view.append("Some text.")
+        view.status = "thinking…"
+        await pilot.pause()
+        layouts = view.layouts_asked
+        view.status = "writing…"
+        await pilot.pause()
+        await pilot.pause()
+        assert "model  writing…" in screen_lines(app)[0]
+        view.set_footer("42 tok · 11.0 tok/s")
+        await pilot.pause()
+        await pilot.pause()
+        assert "model  42 tok · 11.0 tok/s" in screen_lines(app)[0]
+        assert view.layouts_asked == layouts  # the header kept its height: no layout

@@ -278,16 +278,25 @@ class MarkdownView(OneLayoutPass):
             self._strips.discard(y)
         self._remember_drawn()
         height = self.reserve_height(self._line_count()) if self.is_mounted else -1
+        changed = Region(
+            0, start, self._width, max(1, end - start)
+        )  # below: blank before and after
         if height < self._height or not self.is_mounted:
             self.refresh(layout=True)
-        elif height > self._height:  # taller: the lines above stay (`lines_stay_when_taller`)
-            self.refresh(Region(0, start, self._width, height - start), layout=True)
+        elif height > self._height:  # taller: the other lines stay (`lines_stay_when_taller`)
+            self.refresh(changed, layout=True)
         elif start < end:
-            self.refresh(Region(0, start, self._width, max(1, self._height - start)))
+            self.refresh(changed)
 
     def forget_header(self) -> None:
         """The header changed: drop the cached strips and lay out again."""
         self._stale_all()
+
+    def repaint_lines(self, start: int, end: int) -> None:
+        """Draw lines `start` to `end` (not included) again: they changed, not the height."""
+        for y in range(start, end):
+            self._strips.discard(y)
+        self.refresh(Region(0, start, max(self._width, 1), end - start))
 
     def notify_style_update(self) -> None:
         """Theme or styles changed: drop cached strips."""

@@ -109,9 +109,15 @@ class HeaderedMarkdown(MarkdownView):
         return lines
 
     def forget_header(self) -> None:
-        """The header changed: draw it again."""
-        self.__dict__.pop("_header_cache", None)
-        super().forget_header()
+        """The header changed: draw it again (only its lines, when it keeps its height)."""
+        cached = self.__dict__.pop("_header_cache", None)
+        width = self._width
+        if cached is None or cached[0] != width or not self.is_mounted:
+            super().forget_header()
+        elif len(self.header_lines(width)) == len(cached[1]):
+            self.repaint_lines(0, len(cached[1]))
+        else:
+            super().forget_header()
 
     def watch_status(self, status: str) -> None:
         """Repaint the header."""

@@ -28,6 +28,9 @@ RATE_WINDOW = 1.0
 MAX_LEAD_LINES = 30
 """Most blank lines kept in reserve."""
 
+MIN_SPAN = 0.1
+"""Seconds of growth needed before a rate is trusted (less may be a burst, not a stream)."""
+
 
 class StreamingView(HeaderedMarkdown):
     """An answer being written.
@@ -71,7 +74,7 @@ class StreamingView(HeaderedMarkdown):
             growth.popleft()
         since, before = growth[0]
         lead = 0
-        if now - since >= LEAD:  # a rate measured over less would take a burst for a stream
+        if now - since >= MIN_SPAN:
             lead = min(MAX_LEAD_LINES, int((lines - before) / (now - since) * LEAD))
         self._room = lines + lead
         return self._room
