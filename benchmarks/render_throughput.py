@@ -199,19 +199,23 @@ class Probe:
         from mlxchat.ui.widgets.markdown_view import MarkdownView as Markdown
 
         probe = self
-        original_flush = Markdown.flush
+        # the text is in the widget when it is parsed (`flush`; `append` in the code before
+        # the line-API view, which MarkdownStream called)
+        entry = "flush" if hasattr(Markdown, "flush") else "append"
+        original_entry = getattr(Markdown, entry)
         original_refresh = Screen._compositor_refresh
 
-        def flush(widget: Markdown) -> None:
-            original_flush(widget)  # the text is parsed and its lines refreshed now
+        def parsed(widget: Markdown, *args: Any) -> Any:
+            result = original_entry(widget, *args)
             if widget is probe.target:
-                probe.appends.append((time.perf_counter(), len(widget.text)))
+                probe.appends.append((time.perf_counter(), len(widget.source)))
+            return result
 
         def compositor_refresh(screen: Screen) -> None:
             original_refresh(screen)
             probe.paints.append(time.perf_counter())
 
-        Markdown.flush = flush  # type: ignore[method-assign]
+        setattr(Markdown, entry, parsed)
         Screen._compositor_refresh = compositor_refresh  # type: ignore[method-assign]
 
     def lags(self, tokens: list[str], emitted: list[float]) -> tuple[list[float], list[float]]:
