@@ -126,7 +126,10 @@ def main() -> None:
     now = statistics.median(sides[1].painted)
     less = (1 - now / before) * 100
     verdict = "ok" if less >= 40 else "NOT MET"
+    rounds = [(1 - n / b) * 100 for n, b in zip(sides[1].painted, sides[0].painted, strict=True)]
+    each = ", ".join(f"{r:.0f}" for r in rounds)
     print(f"now vs before: {less:.0f} % less UI CPU per token (goal >= 40 %: {verdict})")
+    print(f"per round: {each} % less (median {statistics.median(rounds):.0f} %)")
 
 
 if __name__ == "__main__":
