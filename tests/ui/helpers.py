@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pilot_helpers import until
 from textual.pilot import Pilot
+from textual.widget import Widget
 
 from mlxchat.ui.app import ChatApp
 from mlxchat.ui.screens.chat import ChatScreen
@@ -87,3 +89,13 @@ async def shown(pilot: Pilot) -> list[str]:
 async def settle(seconds: float = 0.05) -> None:
     """Give background tasks a moment."""
     await asyncio.sleep(seconds)
+
+
+class CountsLayouts(Widget):
+    """Counts the layouts a widget asks for (`layouts`); list it after the widget's class."""
+
+    layouts = 0
+
+    def refresh(self, *regions: Any, layout: bool = False, **options: Any) -> Any:
+        self.layouts += layout
+        return super().refresh(*regions, layout=layout, **options)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import App, ComposeResult
 
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 
+from .helpers import CountsLayouts
 
-class Counted(MarkdownView):
+
+class Counted(MarkdownView, CountsLayouts):
     """Counts the layouts it asks for."""
-
-    layouts = 0
-
-    def refresh(self, *regions: Any, layout: bool = False, **options: Any) -> Any:
-        self.layouts += layout
-        return super().refresh(*regions, layout=layout, **options)
 
 
 class OneView(App[None]):

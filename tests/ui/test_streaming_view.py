@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
@@ -12,7 +10,7 @@ from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets import streaming
 from mlxchat.ui.widgets.streaming import StreamingView
 
-from .helpers import MARKDOWN_PIECES
+from .helpers import MARKDOWN_PIECES, CountsLayouts
 
 
 class StreamApp(App[None]):
@@ -89,14 +87,8 @@ def test_the_room_is_capped(clock: list[float]) -> None:
     assert max(leads) == streaming.MAX_LEAD_LINES
 
 
-class CountedStream(StreamingView):
+class CountedStream(StreamingView, CountsLayouts):
     """Counts the layouts it asks for."""
-
-    layouts_asked = 0
-
-    def refresh(self, *regions: Any, layout: bool = False, **options: Any) -> Any:
-        self.layouts_asked += layout
-        return super().refresh(*regions, layout=layout, **options)
 
 
 class CountedStreamApp(App[None]):
@@ -112,7 +104,7 @@ async def test_a_new_status_reaches_the_screen_without_a_layout() -> None:
         view.append("Some text.")
         view.status = "thinking…"
         await pilot.pause()
-        layouts = view.layouts_asked
+        layouts = view.layouts
         view.status = "writing…"
         await pilot.pause()
         await pilot.pause()
@@ -121,4 +113,4 @@ async def test_a_new_status_reaches_the_screen_without_a_layout() -> None:
         await pilot.pause()
         await pilot.pause()
         assert "model  42 tok · 11.0 tok/s" in screen_lines(app)[0]
-        assert view.layouts_asked == layouts  # the header kept its height: no layout
+        assert view.layouts == layouts  # the header kept its height: no layout
