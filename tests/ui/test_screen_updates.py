@@ -132,7 +132,7 @@ def test_status_numbers_go_out_with_the_text_a_few_times_a_second(clock: list[fl
     for token in range(20):  # 10 tokens a second for 2 s, each repainting text
         bar.set_stats(fixed_stats(token + 1))
         bar.repaint_if_due()
-        bar._tick()  # the timer may fire at any moment: it leaves the repaints to the text
+        bar.tick()  # the timer may fire at any moment: it leaves the repaints to the text
         clock[0] += 0.1
     gaps = [b - a for a, b in zip(repaints, repaints[1:], strict=False)]
     assert 6 <= len(repaints) <= 8 and all(gap >= 0.25 - 1e-9 for gap in gaps)
@@ -140,7 +140,7 @@ def test_status_numbers_go_out_with_the_text_a_few_times_a_second(clock: list[fl
     repaints.clear()
     bar.set_stats(fixed_stats(21))
     clock[0] += 0.3
-    bar._tick()
+    bar.tick()
     assert repaints == [clock[0]]
-    bar._tick()  # nothing new: no repaint
+    bar.tick()  # nothing new: no repaint
     assert len(repaints) == 1

@@ -139,7 +139,7 @@ class StatusBar(Widget):
 
     def on_mount(self) -> None:
         """Start the repaint timer."""
-        self.set_interval(self.refresh_interval, self._tick, name="status-refresh")
+        self.set_interval(self.refresh_interval, self.tick, name="status-refresh")
 
     def repaint_if_due(self) -> None:
         """Repaint now if the numbers changed and the last repaint is `refresh_interval` old.
@@ -153,7 +153,8 @@ class StatusBar(Widget):
         if self._dirty and now - self._painted >= self.refresh_interval:
             self._repaint(now)
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Repaint new numbers no text repainted lately (what the timer calls)."""
         now = time.monotonic()
         if self._dirty and now - self._paced >= self.refresh_interval:
             self._repaint(now)
