@@ -92,9 +92,9 @@ class Emitted:
     times: list[float] = field(default_factory=list)
     thread_cpu: float = 0.0
     marks: dict[int, asyncio.Event] = field(default_factory=dict)
-    """Events set once that many tokens were emitted (see `emitted`)."""
+    """Events set once that many tokens were emitted (see `reached`)."""
 
-    async def emitted(self, count: int) -> None:
+    async def reached(self, count: int) -> None:
         """Wait until `count` tokens were emitted (woken by the emitter: no polling)."""
         await self.marks.setdefault(count, asyncio.Event()).wait()
 
@@ -388,9 +388,9 @@ async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
             screen = await chat_opened(app, engine)
             await pilot.pause(0.5)
             await screen.submit("Write.")
-            await engine.emitted.emitted(20)
+            await engine.emitted.reached(20)
             cpu0, first = time.thread_time(), len(engine.emitted.times)
-            await engine.emitted.emitted(count - 1)
+            await engine.emitted.reached(count - 1)
             cpu, tokens = time.thread_time() - cpu0, len(engine.emitted.times) - first
             while screen.answering:
                 await asyncio.sleep(0.1)

@@ -86,7 +86,7 @@ class MarkdownView(OneLayoutPass):
         """
         super().__init__(id=id, classes=classes)
         self.plain = plain
-        self._pieces: list[str] = []
+        self._pieces: list[str] = [text] if text else []
         """The text, in the pieces appended since it was last joined."""
         self._complete: list[Block] = []
         """Blocks that later text cannot change."""
@@ -119,7 +119,6 @@ class MarkdownView(OneLayoutPass):
         self.on_flush: Callable[[], None] | None = None
         """Called after appended text was parsed and its lines repainted (e.g. to repaint a
         status bar in the same frame)."""
-        self._set_text(text)
 
     # ----- text -------------------------------------------------------------------------------
     @property
@@ -134,25 +133,6 @@ class MarkdownView(OneLayoutPass):
         """The text as shown: control characters escaped (a plain view: a long text cut)."""
         shown = sanitize(self.text)
         return clip_for_display(shown) if self.plain else shown
-
-    def _set_text(self, text: str) -> None:
-        """Take a new text; it is parsed when first needed."""
-        self._pieces = [text] if text else []
-        self._complete = []
-        self._tail = []
-        self._tail_start = 0
-        self._tail_prefix = ""
-        self._parsed = 0
-        self._width = -1
-        self._drawn = None
-        self._strips.clear()
-        self._stale = True
-
-    def update(self, text: str) -> None:
-        """Replace the whole text (laid out again at the next refresh)."""
-        if text != self.text:
-            self._set_text(text)
-            self.refresh(layout=True)
 
     def append(self, text: str) -> None:
         """Add text at the end (cheap: call it per token).
@@ -278,9 +258,8 @@ class MarkdownView(OneLayoutPass):
             self._strips.discard(y)
         self._remember_drawn()
         height = self.reserve_height(self._line_count()) if self.is_mounted else -1
-        changed = Region(
-            0, start, self._width, max(1, end - start)
-        )  # below: blank before and after
+        # the lines below `end` were blank before and are blank now
+        changed = Region(0, start, self._width, max(1, end - start))
         if height < self._height or not self.is_mounted:
             self.refresh(layout=True)
         elif height > self._height:  # taller: the other lines stay (`lines_stay_when_taller`)

@@ -112,9 +112,12 @@ class HeaderedMarkdown(MarkdownView):
         """The header changed: draw it again (only its lines, when it keeps its height)."""
         cached = self.__dict__.pop("_header_cache", None)
         width = self._width
-        if cached is None or cached[0] != width or not self.is_mounted:
-            super().forget_header()
-        elif len(self.header_lines(width)) == len(cached[1]):
+        if (
+            cached is not None
+            and cached[0] == width
+            and self.is_mounted
+            and len(self.header_lines(width)) == len(cached[1])
+        ):
             self.repaint_lines(0, len(cached[1]))
         else:
             super().forget_header()

@@ -248,7 +248,7 @@ class StatusBar(Widget):
             self._styles_for, self._styles = base, {}
         styles = self._styles
         segments: list[Segment] = []
-        for text, style in self._pieces(width):
+        for text, style in self._pieces(max(width, 10)):  # as `render` (cut to `width`)
             rich_style = styles.get(style)
             if rich_style is None:
                 rich_style = styles[style] = (base + Style.parse(style)).rich_style
