@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
 from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets import streaming
+from mlxchat.ui.widgets.markdown_view import FRAME
 from mlxchat.ui.widgets.streaming import StreamingView
 
 from .helpers import MARKDOWN_PIECES, CountsLayouts
@@ -39,6 +42,28 @@ async def test_every_append_reaches_the_screen() -> None:
             assert body == expected, piece
         view.flush()
         assert view.source == "".join(MARKDOWN_PIECES)
+
+
+
+async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
+    """Text that arrives within a frame waits for its flush, even when a layout comes first
+    (a layout that parsed it left the rows it did not repaint blank on screen)."""
+    app = StreamApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        view = app.query_one(StreamingView)
+        for piece in MARKDOWN_PIECES:
+            half = len(piece) // 2
+            view.append(piece[:half])  # painted now
+            view.append(piece[half:])  # within the frame: waits for the next flush
+            view.parent.refresh(layout=True)  # something else lays the screen out meanwhile
+            await pilot.pause()
+            await asyncio.sleep(2 * FRAME)
+            await pilot.pause()
+            await pilot.pause()
+            expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
+            shown = screen_lines(app)
+            body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]
+            assert body == expected, piece
 
 
 @pytest.fixture

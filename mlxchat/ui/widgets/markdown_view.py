@@ -164,6 +164,7 @@ class MarkdownView(OneLayoutPass):
         if drawn is None or drawn[0] != self._width:
             self._stale_all()
         else:
+            self._reparse_tail()
             self._repaint_from(drawn[1], drawn[2])
         if self.on_flush is not None:
             self.on_flush()
@@ -234,6 +235,7 @@ class MarkdownView(OneLayoutPass):
     def _stale_all(self) -> None:
         """Draw everything again (laid out again at the next refresh)."""
         self._strips.clear()
+        self._drawn = None
         self.refresh(layout=True)
 
     def _remember_drawn(self) -> None:
@@ -288,8 +290,14 @@ class MarkdownView(OneLayoutPass):
         return []
 
     def _lay_out(self, width: int) -> None:
-        """Bring the complete lines and the tail lines up to date for `width`."""
-        if self._stale:
+        """Bring the complete lines and the tail lines up to date for `width`.
+
+        Text appended since the last flush is parsed here only when every line is drawn
+        anew (not on screen yet, nothing drawn, or a new width): otherwise a layout or a
+        paint in between would show it on some rows and leave others as they were; the
+        flush parses it and repaints the lines that changed.
+        """
+        if self._stale and (not self.is_mounted or self._drawn is None or width != self._width):
             self._reparse_tail()
         if width != self._width:
             self._width = width
@@ -319,6 +327,8 @@ class MarkdownView(OneLayoutPass):
 
     def body_lines(self, width: int) -> list[Content]:
         """Every line of the text at `width` (for tests and copying)."""
+        if self._stale and self.is_mounted:
+            self.flush()
         self._lay_out(width)
         return [*self._complete_lines, *self._tail_lines]
 
