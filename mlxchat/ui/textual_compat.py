@@ -48,6 +48,7 @@ __all__ = [
     "CompositorUpdate",
     "DirtyRowsCompositor",
     "OneLayoutPass",
+    "RowsAlikeBelow",
     "follows_bottom",
     "full_update",
     "repaint_changed_rows_only",
@@ -118,12 +119,15 @@ class DirtyRowsCompositor(Compositor):
     one-line change in a chat re-renders the footer, the status bar, the prompt and every
     message on screen. This one asks each widget only for the rows between its first and
     last changed row, skips widgets with none, and skips rows whose changed columns a widget
-    in front already covers (the message under a streamed line, the screen under it): the
-    same screen for a fraction of the work.
+    in front already covers (the message under a streamed line, the screen under it), and
+    draws rows a widget says look alike once (`RowsAlikeBelow`): the same screen for a
+    fraction of the work.
     """
 
     _rendered_line: Callable[[int], bool] | None = None
     _dirty_columns: dict[int, tuple[int, int]] | None = None
+    as_textual = False
+    """Draw as Textual's own compositor does (every row of every widget in the crop)."""
 
     def render_partial_update(self) -> ChopsUpdate | None:
         self._dirty_columns = _columns_by_row(self._dirty_regions)
@@ -145,7 +149,7 @@ class DirtyRowsCompositor(Compositor):
         self, crop: Region | None = None
     ) -> Iterable[tuple[Region, Region, list[Strip]]]:
         rendered_line = self._rendered_line
-        if crop is None or rendered_line is None:
+        if crop is None or rendered_line is None or self.as_textual:
             yield from super()._get_renders(crop)
             return
         columns = self._dirty_columns or {}
@@ -167,12 +171,35 @@ class DirtyRowsCompositor(Compositor):
             yield (
                 Region(region.x, top, region.width, bottom - top),
                 clip,
-                widget.render_lines(visible),
+                _render_lines(widget, visible),
             )
             for y in drawn:
                 start, end = columns.get(y, (crop.x, crop.right))
                 if left <= start and end <= right:
                     covered.add(y)
+
+
+class RowsAlikeBelow(Widget):
+    """A widget whose rows from some row down to its bottom all look the same.
+
+    The compositor draws one of them and repeats it (a streamed answer keeps tens of blank
+    rows below its text; each drawn through Textual's styles costs as much as a text row).
+    """
+
+    def rows_alike_from(self) -> int | None:
+        """The first row (counted from the widget's top edge, border and padding included)
+        of the rows that look the same down to the bottom, or None."""
+        return None
+
+
+def _render_lines(widget: Widget, crop: Region) -> list[Strip]:
+    """`widget.render_lines(crop)`, drawing rows that look alike once."""
+    alike = widget.rows_alike_from() if isinstance(widget, RowsAlikeBelow) else None
+    if alike is None or crop.bottom - max(alike, crop.y) < 2:
+        return widget.render_lines(crop)
+    first = max(alike, crop.y)  # drawn: the rows above it and this one, repeated below
+    lines = widget.render_lines(Region(crop.x, crop.y, crop.width, first + 1 - crop.y))
+    return lines + [lines[-1]] * (crop.bottom - first - 1)
 
 
 def _columns_by_row(regions: Iterable[Region]) -> dict[int, tuple[int, int]]:
@@ -191,8 +218,16 @@ def repaint_changed_rows_only(screen: Screen[Any]) -> None:
 
 
 def full_update(screen: Screen[Any]) -> CompositorUpdate:
-    """The update that paints the whole of `screen` (what a terminal is sent on a resize)."""
-    return screen._compositor.render_full_update()
+    """The update that paints the whole of `screen`, drawn by Textual's own compositor (what
+    tests compare the partial updates with)."""
+    compositor = screen._compositor
+    if not isinstance(compositor, DirtyRowsCompositor):
+        return compositor.render_full_update()
+    compositor.as_textual = True
+    try:
+        return compositor.render_full_update()
+    finally:
+        compositor.as_textual = False
 
 
 # ----- layout: one pass when a widget grows ---------------------------------------------------

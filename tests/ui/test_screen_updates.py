@@ -20,6 +20,7 @@ from textual.app import App
 from mlxchat.ui.textual_compat import CompositorUpdate, full_update
 from mlxchat.ui.widgets import status as status_module
 from mlxchat.ui.widgets.status import StatusBar
+from mlxchat.ui.widgets.streaming import StreamingView
 
 from .fake_engine import fixed_stats
 from .helpers import MARKDOWN_PIECES, SIZE, ready, send, until
@@ -78,7 +79,10 @@ def full_repaint(app: App[Any]) -> Terminal:
     return terminal
 
 
-async def test_partial_repaints_add_up_to_the_screen(make_app, engine) -> None:
+@pytest.mark.parametrize("room", [0, 8], ids=["no room", "8 blank rows kept below"])
+async def test_partial_repaints_add_up_to_the_screen(make_app, engine, monkeypatch, room) -> None:
+    # a fast stream keeps blank rows below the text, drawn once and repeated (RowsAlikeBelow)
+    monkeypatch.setattr(StreamingView, "reserve_height", lambda self, lines: lines + room)
     engine.answers = [MARKDOWN_PIECES]
     engine.hold_after(1)
     app = make_app()

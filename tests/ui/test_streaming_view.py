@@ -44,7 +44,6 @@ async def test_every_append_reaches_the_screen() -> None:
         assert view.source == "".join(MARKDOWN_PIECES)
 
 
-
 async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
     """Text that arrives within a frame waits for its flush, even when a layout comes first
     (a layout that parsed it left the rows it did not repaint blank on screen)."""

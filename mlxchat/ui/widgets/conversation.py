@@ -4,10 +4,11 @@ It follows the bottom while new text arrives only as long as the user is at the 
 (Textual's anchor: scrolling up releases it, scrolling back to the end restores it), so
 reading earlier text is never interrupted.
 
-Only the most recent messages are mounted as widgets (`window`); older ones are kept as
-`MessageRecord`s behind an "earlier messages" line at the top, and come back, a page at a
-time, when the user scrolls up to it (or clicks it). Textual lays out every mounted widget
-whenever the streaming answer grows, so this keeps streaming fast however long the chat is.
+Only the most recent messages are mounted as widgets: those that fill the last `screens`
+heights of the view (at most `window` of them); older ones are kept as `MessageRecord`s
+behind an "earlier messages" line at the top, and come back, a page at a time, when the user
+scrolls up to it (or clicks it). Textual lays out every mounted widget whenever the
+streaming answer grows, so this keeps streaming fast however long the chat is.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
 
     Attributes:
         window: Most messages mounted while following the bottom.
+        screens: How many heights of the view the mounted messages fill while following the
+            bottom (older ones are unmounted when a message is added).
         page: How many earlier messages come back at a time.
     """
 
@@ -71,18 +74,27 @@ class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
     """
 
     def __init__(
-        self, welcome: str = "", *, window: int = 40, page: int = 20, id: str | None = None
+        self,
+        welcome: str = "",
+        *,
+        window: int = 40,
+        screens: float = 2.0,
+        page: int = 20,
+        id: str | None = None,
     ) -> None:
         """Create an empty view.
 
         Args:
             welcome: Markup shown while there are no messages.
             window: Most messages mounted while following the bottom.
+            screens: How many heights of the view the mounted messages fill while following
+                the bottom.
             page: How many earlier messages come back at a time.
         """
         super().__init__(id=id)
         self._welcome_text = welcome
         self.window = window
+        self.screens = screens
         self.page = page
         self._earlier: list[MessageRecord] = []
         self._showing_earlier = False
@@ -170,15 +182,26 @@ class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
         self.release_anchor()
 
     async def _trim(self) -> None:
-        """Unmount the oldest messages beyond `window` (kept as records)."""
+        """Unmount the oldest messages not needed to fill `screens` heights of the view, or
+        beyond `window` (kept as records)."""
         views = self.messages
-        extra = len(views) - self.window
+        extra = len(views) - min(self.window, self._filling(views))
         if extra <= 0:
             return
         old = [v for v in views[:extra] if isinstance(v, MessageView)]
         self._earlier.extend(v.record() for v in old)
         self._update_earlier()
         await self.remove_children(old)
+
+    def _filling(self, views: Sequence[AnyMessage]) -> int:
+        """How many of the newest `views` fill `screens` heights of the view (as last laid
+        out: a view not laid out yet counts as no height)."""
+        rows, wanted = 0, self.screens * self.scrollable_content_region.height
+        for count, view in enumerate(reversed(views), 1):
+            rows += view.outer_size.height + view.styles.margin.bottom
+            if wanted and rows >= wanted:
+                return count
+        return len(views)
 
     def _update_earlier(self) -> None:
         line = self.query_one("#earlier", EarlierMessages)

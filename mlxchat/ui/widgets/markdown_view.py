@@ -46,7 +46,7 @@ from mlxchat.ui.markdown_render import (
     rewrap_grown,
     split_complete,
 )
-from mlxchat.ui.textual_compat import OneLayoutPass
+from mlxchat.ui.textual_compat import OneLayoutPass, RowsAlikeBelow
 
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
@@ -55,7 +55,7 @@ FRAME = 1 / 60
 """Seconds between two parses of a streaming text (more text in between waits for the next)."""
 
 
-class MarkdownView(OneLayoutPass):
+class MarkdownView(OneLayoutPass, RowsAlikeBelow):
     """Markdown in one widget, drawn line by line; appended text is parsed once a frame."""
 
     lines_stay_when_taller = True  # no vertical padding or borders (see `OneLayoutPass`)
@@ -353,6 +353,14 @@ class MarkdownView(OneLayoutPass):
     def reserve_height(self, lines: int) -> int:
         """The height for `lines` lines of text (subclasses may keep blank lines below)."""
         return lines
+
+    def rows_alike_from(self) -> int | None:
+        """The blank rows below the text (kept by `reserve_height`) all look the same."""
+        gutter = self.styles.gutter
+        if gutter.bottom:
+            return None
+        self._lay_out(max(self.size.width, 8))
+        return gutter.top + self._line_count()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         """Header, complete and tail lines at `width` (see `reserve_height`)."""
