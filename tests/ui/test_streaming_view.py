@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from textual.app import App, ComposeResult
@@ -63,6 +64,37 @@ async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
             shown = screen_lines(app)
             body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]
             assert body == expected, piece
+
+
+
+async def test_text_handed_over_while_the_loop_was_busy_goes_out_with_the_frame() -> None:
+    """A frame's flush comes after the tokens that arrived while the loop was busy (a long
+    layout): they are in it, not a frame later."""
+    app = StreamApp()
+    async with app.run_test(size=(60, 30)):
+        view = app.query_one(StreamingView)
+        tokens: asyncio.Queue[str] = asyncio.Queue()
+
+        async def consume() -> None:  # what the chat screen does with an engine's stream
+            while True:
+                view.append(await tokens.get())
+
+        consumer = asyncio.create_task(consume())
+        flushed: list[str] = []
+        view.on_flush = lambda: flushed.append(view.text)
+        loop = asyncio.get_running_loop()
+
+        def busy() -> None:
+            time.sleep(2 * FRAME)  # the frame's flush falls due meanwhile
+            loop.call_soon(tokens.put_nowait, "three ")  # an engine thread's hand-over
+
+        await asyncio.sleep(2 * FRAME)
+        view.append("one ")  # goes out now
+        view.append("two ")  # waits for the frame
+        loop.call_soon(busy)
+        await asyncio.sleep(4 * FRAME)
+        consumer.cancel()
+        assert flushed[:2] == ["one ", "one two three "]
 
 
 @pytest.fixture

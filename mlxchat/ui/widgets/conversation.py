@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from mlxchat.ui.textual_compat import OneLayoutPass, follows_bottom
+from mlxchat.ui.textual_compat import OneLayoutPass, RowsAlikeBelow, follows_bottom
 from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord, MessageView
 
 AnyMessage = HeaderedMarkdown
@@ -49,7 +49,7 @@ class EarlierMessages(Static):
             self.app.run_worker(parent.show_earlier(), exit_on_error=False)
 
 
-class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
+class ConversationView(VerticalScroll, OneLayoutPass, RowsAlikeBelow, can_focus=True):
     """The messages of the current chat, oldest first, with a welcome text when empty.
 
     Attributes:
@@ -98,6 +98,10 @@ class ConversationView(VerticalScroll, OneLayoutPass, can_focus=True):
         self.page = page
         self._earlier: list[MessageRecord] = []
         self._showing_earlier = False
+
+    def rows_alike_from(self) -> int | None:
+        """Its own rows (the background around and between messages) are all alike."""
+        return 0
 
     def compose(self) -> ComposeResult:
         """The earlier-messages line and the welcome text."""

@@ -114,7 +114,7 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
         """The content height last given to the layout."""
         self._drawn: tuple[int, int, list[Content]] | None = None
         """(width, first line, lines from it on) as last drawn: what an update compares to."""
-        self._flush_at: asyncio.TimerHandle | None = None
+        self._flush_at: asyncio.Handle | None = None
         self._flushed = 0.0
         self.on_flush: Callable[[], None] | None = None
         """Called after appended text was parsed and its lines repainted (e.g. to repaint a
@@ -150,7 +150,7 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
         if wait <= 0:
             self.flush()
         else:
-            self._flush_at = asyncio.get_running_loop().call_later(wait, self.flush)
+            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush_soon)
 
     def flush(self) -> None:
         """Parse and repaint the appended text now (what `append` does once a frame)."""
@@ -168,6 +168,11 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
             self._repaint_from(drawn[1], drawn[2])
         if self.on_flush is not None:
             self.on_flush()
+
+    def _flush_soon(self) -> None:
+        """Flush once what is ready to run now has run: text handed over while the loop was
+        busy (a layout) is appended by then, and goes out in this flush, not a frame later."""
+        self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
 
     def on_unmount(self) -> None:
         """Stop a pending flush."""

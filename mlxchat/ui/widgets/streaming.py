@@ -28,7 +28,7 @@ RATE_WINDOW = 1.0
 MAX_LEAD_LINES = 30
 """Most blank lines kept in reserve."""
 
-MIN_SPAN = 0.1
+MIN_SPAN = 0.05
 """Seconds of growth needed before a rate is trusted (less may be a burst, not a stream)."""
 
 
