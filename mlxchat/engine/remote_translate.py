@@ -12,7 +12,6 @@ generated again by the next request), or where the answer ends. A `Notice` says 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +26,9 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
-from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
 from mlxchat.translate.policy import Action, next_action
 from mlxchat.translate.segment import ends_sentence, split_words
+from mlxchat.translate.segment_log import SegmentLog
 
 if TYPE_CHECKING:
     from mlxchat.engine.remote import RemoteEngine
@@ -67,25 +66,14 @@ class RemoteTranslator:
 
     def _new_segment(self) -> None:
         self.segment += 1
-        self._words: list[str] = []
-        self._target_words: list[str] = []
-        self._delays: list[int] = []
-        self._read_times: list[float] = []
-        self._write_times: list[float] = []
+        self._log = SegmentLog(self.segment)
         self._shown = ""
-        self._source_length: int | None = None
         self._stalled_at = -1  # words read when the model had nothing to write yet
         self._done: FinishReason | None = None
 
     def _event(self, cls: type[TranslationEvent], **fields: Any) -> Any:
-        return cls(
-            segment=self.segment,
-            source_words_read=len(self._words),
-            target_words_generated=len(self._delays),
-            delays=tuple(self._delays),
-            tokens_computed=self.tokens_computed,
-            stats=self._stats,
-            **fields,
+        return self._log.event(
+            cls, tokens_computed=self.tokens_computed, stats=self._stats, **fields
         )
 
     def feed(
@@ -99,8 +87,7 @@ class RemoteTranslator:
         if last and not words:
             yield from self.finish(stop)
         for i, w in enumerate(words):
-            self._read_times.append(time.perf_counter() if received_at is None else received_at)
-            self._words.append(w)
+            self._log.read(w, received_at)
             yield self._event(SourceRead, word=w)
             if (last and i == len(words) - 1) or (self.auto_segment and ends_sentence(w)):
                 yield from self.finish(stop)
@@ -109,23 +96,22 @@ class RemoteTranslator:
 
     def finish(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
         """The sentence is complete: write the rest of its translation, end the segment."""
-        if not self._words:
+        if not self._log.words:
             return
-        self._source_length = len(self._words)
+        self._log.complete()
         yield from self._write_allowed(stop)
         yield self._segment_done(self._done or ("cancelled" if stop() else "length"))
         self._new_segment()
 
     def _write_allowed(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
-        cap = self.settings.word_cap(self._source_length)
-        while self._done is None and not stop() and self._stalled_at != len(self._words):
-            if cap is not None and len(self._delays) >= cap:
+        log = self._log
+        cap = self.settings.word_cap(log.source_length)
+        while self._done is None and not stop() and self._stalled_at != len(log.words):
+            if cap is not None and len(log.delays) >= cap:
                 self._done = "length"
                 return
-            read, written = len(self._words), len(self._delays)
-            if next_action(self.settings.wait_k, read, written, self._source_length) is (
-                Action.READ
-            ):
+            read, written = len(log.words), len(log.delays)
+            if next_action(self.settings.wait_k, read, written, log.source_length) is (Action.READ):
                 return
             yield from self._write_word(stop)
         if stop():
@@ -135,9 +121,9 @@ class RemoteTranslator:
         """One request: stream text until the word ends (whitespace after it, or the end)."""
         engine, endpoint = self.engine, self.engine.endpoint
         assert endpoint is not None
-        finished = self._source_length is not None
+        finished = self._log.source_length is not None
         body: dict[str, Any] = {
-            "prompt": prompt_text(self.settings, self._words, self._shown),
+            "prompt": prompt_text(self.settings, self._log.words, self._shown),
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": self.settings.max_tokens_per_word + 1,  # + the look-ahead
@@ -175,33 +161,15 @@ class RemoteTranslator:
             if finished:
                 self._done = "stop"
             else:
-                self._stalled_at = len(self._words)
+                self._stalled_at = len(self._log.words)
             return
         if finished and not complete and reason == "stop":
             self._done = "stop"
-        self._delays.append(len(self._words))
-        self._target_words.append(word.strip())
-        self._write_times.append(time.perf_counter())
-        yield self._event(
-            TargetWord,
-            word=word.strip(),
-            delay=self._delays[-1],
-            metrics=latency_metrics(self._delays, len(self._words)),
-        )
+        yield self._event(TargetWord, **self._log.wrote(word.strip()))
 
     def _segment_done(self, reason: FinishReason) -> SegmentDone:
         return self._event(
-            SegmentDone,
-            source=" ".join(self._words),
-            translation=self._shown,
-            source_words=tuple(self._words),
-            target_words=tuple(self._target_words),
-            alignment=tuple(zip(self._target_words, self._delays, strict=True)),
-            metrics=latency_metrics(self._delays, len(self._words)),
-            finish_reason=reason,
-            time_to_first_word=time_to_first_word(self._read_times, self._write_times),
-            mean_word_wait=mean_word_wait(self._delays, self._read_times, self._write_times),
-            recompute=True,
+            SegmentDone, translation=self._shown, recompute=True, **self._log.summary(reason)
         )
 
 

@@ -33,10 +33,10 @@ from mlxchat.translate.events import (
     TranslationEvent,
 )
 from mlxchat.translate.kvcache import CachedModel, Cancelled
-from mlxchat.translate.metrics import latency_metrics, mean_word_wait, time_to_first_word
 from mlxchat.translate.policy import Action, next_action
 from mlxchat.translate.prompt import PromptLayout, build_layout
 from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences, split_words
+from mlxchat.translate.segment_log import SegmentLog
 from mlxchat.translate.settings import WaitKSettings
 
 RECOMPUTE_NOTICE = "this model's cache cannot be trimmed: recomputing the prompt at each step"
@@ -128,23 +128,18 @@ class SimultaneousTranslator:
 
     def finish(self) -> Iterator[TranslationEvent]:
         """The source is complete: write the rest of the translation and end the segment."""
-        if self._words:
+        if self._log.words:
             yield from self._guarded(self._finish_segment())
 
     # -- segment state ----------------------------------------------------------------
 
     def _new_segment(self) -> None:
         self.segment += 1
-        self._words: list[str] = []
+        self._log = SegmentLog(self.segment)
         self._source_ids: list[list[int]] = []
         self._target: list[int] = []
         self._word_ids: list[int] = []
-        self._target_words: list[str] = []
-        self._delays: list[int] = []
-        self._read_times: list[float] = []
-        self._write_times: list[float] = []
         self._text = TextStream(self.tokenizer)
-        self._source_length: int | None = None
         self._done: FinishReason | None = None
 
     def _sequence(self) -> list[int]:
@@ -154,18 +149,16 @@ class SimultaneousTranslator:
         return len(self.layout.head) + sum(len(ids) for ids in self._source_ids)
 
     def _finished(self) -> bool:
-        return self._source_length is not None and len(self._words) >= self._source_length
+        log = self._log
+        return log.source_length is not None and len(log.words) >= log.source_length
 
     def _cap_reached(self) -> bool:
-        cap = self.settings.word_cap(self._source_length)
-        return cap is not None and len(self._delays) >= cap
+        cap = self.settings.word_cap(self._log.source_length)
+        return cap is not None and len(self._log.delays) >= cap
 
     def _event(self, cls: type[TranslationEvent], **fields: Any) -> Any:
-        return cls(
-            segment=self.segment,
-            source_words_read=len(self._words),
-            target_words_generated=len(self._delays),
-            delays=tuple(self._delays),
+        return self._log.event(
+            cls,
             tokens_computed=self.cached.tokens_computed,
             stats=self.clock.snapshot(len(self.cached.ids)),
             **fields,
@@ -189,8 +182,7 @@ class SimultaneousTranslator:
     def _feed_one(
         self, word: str, last: bool, received_at: float | None, more_waiting: bool
     ) -> Iterator[TranslationEvent]:
-        self._read_times.append(time.perf_counter() if received_at is None else received_at)
-        self._words.append(word)
+        self._log.read(word, received_at)
         self._source_ids.append(self.layout.encode_word(word))
         yield self._event(SourceRead, word=word)
         if last or (self.auto_segment and ends_sentence(word)):
@@ -212,7 +204,7 @@ class SimultaneousTranslator:
             self.clock.add_prompt(self.cached.tokens_computed - before, time.perf_counter() - start)
 
     def _finish_segment(self) -> Iterator[TranslationEvent]:
-        self._source_length = len(self._words)
+        self._log.complete()
         yield from self._write_allowed()
         if self._done is None:
             self._done = "length"
@@ -220,14 +212,12 @@ class SimultaneousTranslator:
         self._new_segment()
 
     def _write_allowed(self) -> Iterator[TranslationEvent]:
-        k = self.settings.wait_k
+        k, log = self.settings.wait_k, self._log
         while self._done is None:
             if self._cap_reached():
                 self._done = "length"
                 return
-            if next_action(k, len(self._words), len(self._delays), self._source_length) is (
-                Action.READ
-            ):
+            if next_action(k, len(log.words), len(log.delays), log.source_length) is (Action.READ):
                 return
             yield from self._write_word()
 
@@ -276,16 +266,8 @@ class SimultaneousTranslator:
         self._word_ids = []
         if at_end and not word:
             return  # the answer ended between words (or after trailing whitespace)
-        self._delays.append(len(self._words))
-        self._target_words.append(word)
-        self._write_times.append(time.perf_counter())
         yield self._event(
-            TargetWord,
-            text=self._text.flush() if at_end else "",
-            word=word,
-            delay=self._delays[-1],
-            metrics=latency_metrics(self._delays, len(self._words)),
-            cut=cut,
+            TargetWord, text=self._text.flush() if at_end else "", cut=cut, **self._log.wrote(word)
         )
 
     def _segment_done(self, reason: FinishReason) -> SegmentDone:
@@ -293,17 +275,10 @@ class SimultaneousTranslator:
         return self._event(
             SegmentDone,
             text=rest,
-            source=" ".join(self._words),
             translation=self._text.shown,
-            source_words=tuple(self._words),
-            target_words=tuple(self._target_words),
             target_tokens=tuple(self._target),
-            alignment=tuple(zip(self._target_words, self._delays, strict=True)),
-            metrics=latency_metrics(self._delays, len(self._words)),
-            finish_reason=reason,
-            time_to_first_word=time_to_first_word(self._read_times, self._write_times),
-            mean_word_wait=mean_word_wait(self._delays, self._read_times, self._write_times),
             recompute=self.cached.recompute,
+            **self._log.summary(reason),
         )
 
 
