@@ -23,7 +23,7 @@ async def load_model(
 
     def progress(event: LoadProgress) -> None:
         if isinstance(event, LoadProgress):
-            status.set_loading(event)
+            status.show_loading(event)
             if on_progress is not None:
                 on_progress(event)
 

@@ -66,7 +66,6 @@ async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
             assert body == expected, piece
 
 
-
 async def test_text_handed_over_while_the_loop_was_busy_goes_out_with_the_frame() -> None:
     """A frame's flush comes after the tokens that arrived while the loop was busy (a long
     layout): they are in it, not a frame later."""

@@ -117,6 +117,8 @@ class ChatScreen(Screen[None]):
         self.chat = ChatState(history, settings.system_prompt, self.default_sampling())
         self._stream: Any = None
         self._answer_worker: Worker[None] | None = None
+        self._counting: Worker[None] | None = None
+        """Counting the context the next request will hold."""
         self._got_tokens = False
         self._loading = 0
         self.commands = ChatCommands(self, list_models)
@@ -217,7 +219,9 @@ class ChatScreen(Screen[None]):
 
     def count_context(self) -> None:
         """Show the context the next request will hold (counted in the background)."""
-        self.run_worker(self._count_context, group="context", exclusive=True, exit_on_error=False)
+        self._counting = self.run_worker(
+            self._count_context, group="context", exclusive=True, exit_on_error=False
+        )
 
     async def _count_context(self) -> None:
         messages = self.chat.messages()
@@ -332,6 +336,7 @@ class ChatScreen(Screen[None]):
         stats: Stats | None = None
         finish: FinishReason | None = None
         error: str | None = None
+        status = self.status  # looked up once, not per token
         try:
             self._stream = stream = self._request()
             async for event in stream:
@@ -339,16 +344,16 @@ class ChatScreen(Screen[None]):
                     if not self._got_tokens:
                         self._got_tokens = True
                         view.status = "writing…"
-                        if self.status.state != "stopping":
-                            self.status.set_state("generating")
+                        if status.state != "stopping":
+                            status.set_state("generating")
                     view.append(event.text)
                     stats = event.stats
-                    self.status.set_stats(stats)
+                    status.set_stats(stats)
                     if event.finish_reason is not None:
                         finish = event.finish_reason
                         error = event.error
-                elif isinstance(event, Progress) and self.status.state != "stopping":
-                    self.status.set_progress(event)
+                elif isinstance(event, Progress) and status.state != "stopping":
+                    status.set_progress(event)
         except asyncio.CancelledError:
             finish = "cancelled"
             with contextlib.suppress(Exception):

@@ -79,6 +79,7 @@ class TranslateScreen(Screen[None]):
     """
 
     CSS_PATH = "translate.tcss"
+    AUTO_FOCUS = "#source-input"  # the live source input (playback has none)
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+r", "restart", "Restart"),
@@ -145,7 +146,6 @@ class TranslateScreen(Screen[None]):
             self._on_error,
             lambda item: self._refresh(),
         )
-        self.AUTO_FOCUS = "#source-input" if self.playback is None else ""
         self._shown = -1
         self._typing: int | None = None
         self._waiting = 0
@@ -314,7 +314,13 @@ class TranslateScreen(Screen[None]):
                 await asyncio.sleep(wait)
             self.source_pane.set_state(word.sentence, word.index, "queued")
             self._arrive(
-                SourceWord(word.sentence, word.index, word.word, word.last, received_at=word.due)
+                SourceWord(
+                    word.sentence,
+                    word.index,
+                    word.word,
+                    word.last,
+                    received_at=time.perf_counter() if word.due is None else word.due,
+                )
             )
 
     @on(SourcePane.Typed)

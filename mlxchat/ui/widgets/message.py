@@ -122,6 +122,17 @@ class HeaderedMarkdown(MarkdownView):
         else:
             super().forget_header()
 
+    def record(self) -> MessageRecord:
+        """What it takes to show this message again."""
+        return MessageRecord(
+            self.kind,
+            self.text,
+            self.label,
+            self.footer,
+            self.has_class("-stopped"),
+            self.has_class("-failed"),
+        )
+
     def watch_status(self, status: str) -> None:
         """Repaint the header."""
         self.forget_header()
@@ -177,15 +188,4 @@ class MessageView(HeaderedMarkdown):
             footer=record.footer,
             stopped=record.stopped,
             failed=record.failed,
-        )
-
-    def record(self) -> MessageRecord:
-        """What it takes to show this message again."""
-        return MessageRecord(
-            self.kind,
-            self.text,
-            self.label,
-            self.footer,
-            self.has_class("-stopped"),
-            self.has_class("-failed"),
         )

@@ -198,7 +198,7 @@ class StatusBar(Widget):
             self.set_state("generating")
         self._dirty = True
 
-    def set_loading(self, progress: LoadProgress) -> None:
+    def show_loading(self, progress: LoadProgress) -> None:
         """Show a model-load progress event."""
         detail = progress.message
         if progress.fraction is not None and 0 < progress.fraction < 1:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from mlxchat.ui.widgets.message import HeaderedMarkdown, MessageRecord
+from mlxchat.ui.widgets.message import HeaderedMarkdown
 
 LEAD = 0.25
 """Seconds of growth kept in reserve below a streaming answer."""
@@ -58,10 +58,6 @@ class StreamingView(HeaderedMarkdown):
         """The height (lines) reserved so far."""
         self._growth: deque[tuple[float, int]] = deque()
         """(time, lines) as the text grew over the last `RATE_WINDOW` seconds."""
-
-    def record(self) -> MessageRecord:
-        """What it takes to show this (partial) answer again."""
-        return MessageRecord("assistant", self.text, self.label, self.footer)
 
     def reserve_height(self, lines: int) -> int:
         """`lines`, plus room for what the text is expected to grow in the next `LEAD` s."""
