@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 
 from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets import streaming
-from mlxchat.ui.widgets.markdown_view import FRAME
+from mlxchat.ui.widgets.markdown_view import PARSE_INTERVAL
 from mlxchat.ui.widgets.streaming import StreamingView
 
 from .helpers import MARKDOWN_PIECES, CountsLayouts
@@ -46,7 +46,7 @@ async def test_every_append_reaches_the_screen() -> None:
 
 
 async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
-    """Text that arrives within a frame waits for its flush, even when a layout comes first
+    """Text that arrives within a parse interval waits for its flush, even when a layout comes first
     (a layout that parsed it left the rows it did not repaint blank on screen)."""
     app = StreamApp()
     async with app.run_test(size=(60, 30)) as pilot:
@@ -54,10 +54,10 @@ async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
         for piece in MARKDOWN_PIECES:
             half = len(piece) // 2
             view.append(piece[:half])  # painted now
-            view.append(piece[half:])  # within the frame: waits for the next flush
+            view.append(piece[half:])  # too soon: waits for the next flush
             view.parent.refresh(layout=True)  # something else lays the screen out meanwhile
             await pilot.pause()
-            await asyncio.sleep(2 * FRAME)
+            await asyncio.sleep(2 * PARSE_INTERVAL)
             await pilot.pause()
             await pilot.pause()
             expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
@@ -66,9 +66,9 @@ async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
             assert body == expected, piece
 
 
-async def test_text_handed_over_while_the_loop_was_busy_goes_out_with_the_frame() -> None:
-    """A frame's flush comes after the tokens that arrived while the loop was busy (a long
-    layout): they are in it, not a frame later."""
+async def test_text_handed_over_while_the_loop_was_busy_goes_out_in_the_next_flush() -> None:
+    """A timed flush comes after the tokens that arrived while the loop was busy (a long
+    layout): they are in it, not in the next one."""
     app = StreamApp()
     async with app.run_test(size=(60, 30)):
         view = app.query_one(StreamingView)
@@ -84,14 +84,14 @@ async def test_text_handed_over_while_the_loop_was_busy_goes_out_with_the_frame(
         loop = asyncio.get_running_loop()
 
         def busy() -> None:
-            time.sleep(2 * FRAME)  # the frame's flush falls due meanwhile
+            time.sleep(2 * PARSE_INTERVAL)  # the next flush falls due meanwhile
             loop.call_soon(tokens.put_nowait, "three ")  # an engine thread's hand-over
 
-        await asyncio.sleep(2 * FRAME)
+        await asyncio.sleep(2 * PARSE_INTERVAL)
         view.append("one ")  # goes out now
-        view.append("two ")  # waits for the frame
+        view.append("two ")  # waits for the next flush
         loop.call_soon(busy)
-        await asyncio.sleep(4 * FRAME)
+        await asyncio.sleep(4 * PARSE_INTERVAL)
         consumer.cancel()
         assert flushed[:2] == ["one ", "one two three "]
 

@@ -7,9 +7,10 @@ that draws its lines itself (`render_line`), and holds its text once:
 
 - the text is parsed with the same parser (markdown-it "gfm-like") and drawn by
   `markdown_render` (headings, inline styles, lists, quotes, tables, highlighted code);
-- `append` only adds the text; within a frame (`FRAME`) the unfinished end is parsed again:
-  blocks that later text cannot change are laid out once and kept, so a long answer costs
-  the same per token as a short one, and a fast stream is parsed at most once a frame;
+- `append` only adds the text; within `PARSE_INTERVAL` (half a screen frame) the
+  unfinished end is parsed again: blocks that later text cannot change are laid out once
+  and kept, so a long answer costs the same per token as a short one, and a fast stream is
+  parsed at most twice a frame;
 - only the lines on screen are turned into strips, and those are cached;
 - an update repaints only the lines that changed (a growing paragraph: its last line or
   two), and lays the screen out again only when the height changes (`reserve_height` lets a
@@ -51,12 +52,14 @@ from mlxchat.ui.textual_compat import OneLayoutPass, RowsAlikeBelow
 STRIP_CACHE = 400
 """Most lines kept as strips (a few screens' worth)."""
 
-FRAME = 1 / 60
-"""Seconds between two parses of a streaming text (more text in between waits for the next)."""
+PARSE_INTERVAL = 1 / 120
+"""Seconds between two parses of a streaming text (text that comes in between waits for the
+next): half of Textual's frame (it paints at most 60 times a second), so what a paint shows
+was parsed at most half a frame before it."""
 
 
 class MarkdownView(OneLayoutPass, RowsAlikeBelow):
-    """Markdown in one widget, drawn line by line; appended text is parsed once a frame."""
+    """Markdown in one widget, drawn line by line; appended text is parsed twice a frame."""
 
     lines_stay_when_taller = True  # no vertical padding or borders (see `OneLayoutPass`)
 
@@ -138,7 +141,8 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
         """Add text at the end (cheap: call it per token).
 
         The unfinished end is parsed again and repainted now, or, when that was done less
-        than `FRAME` ago, once the frame is over (for all the text that came meanwhile).
+        than `PARSE_INTERVAL` ago, once that much time has passed (for all the text that came
+        meanwhile).
         """
         if not text:
             return
@@ -146,14 +150,14 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
         self._stale = True
         if self._flush_at is not None or not self.is_mounted:
             return  # a view not on screen yet is laid out when it is
-        wait = self._flushed + FRAME - time.monotonic()
+        wait = self._flushed + PARSE_INTERVAL - time.monotonic()
         if wait <= 0:
             self.flush()
         else:
             self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush_soon)
 
     def flush(self) -> None:
-        """Parse and repaint the appended text now (what `append` does once a frame)."""
+        """Parse and repaint the appended text now (what `append` does every `PARSE_INTERVAL`)."""
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
@@ -171,7 +175,7 @@ class MarkdownView(OneLayoutPass, RowsAlikeBelow):
 
     def _flush_soon(self) -> None:
         """Flush once what is ready to run now has run: text handed over while the loop was
-        busy (a layout) is appended by then, and goes out in this flush, not a frame later."""
+        busy (a layout) is appended by then, and goes out in this flush, not the next one."""
         self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
 
     def on_unmount(self) -> None:

@@ -1,7 +1,7 @@
 """The answer being written: a header and the text, appended token by token.
 
 Tokens go straight into the view (`append`, cheap, never waits): the view holds the text
-once, parses its unfinished end at most once a frame, and repaints the lines that changed.
+once, parses its unfinished end at most twice a frame, and repaints the lines that changed.
 When the answer ends, the chat screen replaces this view by a `MessageView` holding the
 whole text, rendered once more in full (so an unclosed code fence mid-stream cannot leave
 it wrong).
