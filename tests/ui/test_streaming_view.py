@@ -142,6 +142,22 @@ def test_the_room_is_capped(clock: list[float]) -> None:
     assert max(leads) == streaming.MAX_LEAD_LINES
 
 
+async def test_the_room_leaves_the_text_in_sight_in_a_small_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = StreamApp()
+    async with app.run_test(size=(60, 12)):
+        view = app.query_one(StreamingView)
+        rows = view.parent.scrollable_content_region.height
+        now, leads = [streaming.time.monotonic()], []
+        with monkeypatch.context() as patched:  # no awaiting while the clock is held
+            patched.setattr(streaming.time, "monotonic", lambda: now[0])
+            for lines in range(1, 400, 4):  # 400 lines a second
+                leads.append(view.reserve_height(lines) - lines)
+                now[0] += 0.01
+        assert max(leads) == rows - streaming.LINES_IN_SIGHT < streaming.MAX_LEAD_LINES
+
+
 class CountedStream(StreamingView, CountsLayouts):
     """Counts the layouts it asks for."""
 

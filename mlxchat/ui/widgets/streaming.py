@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from textual.widget import Widget
+
 from mlxchat.ui.widgets.message import HeaderedMarkdown
 
 LEAD = 0.25
@@ -28,6 +30,10 @@ RATE_WINDOW = 1.0
 MAX_LEAD_LINES = 30
 """Most blank lines kept in reserve."""
 
+LINES_IN_SIGHT = 3
+"""Lines of the text that stay in sight above the room when it fills the view (a room
+taller than the view would show only blank lines after each layout)."""
+
 MIN_SPAN = 0.05
 """Seconds of growth needed before a rate is trusted (less may be a burst, not a stream)."""
 
@@ -38,7 +44,8 @@ class StreamingView(HeaderedMarkdown):
     Its height runs ahead of the text by the lines it is expected to grow in the next
     `LEAD` seconds (at the rate of the last `RATE_WINDOW`), so a fast stream lays the screen
     out a few times a second (each time it outgrows the room left), while a slow one keeps
-    no blank lines.
+    no blank lines. The room is at most `MAX_LEAD_LINES`, and leaves `LINES_IN_SIGHT` lines
+    of the text in the view.
 
     Reactives:
         status: Shown after the label: "waiting for the model…", "thinking…", "writing…",
@@ -71,6 +78,14 @@ class StreamingView(HeaderedMarkdown):
         since, before = growth[0]
         lead = 0
         if now - since >= MIN_SPAN:
-            lead = min(MAX_LEAD_LINES, int((lines - before) / (now - since) * LEAD))
+            expected = int((lines - before) / (now - since) * LEAD)
+            lead = max(0, min(MAX_LEAD_LINES, self._view_lines() - LINES_IN_SIGHT, expected))
         self._room = lines + lead
         return self._room
+
+    def _view_lines(self) -> int:
+        """The height of the view scrolling this answer (MAX_LEAD_LINES when there is none)."""
+        parent = self.parent
+        if isinstance(parent, Widget) and parent.size.height:
+            return parent.scrollable_content_region.height
+        return MAX_LEAD_LINES + LINES_IN_SIGHT
