@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from textual.pilot import Pilot
+
+from mlxchat.ui.textual_compat import full_update
 
 
 async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -15,3 +20,15 @@ async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
         await pilot.pause(0.01)
+
+
+def screen_rows(app: Any) -> list[str]:
+    """The characters of every row the terminal would show now (Textual's full repaint),
+    trailing spaces left out."""
+    return ["".join(strip.text for strip in row).rstrip() for row in full_update(app.screen).strips]
+
+
+def screenshot_text(app: Any) -> str:
+    """The text of the app's screenshot (SVG), spaces as plain spaces."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import html
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pilot_helpers import screen_rows, screenshot_text
 from textual.widgets import OptionList
 
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ModelPicker
-from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets.message import MessageView
 
 from .fake_engine import DEFAULT_ANSWER
@@ -454,7 +452,7 @@ async def test_the_theme_picker_offers_mlxchat_and_user_themes_only(make_app, tm
         )
         app.action_change_theme()  # the palette's theme picker
         await pilot.pause(0.5)
-        text = screen_text(app)
+        text = screenshot_text(app)
         assert "solarized-dusk" in text and "nord-frost" in text
         assert "gruvbox" not in text and "textual-dark" not in text
 
@@ -553,7 +551,7 @@ async def test_history_lists_ids_and_counts_messages(make_app, engine, history) 
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.pause()
-        lines = screen_text(app).splitlines()
+        lines = screenshot_text(app).splitlines()
         only = next(line for line in lines if "Only a question" in line)
         assert f"#{one} " in only and "1 message" in only and "1 messages" not in only
         hi = next(line for line in lines if " Hi " in line)
@@ -591,7 +589,7 @@ async def test_a_question_left_unanswered_is_marked_and_ctrl_r_answers_it(
         first, _, lost = screen.conversation.messages
         assert "no answer" not in first.header_text
         assert lost.header_text == "you  no answer — Ctrl+R to answer"
-        assert "no answer — Ctrl+R to answer" in screen_text(app)
+        assert "no answer — Ctrl+R to answer" in screenshot_text(app)
         await pilot.press("ctrl+r")
         await until(pilot, lambda: len(screen.conversation.messages) == 4)
         await until(pilot, lambda: not screen.answering)
@@ -644,12 +642,6 @@ async def test_slash_completion(make_app, engine) -> None:
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
 
 
-def screen_text(app) -> str:
-    """The text on the screen now (from a screenshot), spaces as plain spaces."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
-
-
 async def test_help_shows_the_export_default_as_written(make_app, engine) -> None:
     app = make_app()
     async with app.run_test(size=(120, 60)) as pilot:
@@ -657,7 +649,7 @@ async def test_help_shows_the_export_default_as_written(make_app, engine) -> Non
         await pilot.press("f1")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
-        assert "(default: ./<title>.md)" in screen_text(app)
+        assert "(default: ./<title>.md)" in screenshot_text(app)
 
 
 async def test_help_models_and_palette(make_app, engine) -> None:
@@ -690,8 +682,8 @@ async def test_help_models_and_palette(make_app, engine) -> None:
 def conversation_text(app: Any) -> str:
     """The text the conversation shows on screen now (its scrollbar left out)."""
     region = app.chat_screen.conversation.region
-    rows = full_update(app.screen).strips[region.y : region.bottom]
-    return "\n".join("".join(s.text for s in row)[region.x : region.right - 1] for row in rows)
+    rows = screen_rows(app)[region.y : region.bottom]
+    return "\n".join(row[region.x : region.right - 1] for row in rows)
 
 
 async def test_scrolling_up_is_not_yanked_back(make_app, engine, history) -> None:

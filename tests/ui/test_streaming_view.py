@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
+from pilot_helpers import screen_rows
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
-from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets import streaming
 from mlxchat.ui.widgets.markdown_view import PARSE_INTERVAL
 from mlxchat.ui.widgets.streaming import StreamingView
@@ -23,12 +23,6 @@ class StreamApp(App[None]):
             yield StreamingView("model")
 
 
-def screen_lines(app: App[None]) -> list[str]:
-    """The plain text of every line the terminal would show now."""
-    update = full_update(app.screen)
-    return ["".join(strip.text for strip in line).rstrip() for line in update.strips]
-
-
 async def test_every_append_reaches_the_screen() -> None:
     app = StreamApp()
     async with app.run_test(size=(60, 30)) as pilot:
@@ -38,7 +32,7 @@ async def test_every_append_reaches_the_screen() -> None:
             await pilot.pause()
             await pilot.pause()
             expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
-            shown = screen_lines(app)
+            shown = screen_rows(app)
             body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]  # border, pad
             assert body == expected, piece
         view.flush()
@@ -61,7 +55,7 @@ async def test_text_parsed_during_a_layout_reaches_the_screen() -> None:
             await pilot.pause()
             await pilot.pause()
             expected = [line.plain.rstrip() for line in view.body_lines(view.size.width)]
-            shown = screen_lines(app)
+            shown = screen_rows(app)
             body = [line[2:].rstrip() for line in shown[1 : 1 + len(expected)]]
             assert body == expected, piece
 
@@ -179,9 +173,9 @@ async def test_a_new_status_reaches_the_screen_without_a_layout() -> None:
         view.status = "writing…"
         await pilot.pause()
         await pilot.pause()
-        assert "model  writing…" in screen_lines(app)[0]
+        assert "model  writing…" in screen_rows(app)[0]
         view.set_footer("42 tok · 11.0 tok/s")
         await pilot.pause()
         await pilot.pause()
-        assert "model  42 tok · 11.0 tok/s" in screen_lines(app)[0]
+        assert "model  42 tok · 11.0 tok/s" in screen_rows(app)[0]
         assert view.layouts == layouts  # the header kept its height: no layout

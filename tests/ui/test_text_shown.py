@@ -7,12 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
-from textual.app import App
+from pilot_helpers import screen_rows
 
 from mlxchat.text import sanitize
 from mlxchat.ui.markdown_render import parse_markdown
 from mlxchat.ui.screens.history import HistoryScreen
-from mlxchat.ui.textual_compat import full_update
 from mlxchat.ui.widgets.markdown_view import MarkdownView
 from mlxchat.ui.widgets.message import MessageView
 
@@ -54,12 +53,6 @@ SHOWN_TITLE = "evil\\x1b[2J title\\u202eabc"
 
 def plain_lines(text: str, width: int = 70) -> list[str]:
     return [line.plain.rstrip() for line in parse_markdown(text).lines(width)]
-
-
-def screen_text(app: App[None]) -> str:
-    """Every character the terminal would show now."""
-    update = full_update(app.screen)
-    return "\n".join("".join(strip.text for strip in line).rstrip() for line in update.strips)
 
 
 def test_unfenced_code_keeps_its_lines_indentation_and_comments() -> None:
@@ -157,11 +150,12 @@ async def test_a_three_line_message_and_an_unfenced_answer_on_screen(make_app, e
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await send(pilot, "first line\nsecond line\nthird line")
-        shown = screen_text(app).split("\n")
+        shown = screen_rows(app)
         first = next(i for i, line in enumerate(shown) if "first line" in line)
         assert "second line" in shown[first + 1] and "third line" in shown[first + 2]
-        assert "     return input_str[::-1]" in screen_text(app)
-        assert "# Example usage:" in screen_text(app)
+        text = "\n".join(shown)
+        assert "     return input_str[::-1]" in text
+        assert "# Example usage:" in text
 
 
 async def test_titles_are_escaped_in_the_history_list(make_app, history) -> None:
@@ -173,7 +167,7 @@ async def test_titles_are_escaped_in_the_history_list(make_app, history) -> None
         await send(pilot, "/history")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.pause()
-        text = screen_text(app)
+        text = "\n".join(screen_rows(app))
         assert SHOWN_TITLE in text and "m\\u202eodel" in text
         assert "\x1b" not in text and "\u202e" not in text
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
+from pilot_helpers import screenshot_text
 from textual.app import App
 from textual.widgets import Input, Static
 from ui.fake_engine import FakeEngine
@@ -194,19 +193,13 @@ def test_wpm_must_be_positive() -> None:
         TranslateScreen(loaded_engine(), WaitKSettings(), source="x", wpm=0)
 
 
-def screen_text(app: App) -> str:
-    """The text on the screen now (from a screenshot), spaces as plain spaces."""
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
-
-
 async def test_the_footer_keys_work_while_typing_the_source(factory) -> None:
     app = app_for(loaded_engine(), factory, k=3)
     async with app.run_test(size=SIZE) as pilot:
         screen = await screen_of(pilot)
         source = screen.query_one("#source-input", Input)
         assert source.has_focus
-        assert "f5 k−1  f6 k+1  f10 Close" in screen_text(app)  # the footer
+        assert "f5 k−1  f6 k+1  f10 Close" in screenshot_text(app)  # the footer
         await pilot.press("f6", "f6", "f5")
         assert screen.settings.wait_k == 4
         assert source.value == "" and source.has_focus
@@ -220,4 +213,4 @@ async def test_the_side_panel_shrinks_on_a_small_terminal(factory) -> None:
         screen = await screen_of(pilot)
         assert screen.query_one("#side").outer_size.width == 30
         assert screen.query_one("#source").outer_size.width == 40
-        assert "│DAL          —           —│" in screen_text(app).replace(" │", "│")
+        assert "│DAL          —           —│" in screenshot_text(app).replace(" │", "│")
