@@ -117,8 +117,6 @@ class ChatScreen(Screen[None]):
         self.chat = ChatState(history, settings.system_prompt, self.default_sampling())
         self._stream: Any = None
         self._answer_worker: Worker[None] | None = None
-        self._counting: Worker[None] | None = None
-        """Counting the context the next request will hold."""
         self._got_tokens = False
         self._loading = 0
         self.commands = ChatCommands(self, list_models)
@@ -219,9 +217,8 @@ class ChatScreen(Screen[None]):
 
     def count_context(self) -> None:
         """Show the context the next request will hold (counted in the background)."""
-        self._counting = self.run_worker(
-            self._count_context, group="context", exclusive=True, exit_on_error=False
-        )
+        # mypy cannot solve Textual's WorkType union for an async method (it infers Never)
+        self.run_worker(self._count_context, group="context", exclusive=True, exit_on_error=False)  # type: ignore[arg-type]
 
     async def _count_context(self) -> None:
         messages = self.chat.messages()

@@ -79,13 +79,14 @@ class StreamingView(HeaderedMarkdown):
         lead = 0
         if now - since >= MIN_SPAN:
             expected = int((lines - before) / (now - since) * LEAD)
-            lead = max(0, min(MAX_LEAD_LINES, self._view_lines() - LINES_IN_SIGHT, expected))
+            lead = max(0, min(self._most_room(), expected))
         self._room = lines + lead
         return self._room
 
-    def _view_lines(self) -> int:
-        """The height of the view scrolling this answer (MAX_LEAD_LINES when there is none)."""
+    def _most_room(self) -> int:
+        """`MAX_LEAD_LINES`, or fewer in a view too short to keep `LINES_IN_SIGHT` lines of
+        the text in sight above them."""
         parent = self.parent
         if isinstance(parent, Widget) and parent.size.height:
-            return parent.scrollable_content_region.height
-        return MAX_LEAD_LINES + LINES_IN_SIGHT
+            return min(MAX_LEAD_LINES, parent.scrollable_content_region.height - LINES_IN_SIGHT)
+        return MAX_LEAD_LINES
