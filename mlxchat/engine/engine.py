@@ -32,6 +32,7 @@ from mlxchat.engine.types import (
     Result,
     SamplingParams,
 )
+from mlxchat.engine.runtime import import_runtime
 from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class Engine:
         self.fast_cpu = fast_cpu
         self.prefill_step_size = prefill_step_size
         self._thread = EngineThread()
+        self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         self._loaded: _Loaded | None = None
         self._streams: set[Job] = set()
 
@@ -409,9 +411,10 @@ class Engine:
 
     async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
         """How many tokens `prompt` takes with the loaded model's tokenizer."""
-        from mlxchat.engine.generation import encode_prompt
 
         def count() -> int:
+            from mlxchat.engine.generation import encode_prompt  # on the engine thread
+
             if self._loaded is None:
                 raise EngineError("no model is loaded")
             return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template))

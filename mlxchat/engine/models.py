@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlxchat import locations
-from mlxchat.engine import cpu, demo, gguf
+from mlxchat.engine import cpu, demo, gguf, runtime
 from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
 from mlxchat.settings import from_generation_config
 
@@ -209,7 +209,8 @@ def _hf_snapshot(repo: str) -> Path:
 
 def _hf_cached_models() -> list[LocalModel]:
     try:
-        from huggingface_hub import scan_cache_dir
+        with runtime.one_importer():  # not alongside the engine thread (see runtime.py)
+            from huggingface_hub import scan_cache_dir
 
         repos = scan_cache_dir(_hf_cache_dir()).repos
     except Exception:  # no cache yet, or one huggingface_hub cannot read: list nothing

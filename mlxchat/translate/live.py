@@ -14,12 +14,14 @@ there; each `feed`/`finish` is one engine job, run in order. Cancelling a job (o
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine.engine import Engine, EventStream
 from mlxchat.translate.events import TranslationEvent
-from mlxchat.translate.incremental import SimultaneousTranslator
 from mlxchat.translate.settings import WaitKSettings
+
+if TYPE_CHECKING:
+    from mlxchat.translate.incremental import SimultaneousTranslator
 
 Emit = Callable[[Any], None]
 
@@ -45,6 +47,8 @@ class LiveTranslation:
         self, work: Callable[[SimultaneousTranslator], Iterator[TranslationEvent]]
     ) -> Callable[[Any, Any, Emit, Callable[[], bool]], None]:
         def run(model: Any, tokenizer: Any, emit: Emit, cancelled: Callable[[], bool]) -> None:
+            from mlxchat.translate.incremental import SimultaneousTranslator  # MLX: this thread
+
             self._cancelled = cancelled
             if self._translator is None:
                 self._translator = SimultaneousTranslator(

@@ -21,3 +21,27 @@ async def test_enter_while_answering_says_busy_once(make_app, engine) -> None:
         assert len(engine.requests) == 1
         engine.release()
         await until(pilot, lambda: not screen.answering)
+
+
+async def test_up_steps_through_history_over_recalled_slash_commands(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "Hello")
+        await send(pilot, "/system")
+        await send(pilot, "/temp 0.5")
+        for expected in ("/temp 0.5", "/system", "Hello", "Hello"):
+            await pilot.press("up")
+            await pilot.pause()
+            assert screen.prompt.text == expected
+            assert not screen.completion.is_open, f"the completion list opened over {expected!r}"
+        for expected in ("/system", "/temp 0.5", ""):
+            await pilot.press("down")
+            await pilot.pause()
+            assert screen.prompt.text == expected
+        await pilot.press("up", "backspace")  # edited: the list opens and takes Up/Down again
+        await pilot.pause()
+        assert screen.prompt.text == "/temp 0." and screen.completion.is_open is False
+        screen.prompt.reset("/te")
+        await pilot.pause()
+        assert screen.completion.is_open

@@ -477,6 +477,9 @@ class ChatScreen(Screen[None]):
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
         text = self.prompt.text
+        if self.prompt.recalling:  # stepping through history: no list over it
+            self._close_completion()
+            return
         if text == self._dismissed_completion:
             return
         self._dismissed_completion = None

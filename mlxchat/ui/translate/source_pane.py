@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
@@ -73,6 +72,29 @@ class SourceLine(Static):
         self.update(Content.assemble(*pieces))
 
 
+class SourceInput(Input):
+    """The live source: words leave the box as they are completed, in the order typed.
+
+    Words are taken when the value changes, while the key that completed them is handled,
+    not later in a message handler: keys that arrive in one burst (fast typing, SSH) are
+    all typed before the first message is handled, and taking words from a stale value
+    sent them twice and cut the keys typed since.
+    """
+
+    def watch_value(self, value: str) -> None:
+        """Send the complete words; keep the word being typed."""
+        words, rest = split_typed(value)
+        if words:
+            self.post_message(SourcePane.Typed(words, end=False))
+            self.value = rest
+
+    async def action_submit(self) -> None:
+        """Enter: send the words in the box and end the sentence."""
+        words = self.value.split()
+        self.value = ""
+        self.post_message(SourcePane.Typed(words, end=True))
+
+
 class SourcePane(Vertical):
     """The source words and, in live mode, the input where they are typed.
 
@@ -115,7 +137,7 @@ class SourcePane(Vertical):
         """The words and (live) the input."""
         yield VerticalScroll(id="source-words")
         if self.live:
-            yield Input(
+            yield SourceInput(
                 placeholder="Type the source; space sends a word, Enter ends the sentence",
                 id="source-input",
             )
@@ -191,18 +213,3 @@ class SourcePane(Vertical):
             self.words_view.call_after_refresh(
                 self.words_view.scroll_to_widget, line, animate=False
             )
-
-    @on(Input.Changed, "#source-input")
-    def _changed(self, event: Input.Changed) -> None:
-        event.stop()
-        words, rest = split_typed(event.value)
-        if words:
-            event.input.value = rest
-            self.post_message(self.Typed(words, end=False))
-
-    @on(Input.Submitted, "#source-input")
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        words = event.value.split()
-        event.input.value = ""
-        self.post_message(self.Typed(words, end=True))

@@ -4,7 +4,8 @@ Keys (besides the usual TextArea editing keys):
 
 - Enter sends (`PromptSubmitted`); Shift+Enter, Ctrl+J and Alt+Enter insert a newline.
 - Up on an empty prompt (or while stepping through them) recalls earlier prompts; Down
-  steps forward again.
+  steps forward again. A recalled slash-command opens no completion list: Up and Down
+  keep stepping through the history until it is edited.
 - PageUp / PageDown scroll the conversation (posted as a scroll of the conversation view).
 - While the completion list is open: Up/Down move in it, Tab takes the highlighted item,
   Escape closes it (`CompletionMove`, `CompletionAccept`, `CompletionDismiss`).
@@ -114,6 +115,13 @@ class PromptInput(TextArea):
         self._load(self._recalled[index])
         return True
 
+    @property
+    def recalling(self) -> bool:
+        """Whether the prompt shows an earlier prompt, unedited (Up/Down step through them
+        and no completion list opens over it)."""
+        index = self._recall_index
+        return index is not None and self.text == self._recalled[index]
+
     def _load(self, text: str) -> None:
         self.load_text(text)
         self.move_cursor(self.document.end)
@@ -128,7 +136,9 @@ class PromptInput(TextArea):
         """Handle the prompt's own keys; the rest go on to `TextArea` (not prevented)."""
         key = event.key
         handled = True
-        if self.completing and key in ("up", "down"):
+        if key in ("up", "down") and self.recalling:
+            self._recall(-1 if key == "up" else +1)  # history first, even over a command
+        elif self.completing and key in ("up", "down"):
             self.post_message(CompletionMove(-1 if key == "up" else 1))
         elif self.completing and key == "tab":
             self.post_message(CompletionAccept())
