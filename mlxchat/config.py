@@ -33,7 +33,15 @@ from mlxchat.settings import (
 
 
 class ConfigError(Exception):
-    """A bad setting: the message is one line saying where, what, and how to fix it."""
+    """A bad setting: the message is one line saying where, what, and how to fix it.
+
+    Attributes:
+        name: The setting at fault, when one is ("top_p").
+    """
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -111,8 +119,36 @@ def apply_overrides(
     try:
         changes = validate(given, KEYS)
     except SettingError as error:
-        raise ConfigError(f"{where}: {error}; {_fix(error.name, in_file)}") from None
+        message = f"{where}: {error}; {_fix(error.name, in_file)}"
+        raise ConfigError(message, error.name) from None
     return replace(settings, **changes, chosen=settings.chosen | set(changes))
+
+
+def effective_sampling(
+    settings: Settings,
+    model_defaults: Mapping[str, Any] | None,
+    request: Mapping[str, Any] | None = None,
+    where: str = "request",
+) -> SamplingParams:
+    """The sampling one request runs with: the one rule of every entry point (the chat,
+    `generate`, `translate`, and the server's HTTP and WebSocket requests).
+
+    Highest first: the request's own values (a flag, a slash-command, a JSON field), the
+    config file, the model's `generation_config.json` (`ModelInfo.sampling_defaults`), the
+    built-in defaults.
+
+    Args:
+        settings: The config file and flags (what the user chose is in `chosen`).
+        model_defaults: The loaded model's own defaults (None: unknown, e.g. no model yet).
+        request: Sampling values of this request by setting name (None values: not given).
+        where: How to name the request in an error.
+
+    Raises:
+        ConfigError: A request value out of range (its `name` says which).
+    """
+    if request:
+        settings = apply_overrides(settings, request, where)
+    return settings.sampling(model_defaults)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -62,6 +62,8 @@ class Terminal:
             screen = self.screen()
             if test(screen):
                 return screen
+            if self.exit_code is not None:
+                raise AssertionError(f"{what}: the program ended; screen:\n{self.screen()}")
             time.sleep(SCREEN_POLL)
         raise AssertionError(f"{what}: not within {timeout} s; screen:\n{self.screen()}")
 

@@ -69,3 +69,24 @@ def test_prefill_steps_are_small_on_the_reference_blas(monkeypatch: pytest.Monke
     assert default_prefill_step_size() == (SLOW_PREFILL_STEP_SIZE if slow else PREFILL_STEP_SIZE)
     monkeypatch.setenv(cpu.ENV_SWITCH, "0")  # the plain path on purpose: the usual step
     assert default_prefill_step_size() == PREFILL_STEP_SIZE
+
+
+async def test_a_request_cancelled_during_prefill_frees_the_engine_within_a_step(
+    engine: Engine,
+) -> None:
+    session = "cancelled-prefill"
+    params = SamplingParams(max_tokens=8)
+    stream = engine.stream(LONG * 4, params, session=session)
+    events = []
+    async for event in stream:
+        events.append(event)
+        if isinstance(event, Progress) and event.phase == "prefill" and event.prompt_done >= 32:
+            stream.cancel()
+    prefill = [e for e in events if isinstance(e, Progress) and e.phase == "prefill"]
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert prefill[-1].prompt_done < prefill[-1].prompt_total // 2  # stopped within a step
+    assert [(c.text, c.finish_reason) for c in chunks] == [("", "cancelled")]
+    # the session's cache holds a consistent prefix: the next answer is a fresh one's
+    again = await engine.generate("Hello", params, session=session)
+    fresh = await engine.generate("Hello", params)
+    assert again.tokens == fresh.tokens

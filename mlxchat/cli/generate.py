@@ -104,13 +104,14 @@ def _run_generate(
     verbose: bool,
     api_key: str | None = None,
 ) -> int:
+    from mlxchat.config import effective_sampling
     from mlxchat.engine.factory import make_engine
     from mlxchat.engine.types import Chunk, EngineError, Progress
     from mlxchat.text import sanitize
 
     engine = make_engine(settings.model, api_key=api_key, fast_cpu=settings.fast_cpu)
     info = load_model_or_exit(engine, settings.model, quiet=as_json)
-    params = replace(settings.sampling(info.sampling_defaults), stop=stop)
+    params = replace(effective_sampling(settings, info.sampling_defaults), stop=stop)
     if verbose and info.notice:
         typer.echo(f"mlxchat: {info.notice}", err=True)
     if verbose:

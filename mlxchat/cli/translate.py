@@ -341,6 +341,7 @@ def translate(
 
     engine = make_engine(name, api_key=api_key)
     info = load_model_or_exit(engine, name, quiet=as_json)
+    settings = settings.resolved(settings_or_exit(), info.sampling_defaults)
     if verbose:
         echo_backend(info)
     report = Report(references)

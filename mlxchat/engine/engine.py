@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from mlxchat.engine.runtime import import_runtime
 from mlxchat.engine.types import (
     Chunk,
     EngineError,
@@ -32,7 +33,6 @@ from mlxchat.engine.types import (
     Result,
     SamplingParams,
 )
-from mlxchat.engine.runtime import import_runtime
 from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
 
 if TYPE_CHECKING:
@@ -428,8 +428,13 @@ class Engine:
         return LiveTranslation(self, settings, auto_segment=auto_segment)
 
     def close(self) -> None:
-        """Cancel what runs and free the model (the idle daemon thread stays parked)."""
-        self.cancel()
+        """Cancel what runs and what is queued, wait for the engine thread to let go, and
+        free the model (the idle daemon thread stays parked).
+
+        Leaving the process while the engine thread is inside MLX aborts it ("terminate
+        called without an active exception"): entry points close the engine before exit.
+        """
+        self._thread.cancel_all()
 
         def unload() -> None:
             self._loaded = None

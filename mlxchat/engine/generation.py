@@ -206,11 +206,17 @@ def run_generation(
     )
     throttle = Throttle(request.progress_interval)
     prefill_start = time.perf_counter()
+    prefilled = 0  # prompt tokens in the cache so far (mlx-lm prefills them in chunks)
 
     def on_prompt_progress(done: int, total: int) -> None:
         # Called before the prompt's first chunk, after each chunk and after the first
         # token (prefill, then decode): OpenBLAS threads for what the machine allows now.
+        nonlocal prefilled
         cpu.prepare_model_call((generation_stream,))
+        if done < total:
+            prefilled = done
+            if cancelled():  # between chunks: the engine is free within one chunk
+                raise _PrefillCancelled
         if done < total and throttle.ready():
             stats.prompt_tokens = done
             stats.prompt_tps = done / max(time.perf_counter() - prefill_start, 1e-9)
@@ -222,6 +228,10 @@ def run_generation(
     first_token_at = prefill_start
     stopper = StopMatcher(params.stop)
     finish = None
+    if cancelled():  # cancelled while the prompt was encoded
+        session.record([])
+        emit(Chunk("", None, _snapshot(stats), finish_reason="cancelled"))
+        return
     try:
         responses = stream_generate(
             model,
@@ -263,12 +273,23 @@ def run_generation(
             emit(Chunk(text, response.token, _snapshot(stats)))
             if throttle.ready():
                 emit(Progress("generating", _snapshot(stats)))
-    finally:
-        session.record(todo + fed)
+    except _PrefillCancelled:
+        session.record(todo[:prefilled])
+        stats.context_tokens = len(session.ids)
+        emit(Chunk("", None, _snapshot(stats), finish_reason="cancelled"))
+        return
+    except BaseException:
+        session.record(todo[:prefilled] if not fed else todo + fed)
+        raise
+    session.record(todo + fed)
     stats.active_memory = mx.get_active_memory() / 1e9
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
+
+
+class _PrefillCancelled(Exception):
+    """Raised between prefill chunks when the request was cancelled."""
 
 
 def decode_rate(tokens: int, seconds: float) -> float:

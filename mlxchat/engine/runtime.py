@@ -10,8 +10,9 @@ context count imported mlx-lm on the UI thread while the engine thread loaded th
 
 So the engine thread calls `import_runtime()` as its very first job, and code elsewhere
 that needs one of these modules imports it inside `one_importer()`: the lock makes a late
-caller wait until the engine thread's import is complete instead of importing alongside. Nothing else imports them at module
-level outside the engine's own generation modules, which only the engine thread loads.
+caller wait until the engine thread's import is complete instead of importing alongside.
+Nothing else imports them at module level outside the engine's own generation modules,
+which only the engine thread loads.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class Failed:
     error: BaseException
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """A unit of work for the engine thread and the channel its results go to."""
 
@@ -60,13 +60,17 @@ class EngineThread:
 
     def __init__(self, name: str = "mlxchat-engine") -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._waiting: set[Job] = set()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
         self.current: Job | None = None
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
-            self.current = job
+            with self._lock:
+                self._waiting.discard(job)
+                self.current = job
             try:
                 job.run()
             except BaseException:  # noqa: BLE001 - a consumer that went away; keep serving
@@ -75,8 +79,17 @@ class EngineThread:
 
     def submit(self, job: Job) -> Job:
         """Queue `job`; its results arrive through its `deliver` function."""
+        with self._lock:
+            self._waiting.add(job)
         self._jobs.put(job)
         return job
+
+    def cancel_all(self) -> None:
+        """Cancel the running job and every queued one (queued ones end without running)."""
+        with self._lock:
+            jobs = [*self._waiting, *([self.current] if self.current else [])]
+        for job in jobs:
+            job.cancel.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Let queued jobs finish, then end the thread.

@@ -26,7 +26,7 @@ from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.pump import TIMEOUT
 from mlxchat.server.schemas import ChatRequest, CompletionRequest, parse_body
-from mlxchat.server.state import state_of
+from mlxchat.server.state import model_defaults, state_of
 
 router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
@@ -110,7 +110,7 @@ async def _respond(
 ) -> Any:
     state = state_of(request)
     model = served_model(state, body.model)
-    params = body.sampling(state.config.defaults)
+    params = body.sampling(state.config.defaults, model_defaults(state))
     generation = await start(
         state,
         prompt,

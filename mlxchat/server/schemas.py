@@ -9,12 +9,13 @@ config file and the command line.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlxchat.config import ConfigError, Settings, apply_overrides
+from mlxchat.config import ConfigError, Settings, effective_sampling
 from mlxchat.engine.types import Message, SamplingParams
 from mlxchat.server.errors import APIError
 
@@ -70,8 +71,11 @@ class _Sampling(_Body):
     stream: bool = False
     stream_options: StreamOptions | None = None
 
-    def sampling(self, defaults: Settings) -> SamplingParams:
-        """The request's decoding settings over the server's defaults.
+    def sampling(
+        self, defaults: Settings, model_defaults: Mapping[str, Any] | None
+    ) -> SamplingParams:
+        """The request's decoding settings (`config.effective_sampling`: the request, then
+        the server's settings, then the model's own defaults).
 
         Raises:
             APIError: 400 naming the field whose value is out of range.
@@ -81,14 +85,15 @@ class _Sampling(_Body):
         values = self.model_dump(include=set(_SAMPLING_FIELDS))
         if self.max_completion_tokens is not None:
             values["max_tokens"] = self.max_completion_tokens
-        settings = defaults
-        for field, name in _SAMPLING_FIELDS.items():
-            try:
-                settings = apply_overrides(settings, {name: values[field]}, "request")
-            except ConfigError as error:
-                raise APIError(400, str(error), param=field) from None
+        fields_by_setting = {name: field for field, name in _SAMPLING_FIELDS.items()}
+        request = {name: values[field] for field, name in _SAMPLING_FIELDS.items()}
+        try:
+            params = effective_sampling(defaults, model_defaults, request)
+        except ConfigError as error:
+            param = fields_by_setting.get(error.name or "", error.name)
+            raise APIError(400, str(error), param=param) from None
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return replace(settings.sampling(), stop=tuple(s for s in stops if s))
+        return replace(params, stop=tuple(s for s in stops if s))
 
     @property
     def include_usage(self) -> bool:

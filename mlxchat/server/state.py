@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
@@ -40,6 +42,12 @@ class ServerState:
     engine: ChatEngine
     config: ServerConfig
     queue: RequestQueue
+
+
+def model_defaults(state: ServerState) -> Mapping[str, Any] | None:
+    """The served model's own sampling defaults (its generation_config.json)."""
+    info = state.engine.model_info
+    return info.sampling_defaults if info is not None else None
 
 
 def state_of(connection: HTTPConnection) -> ServerState:

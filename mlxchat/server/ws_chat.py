@@ -18,7 +18,7 @@ from mlxchat.engine.types import Chunk, Progress
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
-from mlxchat.server.state import state_of
+from mlxchat.server.state import model_defaults, state_of
 from mlxchat.server.ws_common import accept, received_texts
 
 router = APIRouter()
@@ -85,7 +85,7 @@ class ChatConnection:
             generation = await start(
                 self.state,
                 body.conversation(),
-                body.sampling(self.state.config.defaults),
+                body.sampling(self.state.config.defaults, model_defaults(self.state)),
                 chat_template=True,
                 progress=True,
                 gone=_never,

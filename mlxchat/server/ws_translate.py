@@ -27,7 +27,7 @@ from pydantic import Field
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import api_error
 from mlxchat.server.schemas import _Body, check_body, parse_json
-from mlxchat.server.state import state_of
+from mlxchat.server.state import model_defaults, state_of
 from mlxchat.server.ws_common import accept, received_texts
 from mlxchat.settings import SettingError
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationEvent
@@ -98,7 +98,8 @@ class TranslateConnection:
         if kind == "session.start":
             if self.runner is not None:
                 raise APIError(400, "the session has already started", param="type")
-            self.start(check_body(message, SessionStart).settings())
+            settings = check_body(message, SessionStart).settings()
+            self.start(settings.resolved(self.state.config.defaults, model_defaults(self.state)))
         elif kind in ("source.append", "source.end"):
             if self.runner is None:
                 raise APIError(400, "send session.start first", param="type")

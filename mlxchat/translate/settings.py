@@ -7,7 +7,7 @@ holds the values and checks them with the same rules as the config file and the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from mlxchat.engine.types import SamplingParams
@@ -33,6 +33,8 @@ class WaitKSettings:
             before any text, line-break tokens are masked like EOS.
         sampling: Temperature, top-p, min-p and repetition penalty (greedy by default;
             `max_tokens`, `top_k`, `seed` and `stop` are not used).
+        requested: The sampling values asked for (flags, request fields) when made by
+            `from_values`; `resolved` puts them over the config and the model's defaults.
     """
 
     wait_k: int = default("wait_k")
@@ -43,6 +45,7 @@ class WaitKSettings:
     stop_at_newline: bool = default("stop_at_newline")
     cut_ends_segment: bool = True
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temp=0.0))
+    requested: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Check every field with the shared rules (raises `SettingError`)."""
@@ -60,7 +63,23 @@ class WaitKSettings:
         policy = [f.name for f in fields(cls) if f.name in SETTINGS]
         checked = validate(values, [*policy, *SAMPLING])
         sampling = {name: checked.pop(name) for name in SAMPLING if name in checked}
-        return cls(**checked, sampling=SamplingParams(**{"temp": 0.0, **sampling}))
+        return cls(
+            **checked,
+            sampling=SamplingParams(**{"temp": 0.0, **sampling}),
+            requested=sampling,
+        )
+
+    def resolved(self, base: Any, model_defaults: Mapping[str, Any] | None) -> WaitKSettings:
+        """These settings with the sampling every entry point uses
+        (`config.effective_sampling`: the values asked for here, then `base`, the config
+        file's `Settings`, then the model's own defaults). Settings made with an explicit
+        `sampling` (not by `from_values`) keep it."""
+        if self.requested is None:
+            return self
+        from mlxchat.config import Settings, effective_sampling
+
+        sampling = effective_sampling(base or Settings(), model_defaults, self.requested)
+        return replace(self, sampling=sampling)
 
     def word_cap(self, source_length: int | None) -> int | None:
         """The target-word cap for a segment (None while |x| is unknown and no cap is set)."""

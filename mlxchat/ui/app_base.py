@@ -52,8 +52,8 @@ def run_app(
     *,
     api_key: str | None = None,
 ) -> int:
-    """Make the engine for `model`, run `build(engine)` until the user quits, then cancel the
-    engine's work; returns the exit code.
+    """Make the engine for `model`, run `build(engine)` until the user quits, then close the
+    engine (its work cancelled and waited for); returns the exit code.
 
     Args:
         build: Makes the app around the engine.
@@ -73,7 +73,7 @@ def run_app(
     try:
         result = app.run()
     finally:
-        engine.cancel()
+        engine.close()  # stops and waits for the engine's work: exiting inside MLX aborts
     code = app.return_code
     if code is None:
         code = result if isinstance(result, int) else 0

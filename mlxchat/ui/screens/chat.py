@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, TextArea
 from textual.worker import Worker
 
+from mlxchat.config import effective_sampling
 from mlxchat.engine.contract import ChatEngine
 from mlxchat.engine.types import (
     Chunk,
@@ -181,7 +182,7 @@ class ChatScreen(Screen[None]):
         """The sampling defaults for the loaded model: the user's choices (flags and
         config.toml), else the model's generation_config.json, else the built-in ones."""
         info = getattr(self.engine, "model_info", None)
-        return self.settings.sampling(info.sampling_defaults if info else None)
+        return effective_sampling(self.settings, info.sampling_defaults if info else None)
 
     def load_model(self, name: str, *, announce: bool = True) -> None:
         """Load `name` in the background, showing progress; the chat continues on it."""

@@ -117,8 +117,9 @@ class ChatCommands:
 
         if self.screen.busy():
             return
-        settings = WaitKSettings() if wait_k is None else WaitKSettings(wait_k=wait_k)
-        self.screen.app.push_screen(TranslateScreen(self.screen.engine, settings))
+        settings = WaitKSettings.from_values({} if wait_k is None else {"wait_k": wait_k})
+        base = self.screen.settings
+        self.screen.app.push_screen(TranslateScreen(self.screen.engine, settings, base=base))
 
     def switch_model(self, name: str) -> None:
         """Load another model; the conversation continues on it."""

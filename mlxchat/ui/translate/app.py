@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from textual.theme import Theme
 
+from mlxchat.config import Settings
 from mlxchat.engine.contract import TranslateEngine
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.app_base import ThemedApp, run_app
@@ -41,6 +42,7 @@ class TranslateApp(ThemedApp):
         themes: Sequence[Theme] | None = None,
         theme_errors: Sequence[str] = (),
         factory: TranslationFactory | None = None,
+        base: Settings | None = None,
     ) -> None:
         """Create the app.
 
@@ -54,8 +56,10 @@ class TranslateApp(ThemedApp):
             themes: Themes to register; None loads the built-in and user theme files.
             theme_errors: Problems with theme files, shown once (with `themes` given).
             factory: Makes the translations (default: `LiveTranslation` on `engine`).
+            base: The config file's `Settings` (the sampling defaults).
         """
         super().__init__(theme=theme or "", themes=themes, theme_errors=theme_errors)
+        self.base = base
         self.engine = engine
         self.settings = settings
         self.model = model
@@ -75,6 +79,7 @@ class TranslateApp(ThemedApp):
                 wpm=self.wpm,
                 standalone=True,
                 factory=self.factory,
+                base=self.base,
             )
         )
 
@@ -135,7 +140,13 @@ def run_translate(
     wanted_theme = theme or app_settings.theme
     return run_app(
         lambda engine: TranslateApp(
-            engine, settings, model=model, source=source, wpm=wpm, theme=wanted_theme
+            engine,
+            settings,
+            model=model,
+            source=source,
+            wpm=wpm,
+            theme=wanted_theme,
+            base=app_settings,
         ),
         model,
         app_settings,

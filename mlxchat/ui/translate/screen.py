@@ -25,7 +25,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
-from mlxchat.engine.contract import TranslateEngine
+from mlxchat.config import Settings
+from mlxchat.engine.contract import TranslateEngine, Translation
 from mlxchat.engine.types import EngineError, LoadProgress
 from mlxchat.settings import MAX_WAIT_K
 from mlxchat.text import sanitize
@@ -58,9 +59,23 @@ from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
 
 
-def live_translation_factory(engine: TranslateEngine) -> TranslationFactory:
-    """Translations on `engine`'s model; the screen decides where sentences end."""
-    return lambda settings: engine.translation(settings, auto_segment=False)
+def live_translation_factory(
+    engine: TranslateEngine, base: Settings | None = None
+) -> TranslationFactory:
+    """Translations on `engine`'s model; the screen decides where sentences end.
+
+    Args:
+        engine: The engine.
+        base: The config file's `Settings`, for the sampling of every entry point
+            (`WaitKSettings.resolved`).
+    """
+
+    def make(settings: WaitKSettings) -> Translation:
+        info = engine.model_info
+        settings = settings.resolved(base, info.sampling_defaults if info else None)
+        return engine.translation(settings, auto_segment=False)
+
+    return make
 
 
 class TranslateScreen(Screen[None]):
@@ -111,6 +126,7 @@ class TranslateScreen(Screen[None]):
         wpm: float = 150.0,
         standalone: bool = False,
         factory: TranslationFactory | None = None,
+        base: Settings | None = None,
     ) -> None:
         """Create the screen.
 
@@ -123,6 +139,7 @@ class TranslateScreen(Screen[None]):
             wpm: Playback speed in words per minute.
             standalone: The screen is the whole app: q quits it (else q closes the screen).
             factory: Makes the translations (default: `LiveTranslation` on `engine`).
+            base: The config file's `Settings` (the sampling defaults).
         """
         super().__init__()
         repaint_changed_rows_only(self)
@@ -140,7 +157,7 @@ class TranslateScreen(Screen[None]):
         self.failed: str | None = None
         """Why the model could not be loaded (None when it could)."""
         self.runner = Runner(
-            factory or live_translation_factory(engine),
+            factory or live_translation_factory(engine, base),
             settings,
             self._on_event,
             self._on_error,

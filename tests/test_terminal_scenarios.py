@@ -1,0 +1,147 @@
+"""Scenarios a new user meets in a real terminal, on the real program and the demo model.
+
+Start-up paths are repeated (a race shows in some starts, not all), and keys are sent the
+way terminals deliver them: one burst, a few characters at a time, bracketed paste, and a
+paste from a terminal without bracketed paste. Every wait is on the screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from terminal_harness import Terminal, mlxchat_command
+from test_terminal import pytestmark as pytestmark  # tmux and the demo model
+
+from mlxchat.store.history import HISTORY_FILE, History
+
+STARTS = 10
+"""How many times each start-up path runs in a row."""
+
+LOAD_TIMEOUT = 90
+
+
+def model_ready(screen: str) -> bool:
+    """The status bar shows a loaded, idle model (or a failure, checked by the caller)."""
+    return "● demo │ idle" in screen or "no model" in screen or "could not load" in screen
+
+
+def saved_chat(tmp_path: Path) -> int:
+    with History.open(tmp_path / "data" / HISTORY_FILE) as history:
+        chat = history.new_conversation()
+        history.add_message(chat, "user", "What is the capital of France?")
+        history.add_message(chat, "assistant", "The capital of France is Paris.")
+    return chat
+
+
+def quit_cleanly(term: Terminal) -> None:
+    term.type("C-q")
+    code = term.wait_exit(30)
+    assert code == 0, f"exit code {code}:\n{term.screen()}"
+    assert "Traceback" not in term.screen()
+
+
+@pytest.mark.parametrize("flags", [(), ("-c",), ("--resume", "{id}"), ("--resume",)])
+def test_every_start_comes_up_with_the_model(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    chat = saved_chat(tmp_path)
+    args = [flag.format(id=chat) for flag in flags]
+    for attempt in range(STARTS if flags else STARTS // 2):
+        term = Terminal(mlxchat_command(tmp_path, *args), width=120, height=40)
+        try:
+            screen = term.wait_until(model_ready, LOAD_TIMEOUT, "the model loaded")
+            assert "● demo │ idle" in screen, f"start {attempt + 1} ({args}):\n{screen}"
+            if flags:
+                assert "The capital of France is Paris." in screen
+            quit_cleanly(term)
+        finally:
+            term.close()
+
+
+def source_line(screen: str) -> str:
+    """The first line of the translate screen's source pane."""
+    rows = screen.splitlines()
+    start = next(i for i, row in enumerate(rows) if "Source" in row)
+    return rows[start + 1].split("││")[0].strip("│ ")
+
+
+@pytest.mark.parametrize("timing", ["burst", "paced", "paste", "raw_paste"])
+def test_translate_takes_every_key_once_in_order(tmp_path: Path, timing: str) -> None:
+    sentence = "Good morning my dear friend."
+    term = Terminal(mlxchat_command(tmp_path, "translate", "-k", "2"), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.send(sentence + " ", timing)
+        screen = term.wait_until(
+            lambda s: source_line(s) == sentence or "Good Good" in s,
+            60,
+            "the typed words in the source pane",
+        )
+        assert source_line(screen) == sentence, screen
+        term.type("Enter")
+        term.wait_until(lambda s: "sentence 1  idle" in s, 120, "the sentence translated")
+        term.send("Thank you. ", timing)
+        screen = term.wait_until(lambda s: "Thank you." in s, 60, "the second sentence")
+        assert source_line(screen) == sentence, screen
+        quit_cleanly(term)
+    finally:
+        term.close()
+
+
+def prompt_text(screen: str) -> str:
+    """What the chat's prompt box holds (its one line of text)."""
+    rows = screen.splitlines()
+    footer = max(i for i, row in enumerate(rows) if "●" in row)  # the status bar
+    text = rows[footer - 2].split("▌")[0].strip(" ▊▎")  # a notice may cover the right end
+    return "" if text == "Message (/ for commands)" else text  # the placeholder
+
+
+def test_history_recall_steps_over_slash_commands(tmp_path: Path) -> None:
+    term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        for command in ("/temp 0", "/system", "/max-tokens 64"):
+            term.send(command)
+            term.type("Enter")
+            term.wait_until(lambda s: prompt_text(s) == "", 15, f"{command} ran")
+        for expected in ("/max-tokens 64", "/system", "/temp 0", "/temp 0"):
+            term.type("Up")
+            term.wait_until(lambda s, e=expected: prompt_text(s) == e, 10, f"{expected!r}")
+        for expected in ("/system", "/max-tokens 64", ""):
+            term.type("Down")
+            term.wait_until(lambda s, e=expected: prompt_text(s) == e, 10, f"{expected!r}")
+        quit_cleanly(term)
+    finally:
+        term.close()
+
+
+def test_ctrl_q_while_the_model_loads(tmp_path: Path) -> None:
+    for _ in range(3):
+        term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+        try:
+            term.wait_for("mlxchat", 60)  # painted: the model is still loading
+            quit_cleanly(term)
+        finally:
+            term.close()
+
+
+LONG_PROMPT = " ".join(f"Sentence number {n} is about the sea and the sky." for n in range(300))
+
+
+def test_esc_and_ctrl_q_during_prefill(tmp_path: Path) -> None:
+    term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.send(LONG_PROMPT, "paste")
+        term.type("Enter")
+        term.wait_for("prefill", 30)
+        term.type("Escape")
+        term.wait_until(lambda s: "● demo │ idle" in s, 30, "idle again after Esc")
+        term.send("Hi", "burst")
+        term.wait_until(lambda s: prompt_text(s) == "Hi", 10, "the prompt takes keys again")
+        term.type("C-u")
+        term.send(LONG_PROMPT, "paste")
+        term.type("Enter")
+        term.wait_for("prefill", 30)
+        quit_cleanly(term)
+    finally:
+        term.close()
