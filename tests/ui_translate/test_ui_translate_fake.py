@@ -214,3 +214,37 @@ async def test_the_side_panel_shrinks_on_a_small_terminal(factory) -> None:
         assert screen.query_one("#side").outer_size.width == 30
         assert screen.query_one("#source").outer_size.width == 40
         assert "│DAL          —           —│" in screenshot_text(app).replace(" │", "│")
+
+
+async def test_after_escape_the_screen_says_how_to_type_again(factory) -> None:
+    app = app_for(loaded_engine(), factory)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await screen_of(pilot)
+        box = screen.query_one("#source-input", Input)
+        await until(pilot, lambda: box.has_focus)
+        assert "i Type" not in screenshot_text(app)  # typing: nothing to say
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not box.has_focus
+        text = screenshot_text(app)
+        assert "Press i (or Tab) to type the source again" in text and "i Type" in text
+        await pilot.press("i")
+        await pilot.pause()
+        assert box.has_focus and box.value == ""  # the i went to focus, not into the box
+        await pilot.press("escape", "tab")
+        await pilot.pause()
+        assert box.has_focus  # one Tab is enough
+        await type_words(pilot, "Hello ")
+        await until(pilot, lambda: factory.reads == 1)
+
+
+async def test_the_demo_model_is_said_not_to_translate(factory) -> None:
+    app = app_for(FakeEngine(loaded="demo"), factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await screen_of(pilot)
+        await until(pilot, lambda: "cannot translate" in screenshot_text(app))
+        assert "mlx-community/Qwen2.5-1.5B-Instruct-4bit" in screenshot_text(app)
+    other = app_for(loaded_engine(), factory)
+    async with other.run_test(size=SIZE) as pilot:
+        await screen_of(pilot)
+        assert "cannot translate" not in screenshot_text(other)

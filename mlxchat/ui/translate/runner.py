@@ -96,6 +96,7 @@ class Runner:
         self._ready = asyncio.Event()
         self._sentence_open = False
         self._prepared = False
+        self._made_with: WaitKSettings | None = None
 
     # ----- feeding the queue ------------------------------------------------------------
     def put(self, item: Item) -> None:
@@ -154,9 +155,7 @@ class Runner:
             self.on_done(None)
         while True:
             item = await self._queue.get()
-            if not self._sentence_open and (
-                self.live is None or self.live.settings != self.settings
-            ):
+            if not self._sentence_open and (self.live is None or self._made_with != self.settings):
                 self._start()
             live = self.live
             assert live is not None
@@ -177,6 +176,7 @@ class Runner:
     def _start(self) -> None:
         if self.live is not None:
             self.live.cancel()
+        self._made_with = self.settings  # the factory may complete them (the sampling)
         self.live = self.factory(self.settings)
 
     async def _drain(

@@ -54,9 +54,13 @@ from mlxchat.ui.translate.runner import (
     TranslationFactory,
 )
 from mlxchat.ui.translate.session import SentenceRecord, count_finished, session_averages
-from mlxchat.ui.translate.source_pane import SourcePane
+from mlxchat.ui.translate.source_pane import SourceInput, SourcePane
 from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
+
+DEMO_MODEL = "demo"
+DEMO_CANNOT_TRANSLATE = "the demo cannot translate: try -m mlx-community/Qwen2.5-1.5B-Instruct-4bit"
+"""Said under the translation while the chat demo is loaded (its French is nonsense)."""
 
 
 def live_translation_factory(
@@ -89,6 +93,8 @@ class TranslateScreen(Screen[None]):
         f5 (or ctrl+down; - when not typing): wait-k one less, from the next sentence.
         f10 (q when not typing): Close: quit the app (standalone) or go back to the chat;
             ctrl+q quits the app.
+        i (or tab, when not typing, live mode): back to typing the source (shown in the
+            footer, and in the source box, whenever the box has lost the focus).
 
     The keys shown in the footer all work while the source input has the focus.
     """
@@ -104,6 +110,7 @@ class TranslateScreen(Screen[None]):
         Binding("plus,equals_sign,ctrl+up", "wait_k(1)", "k+1", show=False),
         Binding("minus,ctrl+down", "wait_k(-1)", "k−1", show=False),
         Binding("q", "close", "Close", show=False),
+        Binding("i,tab", "type", "Type", key_display="i"),
     ]
 
     @dataclass
@@ -303,6 +310,9 @@ class TranslateScreen(Screen[None]):
             self.panel.state = f"loading {progress.fraction:.0%}"
 
     def _model_ready(self) -> None:
+        info = getattr(self.engine, "model_info", None)
+        if info is not None and info.name == DEMO_MODEL:
+            self.target_pane.border_subtitle = DEMO_CANNOT_TRANSLATE
         self.runner.set_ready()
         if self.playback:
             self._start_playback()
@@ -493,6 +503,30 @@ class TranslateScreen(Screen[None]):
             self._refresh()
         elif isinstance(self.focused, Input):
             self.set_focus(None)
+
+    def action_type(self) -> None:
+        """i: back to typing the source (after Esc left the box)."""
+        self.source_input.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`type` is offered only in live mode while the source box lacks the focus."""
+        if action == "type":
+            live = self.query(SourceInput)
+            return bool(live) and not live.first().has_focus
+        return True
+
+    @property
+    def source_input(self) -> SourceInput:
+        """The live source box."""
+        return self.query_one(SourceInput)
+
+    def on_descendant_focus(self) -> None:
+        """Show or hide the `Type` key as the focus moves."""
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        """Show or hide the `Type` key as the focus moves."""
+        self.refresh_bindings()
 
     def _stop(self) -> None:
         if self._player is not None:

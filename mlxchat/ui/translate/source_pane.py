@@ -81,6 +81,17 @@ class SourceInput(Input):
     sent them twice and cut the keys typed since.
     """
 
+    TYPING_HINT = "Type the source; space sends a word, Enter ends the sentence"
+    AWAY_HINT = "Press i (or Tab) to type the source again"
+
+    def on_focus(self) -> None:
+        """Typing: say how words are sent."""
+        self.placeholder = self.TYPING_HINT
+
+    def on_blur(self) -> None:
+        """Not typing (e.g. after Esc): say how to come back."""
+        self.placeholder = self.AWAY_HINT
+
     def watch_value(self, value: str) -> None:
         """Send the complete words; keep the word being typed."""
         words, rest = split_typed(value)
@@ -138,7 +149,7 @@ class SourcePane(Vertical):
         yield VerticalScroll(id="source-words")
         if self.live:
             yield SourceInput(
-                placeholder="Type the source; space sends a word, Enter ends the sentence",
+                placeholder=SourceInput.TYPING_HINT,
                 id="source-input",
             )
 
