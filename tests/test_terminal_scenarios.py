@@ -101,6 +101,7 @@ def test_history_recall_steps_over_slash_commands(tmp_path: Path) -> None:
         term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
         for command in ("/temp 0", "/system", "/max-tokens 64"):
             term.send(command)
+            term.wait_until(lambda s, c=command: prompt_text(s) == c, 10, f"{command} typed")
             term.type("Enter")
             term.wait_until(lambda s: prompt_text(s) == "", 15, f"{command} ran")
         for expected in ("/max-tokens 64", "/system", "/temp 0", "/temp 0"):
