@@ -92,3 +92,33 @@ def test_demo_model_answers_through_the_openai_client() -> None:
         server.send_signal(signal.SIGINT)
         assert server.wait(20) == 130  # Ctrl+C, as everywhere in mlxchat
     assert server.stderr.read() == "mlxchat: interrupted\n"
+
+
+def test_ctrl_c_while_an_answer_streams_ends_it_cleanly(tiny_endless: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlxchat", "serve", "-m", str(tiny_endless), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stderr.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/v1) ", line)
+        assert match, line
+        client = openai.OpenAI(base_url=match.group(1), api_key="-", max_retries=0)
+        stream = client.chat.completions.create(
+            model=str(tiny_endless),
+            messages=[{"role": "user", "content": "Hello"}],
+            max_tokens=100_000,
+            stream=True,
+        )
+        next(iter(stream))  # the answer is streaming
+        server.send_signal(signal.SIGINT)
+        finishes = [chunk.choices[0].finish_reason for chunk in stream]
+        assert finishes[-1] == "cancelled"  # the stream ended with its last chunk, not cut
+        code = server.wait(20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    errors = server.stderr.read()
+    assert code == 130, errors  # not 134: the process left the engine thread idle
+    assert errors == "mlxchat: interrupted\n"

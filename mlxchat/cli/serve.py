@@ -141,6 +141,7 @@ def _run(
 
     from mlxchat.server.app import create_app
     from mlxchat.server.state import ServerConfig
+    from mlxchat.server.stopping import StoppingServer
 
     config = ServerConfig(api_key=api_key, max_queue=max_queue, defaults=settings)
     server_app = create_app(engine, config)
@@ -148,14 +149,16 @@ def _run(
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"mlxchat: serving {name} at http://{shown}:{port}/v1 (Ctrl+C stops)", err=True)
     level = "info" if os.environ.get("MLXCHAT_DEBUG") else "warning"
-    server = uvicorn.Server(
-        uvicorn.Config(server_app, log_level=level, timeout_graceful_shutdown=1)
+    server = StoppingServer(
+        uvicorn.Config(server_app, log_level=level, timeout_graceful_shutdown=1), engine
     )
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
         typer.echo("mlxchat: interrupted", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        engine.close()  # exiting while the engine thread is inside MLX aborts the process
 
 
 def _listen(host: str, port: int) -> socket.socket:
