@@ -46,6 +46,7 @@ class CommandContext(Protocol):
     def browse_history(self) -> Awaitable[None] | None: ...
     def export_chat(self, path: str | None) -> Awaitable[None] | None: ...
     def copy_answer(self) -> Awaitable[None] | None: ...
+    def copy_code(self, number: int | None) -> Awaitable[None] | None: ...
     def set_theme(self, name: str | None) -> Awaitable[None] | None: ...
     def open_translate(self, wait_k: int | None) -> Awaitable[None] | None: ...
     def quit_app(self) -> Awaitable[None] | None: ...
@@ -152,6 +153,21 @@ def _theme(ctx: CommandContext, text: str) -> str | None:
     return text
 
 
+def _copy(ctx: CommandContext, text: str) -> tuple[str, int | None]:
+    """("answer", None), or ("code", N) for "code N" (N None: the last code block)."""
+    what, _, number = text.partition(" ")
+    if not what:
+        return "answer", None
+    if what.lower() != "code":
+        raise COMMANDS["copy"].fail(f"/copy takes nothing or 'code N', not '{clip(text)}'")
+    number = number.strip()
+    if not number:
+        return "code", None
+    if not (number.isascii() and number.isdigit() and int(number) >= 1):
+        raise COMMANDS["copy"].fail(f"N counts the code blocks from 1, not '{clip(number)}'")
+    return "code", int(number)
+
+
 # ----- the table ----------------------------------------------------------------------------
 
 _TABLE = (
@@ -255,10 +271,11 @@ _TABLE = (
     ),
     Command(
         "copy",
-        "",
-        "copy the last answer to the clipboard",
-        lambda c, v: c.copy_answer(),
-        _no_argument("copy"),
+        "[code [N]]",
+        "copy the last answer, or with code its N-th code block, by default the last",
+        lambda c, v: c.copy_code(v[1]) if v[0] == "code" else c.copy_answer(),
+        _copy,
+        complete=lambda c: ["code"],
     ),
     Command(
         "theme",

@@ -270,7 +270,7 @@ class ChatScreen(Screen[None]):
         try:
             await commands.run_command(self.commands, text)
         except CommandError as error:
-            self.notify(str(error), title="Command", severity="error", timeout=8)
+            self.notify(str(error), title="Command", severity="error", timeout=8, markup=False)
             if self.is_attached:  # kept to fix, selected so that typing replaces it
                 self.prompt.select_all()
             return False

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from markdown_it import MarkdownIt
 
 from mlxchat.engine.types import SamplingParams
 from mlxchat.text import sanitize
@@ -21,6 +24,8 @@ from mlxchat.ui.display import answer_footer, safe_filename, stats_summary
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ListModels, ModelChoice, ModelPicker, choices_from
+from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
+from mlxchat.ui.unfenced_code import add_unfenced_code
 from mlxchat.ui.widgets.message import MessageRecord
 
 if TYPE_CHECKING:
@@ -282,6 +287,7 @@ class ChatCommands:
             self.screen.notify(str(error), title="Export", severity="error")
             return
         target = Path(path).expanduser() if path else _free_path(Path.cwd(), safe_filename(title))
+        target = target.absolute()
         if target.is_dir():
             target = _free_path(target, safe_filename(title))
         try:
@@ -293,15 +299,39 @@ class ChatCommands:
                 severity="error",
             )
             return
-        self.screen.notify(str(target), title="Exported", markup=False)
+        self.screen.notify(f"Wrote {target}", title="Exported", markup=False)
 
     def copy_answer(self) -> None:
         """Copy the last answer to the clipboard."""
         answer = self.screen.chat.last_answer
         if not answer:
             raise CommandError("There is no answer to copy yet.")
-        self.screen.app.copy_to_clipboard(answer)
-        self.screen.notify(f"Copied the last answer ({len(answer):,} characters).", title="Copy")
+        self._to_clipboard(answer, "the last answer")
+
+    def copy_code(self, number: int | None) -> None:
+        """Copy the `number`-th (1-based; None: the last) code block of the last answer."""
+        answer = self.screen.chat.last_answer
+        if not answer:
+            raise CommandError("There is no answer to copy code from yet.")
+        blocks = code_blocks(answer)
+        if not blocks:
+            raise CommandError("The last answer has no code block.")
+        if number is not None and number > len(blocks):
+            count = "1 code block" if len(blocks) == 1 else f"{len(blocks)} code blocks"
+            raise CommandError(f"The last answer has {count}, not {number}.")
+        number = number or len(blocks)
+        self._to_clipboard(blocks[number - 1], f"code block {number} of {len(blocks)}")
+
+    def _to_clipboard(self, text: str, what: str) -> None:
+        """Send `text` to the terminal's clipboard (OSC 52) and say so, honestly."""
+        self.screen.app.copy_to_clipboard(text)
+        notice = (
+            f"Sent {what} ({len(text):,} characters) to the terminal's clipboard (OSC 52);"
+            " some terminals ignore it."
+        )
+        if os.environ.get("TMUX"):
+            notice += " In tmux it arrives only with: set -g set-clipboard on"
+        self.screen.notify(notice, title="Copy", markup=False)
 
     def set_theme(self, name: str | None) -> None:
         """Switch the theme, or list the themes when `name` is None."""
@@ -316,6 +346,14 @@ class ChatCommands:
         """Stop (and save) an answer being written, then leave."""
         await self.screen.stop_and_wait()
         self.screen.app.exit(0)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The code blocks of `markdown` as the chat shows them (fenced, indented or unfenced),
+    in order, without their fences and trailing newlines."""
+    tokens = add_unfenced_code(MarkdownIt("gfm-like")).parse(markdown)
+    kinds = ("fence", "code_block", UNFENCED_CODE)
+    return [token.content.rstrip("\n") for token in tokens if token.type in kinds]
 
 
 def _free_path(folder: Path, stem: str) -> Path:

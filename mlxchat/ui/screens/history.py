@@ -47,7 +47,7 @@ class HistoryScreen(FilterList[ConversationSummary, int]):
     }
     HistoryScreen Input { margin: 0 0 1 0; }
     HistoryScreen OptionList { height: 1fr; background: $surface; }
-    HistoryScreen .history--note { color: $text-muted; padding: 0 1; }
+    HistoryScreen .history--note { width: 100%; color: $text-muted; padding: 0 1; }
     """
 
     BOX_TITLE = "Saved chats"
@@ -76,10 +76,7 @@ class HistoryScreen(FilterList[ConversationSummary, int]):
         except Exception as error:  # a broken database must not close the app
             return [], f"Cannot read the history: {error}"
         if shown:
-            note = (
-                "Enter resumes the highlighted chat (mlxchat --resume ID resumes one"
-                " from the shell, -c the latest) · Esc closes"
-            )
+            note = "Enter resumes · Esc closes · shell: mlxchat --resume ID, -c latest"
         elif text.strip():
             note = "No saved chat matches."
         else:
