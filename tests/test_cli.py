@@ -188,3 +188,12 @@ def test_bare_resume_means_the_latest_chat(args: list[str], fixed: list[str]) ->
     assert resume_target("latest", False) == resume_target(None, True) == "latest"
     assert resume_target("12", False) == 12
     assert resume_target(None, False) is None
+
+
+@pytest.mark.demo
+def test_generate_json_has_no_empty_chunk_before_done() -> None:
+    proc = mlxchat("generate", "-m", "demo", "-p", "Say hello.", "--max-tokens", "40", "--json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop"
+    assert all(e["text"] or e["token"] is not None for e in events if e["type"] == "chunk")

@@ -41,13 +41,33 @@ def test_json_events_follow_wait_k(tiny_llama: Path, source_file: Path) -> None:
         assert segment["delays"], "no target words"
         assert all(d == min(2 + i, n) for i, d in enumerate(segment["delays"]))
         expected = latency_metrics(segment["delays"], n)
-        assert segment["metrics"] == pytest.approx(expected)
+        assert segment["metrics"] == pytest.approx(expected, abs=5e-4)
     targets = [e for e in events if e["type"] == "target" and e["segment"] == 0]
     assert [t["delay"] for t in targets] == segments[0]["delays"]
     sources = [e["word"] for e in events if e["type"] == "source" and e["segment"] == 0]
     assert " ".join(sources) == segments[0]["source"]
     summary = events[-1]
     assert summary["type"] == "summary" and summary["sentences"] == 2
+    assert summary["metric_target_length"] == "hypothesis"
+    assert all(t["word"] for t in events if t["type"] == "target")  # no empty word events
+
+
+def test_json_floats_are_rounded(tiny_llama: Path, source_file: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "ref.txt"
+    reference.write_text("Le chat est sur la table près de la fenêtre.\nNous allons à la plage.\n")
+    # unrounded, wait-2 gives floats such as AL 2.1666666666666665 and DAL 3.0000000000000004
+    events = run_json(tiny_llama, source_file, "--wait-k", "2", "--reference", str(reference))
+
+    def decimals(value: float, digits: int) -> bool:
+        return value != value or round(value, digits) == value  # nan stays nan
+
+    for event in events:
+        for value in event.get("metrics", {}).values():
+            assert decimals(value, 3), event
+        for key in ("time_to_first_word", "mean_word_wait"):
+            if key in event:
+                assert decimals(event[key], 3), event
+    assert all(decimals(v, 2) for v in events[-1]["quality"].values()), events[-1]
 
 
 def test_plain_prints_one_line_per_sentence(tiny_llama: Path, source_file: Path) -> None:
@@ -92,6 +112,20 @@ def test_verbose_shows_delays_and_metrics(tiny_llama: Path, source_file: Path) -
     assert delays and delays == [3, 4, 5, 6][: len(delays)]
     assert re.search(r"^-- AL [\d.]+  LAAL [\d.]+  AP [\d.]+  DAL [\d.]+", proc.stdout, re.M)
     assert re.search(r"^== 2 sentences: AL ", proc.stdout, re.M)
+    assert "latency metrics use |Y| = hypothesis words (SimulEval)" in proc.stdout
+
+
+def test_verbose_says_metrics_use_the_reference_length(
+    tiny_llama: Path, source_file: Path, tmp_path: Path
+) -> None:
+    reference = tmp_path / "ref.txt"
+    reference.write_text("Le chat est sur la table près de la fenêtre.\nNous allons à la plage.\n")
+    proc = mlxchat(
+        "translate", "--plain", "-v", "-m", str(tiny_llama), "-i", str(source_file),
+        "--max-new-words", "4", "--reference", str(reference),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "latency metrics use |Y| = reference words (SimulEval)" in proc.stdout
 
 
 def test_runaway_output_ends_the_sentence_with_a_word_marked_cut(
@@ -125,9 +159,35 @@ def test_reference_gives_bleu_and_reference_length_metrics(
     events = run_json(tiny_llama, source_file, "--reference", str(reference))
     segment = next(e for e in events if e["type"] == "segment")
     n = len(segment["source"].split())
-    assert segment["metrics"] == pytest.approx(latency_metrics(segment["delays"], n, 10))
+    expected = latency_metrics(segment["delays"], n, 10)
+    assert segment["metrics"] == pytest.approx(expected, abs=5e-4)
+    assert events[-1]["metric_target_length"] == "reference"
     quality = events[-1]["quality"]
     assert 0 <= quality["BLEU"] <= 100 and 0 <= quality["chrF"] <= 100
+
+
+ONE_LINE = "The cat sleeps. The dog barks loudly. We go home.\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "lengths"),
+    [
+        ("Le chat dort. Le chien aboie fort. Nous rentrons à la maison.\n", [3, 4, 5]),
+        ("Le chat dort. Oui.\nLe chien aboie.\nNous rentrons.\n", [4, 3, 2]),  # by line
+    ],
+)
+def test_reference_sentences_match_the_source_sentences(
+    tiny_llama: Path, tmp_path: Path, text: str, lengths: list[int]
+) -> None:
+    source, reference = tmp_path / "source.txt", tmp_path / "ref.txt"
+    source.write_text(ONE_LINE)
+    reference.write_text(text)
+    events = run_json(tiny_llama, source, "--reference", str(reference))
+    segments = [e for e in events if e["type"] == "segment"]
+    assert [s["source"] for s in segments] == ONE_LINE.rstrip().replace(". ", ".\n").split("\n")
+    for segment, length in zip(segments, lengths, strict=True):
+        expected = latency_metrics(segment["delays"], len(segment["source"].split()), length)
+        assert segment["metrics"] == pytest.approx(expected, abs=5e-4)
 
 
 @pytest.mark.parametrize(
@@ -157,11 +217,20 @@ def test_non_integer_wait_k_is_a_usage_error(source_file: Path) -> None:
     assert "wait-k" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_reference_with_wrong_line_count(source_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("Une seule ligne.\n", "the reference has 1 line and 1 sentence but the source has 2"),
+        ("Un. Deux. Trois.\n", "the reference has 1 line and 3 sentences but the source has 2"),
+    ],
+)
+def test_reference_with_wrong_line_count(
+    source_file: Path, tmp_path: Path, text: str, needle: str
+) -> None:
     reference = tmp_path / "ref.txt"
-    reference.write_text("Une seule ligne.\n")
+    reference.write_text(text)
     proc = mlxchat("translate", "--plain", "-i", str(source_file), "--reference", str(reference))
-    assert_one_line_error(proc, "the reference has 1 lines but the source has 2 sentences")
+    assert_one_line_error(proc, needle)
 
 
 def test_non_utf8_input_names_the_line(tmp_path: Path) -> None:

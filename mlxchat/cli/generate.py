@@ -128,7 +128,7 @@ def _run_generate(
                 if prefill is not None and last is None:
                     prefill.end()
                 last = event
-                if as_json:
+                if as_json and (event.text or event.token is not None):  # not the bare end
                     emit_json(out, type="chunk", text=event.text, token=event.token)
                 else:
                     out.write(sanitize(event.text))

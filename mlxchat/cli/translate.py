@@ -51,6 +51,33 @@ def _fmt_metrics(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {metrics.get(k, math.nan):.3f}" for k in METRICS)
 
 
+def _rounded(values: dict[str, float], digits: int = 3) -> dict[str, float]:
+    """`values` rounded for JSON (latency in words: 3 decimals; BLEU/chrF: 2)."""
+    return {k: round(v, digits) for k, v in values.items()}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def match_references(text: str, sentences: int) -> list[str]:
+    """One reference per source sentence: the non-empty lines when there are as many,
+    else the reference split as the source is (`split_sentences`); fails otherwise."""
+    from mlxchat.translate.segment import split_sentences
+
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == sentences:
+        return lines
+    split = [" ".join(words) for words in split_sentences(text)]
+    if len(split) == sentences:
+        return split
+    fail(
+        f"the reference has {_count(len(lines), 'line')} and {_count(len(split), 'sentence')} "
+        f"but the source has {_count(sentences, 'sentence')}; give one reference line "
+        "(or sentence) per source sentence"
+    )
+
+
 @dataclass
 class Report:
     """What the plain and JSON printers collect across segments."""
@@ -78,6 +105,12 @@ class Report:
 
     def averages(self) -> dict[str, float]:
         return {k: _mean([m[k] for m in self.metrics]) for k in METRICS}
+
+    @property
+    def target_length(self) -> str:
+        """What |Y| in AL/LAAL/AP is: the reference's words when given (SimulEval), else
+        the hypothesis's."""
+        return "hypothesis" if self.references is None else "reference"
 
     def quality(self) -> dict[str, float] | None:
         """Corpus BLEU and chrF against the references (None without sacrebleu or refs)."""
@@ -152,6 +185,9 @@ class PlainPrinter:
             if quality:
                 line += f"  BLEU {quality['BLEU']:.1f}  chrF {quality['chrF']:.1f}"
             self.out.write(line + "\n")
+            self.out.write(
+                f"== latency metrics use |Y| = {self.report.target_length} words (SimulEval)\n"
+            )
         elif self.report.references is not None:
             self.report.quality()
         self.out.flush()
@@ -183,7 +219,7 @@ class JsonPrinter:
                 word=event.word,
                 delay=event.delay,
                 lag=event.lag,
-                metrics=event.metrics,
+                metrics=_rounded(event.metrics),
                 cut=event.cut,
             )
         elif isinstance(event, SegmentDone):
@@ -196,10 +232,10 @@ class JsonPrinter:
                 translation=event.translation.strip(),
                 delays=list(event.delays),
                 alignment=[list(pair) for pair in event.alignment],
-                metrics=metrics,
+                metrics=_rounded(metrics),
                 finish_reason=event.finish_reason,
-                time_to_first_word=event.time_to_first_word,
-                mean_word_wait=event.mean_word_wait,
+                time_to_first_word=round(event.time_to_first_word, 3),
+                mean_word_wait=round(event.mean_word_wait, 3),
                 tokens_computed=event.tokens_computed,
             )
         elif isinstance(event, Notice):
@@ -212,9 +248,10 @@ class JsonPrinter:
             self.out,
             type="summary",
             sentences=len(self.report.metrics),
-            metrics=self.report.averages(),
-            time_to_first_word=_mean(self.report.first_word),
-            **({"quality": quality} if quality else {}),
+            metrics=_rounded(self.report.averages()),
+            metric_target_length=self.report.target_length,
+            time_to_first_word=round(_mean(self.report.first_word), 3),
+            **({"quality": _rounded(quality, 2)} if quality else {}),
         )
         self.out.flush()
 
@@ -283,7 +320,10 @@ def translate(
     temp: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
     reference: Annotated[
         Path | None,
-        typer.Option(help="Reference translation, one line per source sentence (BLEU, chrF)."),
+        typer.Option(
+            help="Reference translation, one line or sentence per source sentence (BLEU, "
+            "chrF; AL/LAAL/AP then use its length, as SimulEval does)."
+        ),
     ] = None,
     plain: Annotated[
         bool, typer.Option("--plain", help="No TUI: print words as they come.")
@@ -329,14 +369,7 @@ def translate(
         fail("the source text is empty")
     references = None
     if reference is not None:
-        references = [
-            line for line in read_utf8(reference, "reference").splitlines() if line.strip()
-        ]
-        if len(references) != len(sentences):
-            fail(
-                f"the reference has {len(references)} lines but the source has "
-                f"{len(sentences)} sentences; give one reference line per source sentence"
-            )
+        references = match_references(read_utf8(reference, "reference"), len(sentences))
     from mlxchat.engine.factory import make_engine
 
     engine = make_engine(name, api_key=api_key)
