@@ -66,6 +66,8 @@ class Settings:
     max_context: int | None = default("max_context")
     progress_interval: float = default("progress_interval")
     fast_cpu: bool = default("fast_cpu")
+    allowed_hosts: str = default("allowed_hosts")
+    allowed_origins: str = default("allowed_origins")
     chosen: frozenset[str] = frozenset()
 
     def sampling(self, model_defaults: Mapping[str, Any] | None = None) -> SamplingParams:

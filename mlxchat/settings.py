@@ -52,6 +52,7 @@ class Setting:
         above: `low` itself is not allowed (the value must be greater).
         optional: None ("unset") is allowed.
         example: A value to show in the default config file when the default is None.
+        longest: The most characters a string may have (None: no limit).
     """
 
     name: str
@@ -63,11 +64,14 @@ class Setting:
     above: bool = False
     optional: bool = False
     example: Any = None
+    longest: int | None = None
 
     @property
     def expects(self) -> str:
         """What a valid value is, in words: "a number from 0 to 1"."""
         words = _KINDS[self.kind]
+        if self.longest is not None:
+            return f"{words} of at most {self.longest} characters"
         if self.low is not None and self.high is not None:
             return f"{words} from {show(self.low)} to {show(self.high)}"
         if self.low is not None:
@@ -105,6 +109,8 @@ class Setting:
             raise SettingError(self.name, f"{label} must be {self.expects}, got {show(value)}")
         if self.kind is str and self.name in NOT_EMPTY and not value.strip():
             raise SettingError(self.name, f"{label} must not be empty")
+        if self.longest is not None and len(value) > self.longest:
+            raise SettingError(self.name, f"{label} must be {self.expects}, got {len(value)}")
         return value
 
     def parse(self, text: str, label: str | None = None) -> Any:
@@ -236,6 +242,19 @@ _ALL = (
     Setting(
         "fast_cpu", bool, True, "On CPU, use the system OpenBLAS and float32 weights when faster."
     ),
+    # --- mlxchat serve ----------------------------------------------------------------------
+    Setting(
+        "allowed_hosts",
+        str,
+        "",
+        "More Host names `mlxchat serve` answers to, comma-separated (DNS-rebinding guard).",
+    ),
+    Setting(
+        "allowed_origins",
+        str,
+        "",
+        "Web page origins that may call `mlxchat serve`, comma-separated (none by default).",
+    ),
     # --- simultaneous translation ---------------------------------------------------------
     Setting(
         "wait_k",
@@ -251,12 +270,15 @@ _ALL = (
         None,
         "Most target words per sentence (unset: 2 × source words + 2).",
         low=1,
+        high=4096,
         optional=True,
         example=40,
     ),
-    Setting("max_tokens_per_word", int, 16, "Tokens after which a target word is cut.", low=1),
-    Setting("source_lang", str, "English", "The language of the source."),
-    Setting("target_lang", str, "French", "The language to translate into."),
+    Setting(
+        "max_tokens_per_word", int, 16, "Tokens after which a target word is cut.", low=1, high=256
+    ),
+    Setting("source_lang", str, "English", "The language of the source.", longest=40),
+    Setting("target_lang", str, "French", "The language to translate into.", longest=40),
     Setting(
         "stop_at_newline",
         bool,

@@ -211,7 +211,7 @@ def test_a_declared_oversize_body_is_refused_before_it_is_sent(base: str) -> Non
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as conn:
         conn.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
         )
         assert conn.recv(4096).startswith(b"HTTP/1.1 413 ")

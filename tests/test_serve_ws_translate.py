@@ -153,8 +153,8 @@ async def translate_until_end(ws: ClientConnection) -> None:
 
 
 async def test_a_client_that_leaves_mid_sentence_frees_the_engine(ws_url: str) -> None:
-    async with connect(ws_url) as ws:  # the end of the sentence starts a 10,000-word answer
-        await send(ws, "session.start", wait_k=3, max_new_words=10_000)
+    async with connect(ws_url) as ws:  # the end of the sentence starts a 4,096-word answer
+        await send(ws, "session.start", wait_k=3, max_new_words=4096)
         await receive(ws, "session.started")
         await translate_until_end(ws)
     started = time.perf_counter()

@@ -53,7 +53,9 @@ def test_config_flags_commands_and_requests_share_one_rule(
 
 
 def test_dataclasses_check_their_values_with_the_same_rules() -> None:
-    with pytest.raises(SettingError, match="'max_new_words' must be a whole number ≥ 1, got 0"):
+    with pytest.raises(
+        SettingError, match="'max_new_words' must be a whole number from 1 to 4096, got 0"
+    ):
         WaitKSettings(max_new_words=0)
     with pytest.raises(SettingError, match="'wait_k' must be a whole number from 1 to 32"):
         WaitKSettings.from_values({"wait_k": 40})

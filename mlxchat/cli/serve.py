@@ -48,6 +48,22 @@ def serve(
     progress_interval: Annotated[
         float, typer.Option("--progress-interval", help="Seconds between progress events.")
     ] = 5.0,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLXCHAT_ALLOWED_HOSTS",
+            help="More Host names to answer to, comma-separated (default: loopback names "
+            "when bound to loopback, else the bound address).",
+        ),
+    ] = None,
+    allowed_origins: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLXCHAT_ALLOWED_ORIGINS",
+            help="Web page origins allowed to call the server, comma-separated (default: "
+            "none; '*': any).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (SSE) and WebSockets."""
     try:
@@ -61,7 +77,9 @@ def serve(
         fail(f"--progress-interval must be a number of seconds > 0 (got {progress_interval})")
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535 (got {port})")
-    settings = settings_or_exit(model=model)
+    settings = settings_or_exit(
+        model=model, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+    )
     if not _is_loopback(host) and not api_key:
         typer.echo(
             f"mlxchat: warning: listening on {host} without --api-key: anyone who can reach "
@@ -137,21 +155,22 @@ def _run(
     max_queue: int,
     name: str,
 ) -> None:
-    import uvicorn
-
+    from mlxchat.server import serving
     from mlxchat.server.app import create_app
+    from mlxchat.server.guard import Guard, split_list
     from mlxchat.server.state import ServerConfig
-    from mlxchat.server.stopping import StoppingServer
 
-    config = ServerConfig(api_key=api_key, max_queue=max_queue, defaults=settings)
+    host = str(listener.getsockname()[0])
+    guard = Guard.for_address(
+        host, split_list(settings.allowed_hosts), split_list(settings.allowed_origins)
+    )
+    config = ServerConfig(api_key=api_key, max_queue=max_queue, defaults=settings, guard=guard)
     server_app = create_app(engine, config)
     host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"mlxchat: serving {name} at http://{shown}:{port}/v1 (Ctrl+C stops)", err=True)
     level = "info" if os.environ.get("MLXCHAT_DEBUG") else "warning"
-    server = StoppingServer(
-        uvicorn.Config(server_app, log_level=level, timeout_graceful_shutdown=1), engine
-    )
+    server = serving.server(server_app, engine, log_level=level)
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
@@ -163,16 +182,13 @@ def _run(
 
 def _listen(host: str, port: int) -> socket.socket:
     """A bound listening socket, or one clear line when the address cannot be used."""
+    from mlxchat.server.serving import listen, raise_open_files_limit
+
+    raise_open_files_limit()
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, address = infos[0]
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen(128)
+        return listen(host, port)
     except OSError as error:
         fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
-    return listener
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,7 @@ from mlxchat import __version__
 from mlxchat.engine.contract import ChatEngine
 from mlxchat.server import openai_routes, ws_chat, ws_translate
 from mlxchat.server.errors import install_handlers
+from mlxchat.server.guard import GuardMiddleware
 from mlxchat.server.queue import RequestQueue
 from mlxchat.server.state import ServerConfig, ServerState
 
@@ -27,6 +28,7 @@ def create_app(engine: ChatEngine, config: ServerConfig | None = None) -> FastAP
     app = FastAPI(title="mlxchat", version=__version__, docs_url=None, redoc_url=None)
     app.state.server = ServerState(engine, config, RequestQueue(config.max_queue))
     install_handlers(app)
+    app.add_middleware(GuardMiddleware, guard=config.guard)
     app.include_router(openai_routes.router)
     app.include_router(ws_chat.router)
     app.include_router(ws_translate.router)

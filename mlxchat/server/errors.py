@@ -80,7 +80,8 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(error, HTTPException)
         message = str(error.detail) if error.detail else "request failed"
         code = "not_found" if error.status_code == 404 else None
-        return APIError(error.status_code, message, code=code).response()
+        headers = dict(error.headers or {})  # e.g. a 405's Allow
+        return APIError(error.status_code, message, code=code, headers=headers).response()
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("error while serving %s %s", request.method, request.url.path)

@@ -71,10 +71,11 @@ def progress_payload(event: Progress) -> dict[str, Any]:
     }
 
 
-def api_error(error: BaseException) -> APIError:
-    """What the client is told about an engine failure."""
+def api_error(error: BaseException, prompt_param: str = "messages") -> APIError:
+    """What the client is told about an engine failure (`prompt_param`: the request field
+    that holds the prompt, named when it is too long)."""
     if isinstance(error, PromptTooLongError):
-        return APIError(400, str(error), param="messages", code="context_length_exceeded")
+        return APIError(400, str(error), param=prompt_param, code="context_length_exceeded")
     if isinstance(error, EngineError):
         return APIError(400, str(error))
     log.error("generation failed", exc_info=error)
@@ -88,6 +89,7 @@ class Generation:
     pump: EventPump
     first: Any
     slot: Slot
+    prompt_param: str = "messages"
 
     async def next(self, timeout: float | None) -> Any:
         """The next event, `TIMEOUT`, or StopAsyncIteration at the end (errors as APIError)."""
@@ -96,7 +98,7 @@ class Generation:
         except StopAsyncIteration:
             raise
         except Exception as error:
-            raise api_error(error) from None
+            raise api_error(error, self.prompt_param) from None
 
     def close(self) -> None:
         """Stop the request if it still runs and give its queue place back."""
@@ -112,6 +114,7 @@ async def start(
     chat_template: bool,
     progress: bool,
     gone: Callable[[], Awaitable[bool]],
+    prompt_param: str = "messages",
 ) -> Generation | None:
     """Queue a generation and wait for its first event.
 
@@ -130,7 +133,7 @@ async def start(
         max_context=state.config.defaults.max_context,
         progress=progress,
     )
-    generation = Generation(EventPump(stream), None, slot)
+    generation = Generation(EventPump(stream), None, slot, prompt_param)
     try:
         while (first := await generation.next(WATCH_INTERVAL)) is TIMEOUT:
             if await gone():

@@ -23,7 +23,14 @@ from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from mlxchat.engine.types import Chunk, Progress
 from mlxchat.server.auth import require_api_key
 from mlxchat.server.errors import APIError
-from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
+from mlxchat.server.generation import (
+    WATCH_INTERVAL,
+    Generation,
+    progress_payload,
+    served_model,
+    start,
+    usage,
+)
 from mlxchat.server.pump import TIMEOUT
 from mlxchat.server.schemas import ChatRequest, CompletionRequest, parse_body
 from mlxchat.server.state import model_defaults, state_of
@@ -77,8 +84,21 @@ async def completions(request: Request) -> Any:
 router.include_router(v1)
 
 
+JSON_TYPES = ("application/json", "")
+"""Content types a body may be declared as (none: curl's `--json`-less scripts and tests)."""
+
+
 async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 past the configured size (before reading it all)."""
+    """The request body: JSON only (415 otherwise: a `text/plain` or form body is what a
+    foreign web page can send without asking, see `guard.py`), refused with 413 past the
+    configured size (before reading it all)."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind not in JSON_TYPES:
+        raise APIError(
+            415,
+            f"the body must be JSON (Content-Type: application/json), not '{kind}'",
+            code="unsupported_media_type",
+        )
     limit = state_of(request).config.max_body_bytes
     too_large = APIError(413, f"the body is larger than {limit} bytes", code="request_too_large")
     declared = request.headers.get("content-length", "")
@@ -118,6 +138,7 @@ async def _respond(
         chat_template=chat_template,
         progress=body.stream and body.include_progress,
         gone=request.is_disconnected,
+        prompt_param="messages" if shape is _chat_shape else "prompt",
     )
     if generation is None:  # the client left while queued: nobody to answer
         return JSONResponse({}, status_code=499)
@@ -132,11 +153,14 @@ async def _respond(
         sse = _sse(generation, head, shape, body.include_usage, state.config.keepalive_interval)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return EventSourceResponse(sse, headers=headers)
-    return await _whole(generation, head, shape)
+    return await _whole(generation, head, shape, request.is_disconnected)
 
 
-async def _whole(generation: Generation, head: dict[str, Any], shape: Shape) -> dict[str, Any]:
-    """Collect the answer into one response object."""
+async def _whole(
+    generation: Generation, head: dict[str, Any], shape: Shape, gone: Callable[[], Any]
+) -> Any:
+    """Collect the answer into one response object; a client that left cancels it (checked
+    every `WATCH_INTERVAL`, so the engine is free within about a token)."""
     texts: list[str] = []
     item = generation.first
     last: Chunk | None = None
@@ -145,8 +169,10 @@ async def _whole(generation: Generation, head: dict[str, Any], shape: Shape) -> 
             if isinstance(item, Chunk):
                 texts.append(item.text)
                 last = item
+            elif item is TIMEOUT and await gone():
+                return JSONResponse({}, status_code=499)  # nobody reads it
             try:
-                item = await generation.next(None)
+                item = await generation.next(WATCH_INTERVAL)
             except StopAsyncIteration:
                 break
     finally:

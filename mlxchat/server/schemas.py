@@ -177,9 +177,28 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
         raise APIError(400, f"the body is not valid JSON ({reason})", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(400, "the body is nested too deeply", code="invalid_json") from None
+    except ValueError as error:  # an integer of more than 4,300 digits
+        message = f"the body holds a number too large ({error})"
+        raise APIError(400, message, code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, "the body must be a JSON object", code="invalid_json")
+    _check_unicode(data)
     return data
+
+
+def _check_unicode(data: Any) -> None:
+    """Refuse text that is not Unicode: a lone surrogate escaped in JSON (`"\\ud800"`)
+    decodes to a string no tokenizer or reply can encode."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIError(
+            400,
+            "the body holds a lone surrogate (e.g. \\ud800): text must be valid Unicode",
+            code="invalid_json",
+        ) from None
 
 
 def check_body(data: dict[str, Any], kind: type[Body]) -> Body:

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from mlxchat.config import Settings
 from mlxchat.engine.contract import ChatEngine
+from mlxchat.server.guard import Guard
 from mlxchat.server.queue import RequestQueue
 
 SESSION = "server"
@@ -26,6 +27,7 @@ class ServerConfig:
         keepalive_interval: Seconds of silence before an SSE keep-alive comment.
         max_body_bytes: Largest request body accepted (more gets 413).
         defaults: The settings requests start from (sampling, context cap).
+        guard: The Host names and web page origins allowed (`guard.py`).
     """
 
     api_key: str | None = None
@@ -33,6 +35,7 @@ class ServerConfig:
     keepalive_interval: float = 15.0
     max_body_bytes: int = 4 * 1024 * 1024
     defaults: Settings = field(default_factory=Settings)
+    guard: Guard = field(default_factory=Guard)
 
 
 @dataclass

@@ -73,6 +73,13 @@ def settings_in_force(settings: WaitKSettings) -> dict[str, Any]:
     }
 
 
+MAX_WAITING_WORDS = 2048
+"""Source words a connection may have waiting to be read (more are refused)."""
+
+MAX_WORD_CHARS = 256
+"""The longest source word accepted (longer ones are refused, not queued)."""
+
+
 class TranslateConnection:
     """One client's translation: its settings, the word feeder and the outgoing events."""
 
@@ -129,7 +136,22 @@ class TranslateConnection:
         assert self.runner is not None
         combined = self.fragment + text
         words = combined.split()
-        self.fragment = words.pop() if words and not combined[-1].isspace() else ""
+        fragment = words.pop() if words and not combined[-1].isspace() else ""
+        if len(fragment) > MAX_WORD_CHARS or any(len(word) > MAX_WORD_CHARS for word in words):
+            self.fragment = ""
+            raise APIError(
+                400, f"a source word is longer than {MAX_WORD_CHARS} characters", param="text"
+            )
+        if self.runner.queued + len(words) > MAX_WAITING_WORDS:
+            raise APIError(
+                400,
+                f"{self.runner.queued} source words wait to be read and these {len(words)} "
+                f"would pass the limit of {MAX_WAITING_WORDS}: send more as words are read "
+                "(target.word events say how many)",
+                param="text",
+                code="source_buffer_full",
+            )
+        self.fragment = fragment
         for word in words:
             self.runner.put(SourceWord(self.sentence, self.words, word))
             self.words += 1
