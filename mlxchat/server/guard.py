@@ -134,15 +134,6 @@ async def _deny_websocket(scope: Scope, receive: Receive, send: Send, error: API
     message: Any = await receive()  # websocket.connect
     assert message["type"] == "websocket.connect"
     if "websocket.http.response" in scope.get("extensions", {}):
-        await error.response()(scope, receive, _as_denial(send))
+        await error.response()(scope, receive, send)  # Starlette sends it as the denial
     else:
         await send({"type": "websocket.close", "code": 1008})
-
-
-def _as_denial(send: Send) -> Send:
-    """`send` for an HTTP response given as a WebSocket denial (ASGI's extension)."""
-
-    async def deny(message: Any) -> None:
-        await send({**message, "type": "websocket." + message["type"]})
-
-    return deny

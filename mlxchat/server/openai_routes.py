@@ -164,13 +164,16 @@ async def _whole(
     texts: list[str] = []
     item = generation.first
     last: Chunk | None = None
+    check_at = time.monotonic() + WATCH_INTERVAL
     try:
         while True:
             if isinstance(item, Chunk):
                 texts.append(item.text)
                 last = item
-            elif item is TIMEOUT and await gone():
-                return JSONResponse({}, status_code=499)  # nobody reads it
+            if time.monotonic() >= check_at:
+                if await gone():
+                    return JSONResponse({}, status_code=499)  # nobody reads it
+                check_at = time.monotonic() + WATCH_INTERVAL
             try:
                 item = await generation.next(WATCH_INTERVAL)
             except StopAsyncIteration:
