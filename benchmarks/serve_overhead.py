@@ -11,6 +11,11 @@ with its CPU fast path, mlx-lm with the weights as stored).
 Part 3 — time to cancel: a client drops a stream mid-answer; the time until the engine is
 free again (a no-op engine job queued behind the answer completes), in token times.
 
+Part 4 — the listening socket: the same app served from a socket made as `mlxchat serve`
+makes it (`IPPROTO_TCP`: asyncio sets TCP_NODELAY on each connection) and from one made with
+protocol 0 (as before: no TCP_NODELAY), alternated: a tiny keep-alive request's latency
+(`GET /health`) and the gaps between streamed tokens as the client receives them.
+
     python benchmarks/serve_overhead.py [--model demo] [--runs 3] [--tokens 128] [--skip-mlx-server]
 """
 
@@ -239,6 +244,85 @@ def part2(model_dir: str, runs: int, max_tokens: int) -> None:
     print(f"mlxchat/mlx_lm.server decode tok/s: {ratio:.2f}x; TTFT difference {ttft * 1e3:+.0f} ms")
 
 
+@contextmanager
+def socket_server(engine: Any, nodelay: bool) -> Iterator[str]:
+    """The app on the `mlxchat serve` stack, from a TCP_NODELAY-capable socket or not."""
+    from mlxchat.server.app import create_app
+    from mlxchat.server.serving import listen, server
+
+    if nodelay:
+        listener = listen("127.0.0.1", 0)
+    else:  # protocol 0: asyncio does not set TCP_NODELAY on accepted connections
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+    running = server(create_app(engine), engine)
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not running.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    running.should_exit = True
+    thread.join(10)
+    listener.close()
+
+
+def tiny_latencies(base: str, count: int) -> list[float]:
+    """Milliseconds per `GET /health` over one keep-alive connection."""
+    import httpx
+
+    times = []
+    with httpx.Client() as client:
+        client.get(f"{base}/health")
+        for _ in range(count):
+            start = time.perf_counter()
+            client.get(f"{base}/health").raise_for_status()
+            times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def token_gaps(base: str, tokens: int) -> list[float]:
+    """Milliseconds between streamed tokens as the client receives them."""
+    import httpx
+
+    body = {
+        "messages": [{"role": "user", "content": prompt(7)}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+    }
+    arrivals = []
+    url = f"{base}/v1/chat/completions"
+    with httpx.Client(timeout=120) as client, client.stream("POST", url, json=body) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: {"):
+                arrivals.append(time.perf_counter())
+    return [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:], strict=False)]
+
+
+def part4(engine: Any, rounds: int, tokens: int) -> None:
+    print("\n== the listening socket: TCP_NODELAY (IPPROTO_TCP) vs protocol 0 ==")
+    tiny: dict[bool, list[float]] = {True: [], False: []}
+    gaps: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for nodelay in (True, False):
+            with socket_server(engine, nodelay) as base:
+                tiny[nodelay] += tiny_latencies(base, 50)
+                gaps[nodelay] += token_gaps(base, tokens)
+    print(f"{rounds} rounds alternated; 50 keep-alive GET /health, {tokens} streamed tokens each")
+    print(f"{'':28}{'median':>10}{'p90':>10}{'max':>10}")
+    for nodelay, label in ((True, "nodelay"), (False, "protocol 0")):
+        for name, values in (("GET /health ms", tiny[nodelay]), ("token gap ms", gaps[nodelay])):
+            ordered = sorted(values)
+            p90 = ordered[int(0.9 * (len(ordered) - 1))]
+            print(
+                f"{label + ' ' + name:28}{statistics.median(ordered):10.1f}"
+                f"{p90:10.1f}{ordered[-1]:10.1f}"
+            )
+    ratio = statistics.median(tiny[False]) / statistics.median(tiny[True])
+    print(f"tiny request: protocol 0 / nodelay median latency = {ratio:.1f}x")
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -249,6 +333,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--skip-mlx-server", action="store_true", help="Skip part 2.")
+    parser.add_argument("--only-socket", action="store_true", help="Part 4 alone.")
     args = parser.parse_args()
     setup_process()  # the fast BLAS, before anything imports MLX
     import mlx.core as mx
@@ -258,7 +343,16 @@ def main() -> None:
         f"machine: {machine()}; python {platform.python_version()}; "
         f"mlx {mx.__version__}; mlx-lm {mlx_lm.__version__}\n"
     )
+    if args.only_socket:
+        from mlxchat.engine.engine import Engine
+
+        engine = Engine()
+        engine.load_sync(args.model)
+        part4(engine, args.runs, min(args.tokens, 32))
+        engine.close()
+        return
     engine, model_dir = part1(args.model, args.runs, args.tokens)
+    part4(engine, args.runs, min(args.tokens, 32))
     engine.close()
     if not args.skip_mlx_server:
         part2(model_dir, args.runs, args.tokens)
