@@ -125,7 +125,8 @@ def test_idle_connections_cannot_lock_out_new_clients(base: str) -> None:
     try:
         for _ in range(200):  # far more than the 32 allowed to wait for their headers
             conn = socket.create_connection((host, int(port)), timeout=5)
-            conn.sendall(b"G")
+            with contextlib.suppress(ConnectionError):  # the oldest are closed meanwhile
+                conn.sendall(b"G")
             idle.append(conn)
         started = time.monotonic()
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200
@@ -134,8 +135,12 @@ def test_idle_connections_cannot_lock_out_new_clients(base: str) -> None:
         closed = 0
         for conn in idle:  # the server closed all but the newest 32 waiting ones
             conn.settimeout(0.05)
-            with contextlib.suppress(TimeoutError):
+            try:
                 closed += conn.recv(1) == b""
+            except ConnectionError:
+                closed += 1
+            except TimeoutError:
+                pass
         assert closed >= 200 - 32
     finally:
         for conn in idle:

@@ -87,6 +87,11 @@ def test_translate_takes_every_key_once_in_order(tmp_path: Path, timing: str) ->
         term.close()
 
 
+def flat(screen: str) -> str:
+    """The screen's words in one line (a notice wraps wherever its width ends)."""
+    return " ".join(screen.replace("▌", " ").split())
+
+
 def prompt_text(screen: str) -> str:
     """What the chat's prompt box holds (its one line of text)."""
     rows = screen.splitlines()
@@ -143,6 +148,41 @@ def test_esc_and_ctrl_q_during_prefill(tmp_path: Path) -> None:
         term.send(LONG_PROMPT, "paste")
         term.type("Enter")
         term.wait_for("prefill", 30)
+        quit_cleanly(term)
+    finally:
+        term.close()
+
+
+def test_after_esc_translate_says_how_to_type_again(tmp_path: Path) -> None:
+    term = Terminal(mlxchat_command(tmp_path, "translate", "-k", "2"), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.type("Escape")
+        term.wait_for("Press i (or Tab) to type the source again", 10)
+        term.type("i")
+        term.wait_for("space sends a word", 10)
+        term.send("Good morning. ")
+        screen = term.wait_until(lambda s: source_line(s) == "Good morning.", 30, "typed")
+        assert "iGood" not in screen
+        quit_cleanly(term)
+    finally:
+        term.close()
+
+
+def test_copy_says_what_was_sent_and_how_it_arrives_in_tmux(tmp_path: Path) -> None:
+    term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.send("Say hi.")
+        term.wait_until(lambda s: prompt_text(s) == "Say hi.", 10, "typed")
+        term.type("Enter")
+        term.wait_until(lambda s: "● demo │ idle │" in s and "tok/s" in s, 120, "answered")
+        term.send("/copy")
+        term.wait_until(lambda s: prompt_text(s) == "/copy", 10, "typed")
+        term.type("Enter")
+        screen = term.wait_until(lambda s: "OSC 52" in flat(s), 10, "the notice")
+        assert "set -g set-clipboard on" in flat(screen)  # this terminal is tmux
+        assert "Copied" not in screen
         quit_cleanly(term)
     finally:
         term.close()

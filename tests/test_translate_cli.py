@@ -195,8 +195,11 @@ def test_reference_sentences_match_the_source_sentences(
     [
         (("--wait-k", "0"), "--wait-k must be a whole number from 1 to 32, got 0"),
         (("--wait-k", "33"), "--wait-k must be a whole number from 1 to 32, got 33"),
-        (("--max-new-words", "0"), "--max-new-words must be a whole number ≥ 1, got 0"),
-        (("--max-tokens-per-word", "0"), "--max-tokens-per-word must be a whole number ≥ 1"),
+        (("--max-new-words", "0"), "--max-new-words must be a whole number from 1 to 4096, got 0"),
+        (
+            ("--max-tokens-per-word", "0"),
+            "--max-tokens-per-word must be a whole number from 1 to 256",
+        ),
         (("--wpm", "0"), "--wpm must be more than 0"),
         (("--wpm", "-5"), "--wpm must be more than 0"),
         (("--plain", "--json"), "--plain and --json do not go together"),
