@@ -105,21 +105,9 @@ def http_run(base: str, text: str, max_tokens: int, model: str = "demo") -> dict
     return {"ttft": first - start, "tps": (tokens - 1) / (last - first), "tokens": tokens}
 
 
-@contextmanager
-def in_process_server(engine: Any) -> Iterator[str]:
-    import uvicorn
-
-    from mlxchat.server.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+def in_process_server(engine: Any) -> Any:
+    """The app on `mlxchat serve`'s stack in this process (its socket, protocol and uvicorn)."""
+    return socket_server(engine, nodelay=True)
 
 
 def table(rows: dict[str, list[dict[str, float]]]) -> None:

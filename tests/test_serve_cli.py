@@ -69,18 +69,24 @@ def test_another_address_without_a_key_warns() -> None:
     assert lines[1].startswith("mlxchat: error: cannot listen on 192.0.2.1:8080")
 
 
-@pytest.mark.demo
-def test_demo_model_answers_through_the_openai_client() -> None:
+def started_server(model: str) -> tuple[subprocess.Popen, openai.OpenAI]:
+    """`mlxchat serve -m MODEL --port 0` and an openai client on the address it printed."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlxchat", "serve", "-m", "demo", "--port", "0"],
+        [sys.executable, "-m", "mlxchat", "serve", "-m", model, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/v1) ", line)
+    assert match, line
+    return server, openai.OpenAI(base_url=match.group(1), api_key="-", max_retries=0)
+
+
+@pytest.mark.demo
+def test_demo_model_answers_through_the_openai_client() -> None:
+    server, client = started_server("demo")
     try:
-        line = server.stderr.readline()
-        match = re.search(r"at (http://127\.0\.0\.1:\d+/v1) ", line)
-        assert match, line
-        client = openai.OpenAI(base_url=match.group(1), api_key="-", max_retries=0)
         answer = client.chat.completions.create(
             model="demo",
             messages=[{"role": "user", "content": "What is the capital of France?"}],
@@ -95,16 +101,8 @@ def test_demo_model_answers_through_the_openai_client() -> None:
 
 
 def test_ctrl_c_while_an_answer_streams_ends_it_cleanly(tiny_endless: Path) -> None:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlxchat", "serve", "-m", str(tiny_endless), "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server, client = started_server(str(tiny_endless))
     try:
-        line = server.stderr.readline()
-        match = re.search(r"at (http://127\.0\.0\.1:\d+/v1) ", line)
-        assert match, line
-        client = openai.OpenAI(base_url=match.group(1), api_key="-", max_retries=0)
         stream = client.chat.completions.create(
             model=str(tiny_endless),
             messages=[{"role": "user", "content": "Hello"}],
