@@ -110,8 +110,9 @@ def encode_prompt(tokenizer: Any, prompt: Prompt, chat_template: bool) -> list[i
     return list(tokenizer.encode(text))
 
 
-class PromptCancelled(Exception):
-    """The request was cancelled while its prompt was being fitted to the context."""
+class _Cancelled(Exception):
+    """The request was cancelled before its first token (while its prompt was fitted to
+    the context, or between prefill chunks)."""
 
 
 def fit_to_context(
@@ -153,15 +154,16 @@ def fit_to_context(
     if len(body) > 1 and (not starts or starts[-1] != len(body) - 1):
         starts.append(len(body) - 1)
     starts = starts or [0]
+
+    def fits(start: int) -> bool:
+        return len(encode_prompt(tokenizer, head + body[start:], chat_template)) + reserve <= limit
+
     low, high = 0, len(starts) - 1
     while low < high:
         if cancelled is not None and cancelled():
-            raise PromptCancelled
+            raise _Cancelled
         middle = (low + high) // 2
-        if (
-            len(encode_prompt(tokenizer, head + body[starts[middle] :], chat_template)) + reserve
-            <= limit
-        ):
+        if fits(starts[middle]):
             high = middle
         else:
             low = middle + 1
@@ -219,7 +221,7 @@ def run_generation(
         prompt, dropped = fit_to_context(
             tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled
         )
-    except PromptCancelled:
+    except _Cancelled:
         emit(Chunk("", None, Stats(), finish_reason="cancelled"))
         return
     max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
@@ -244,7 +246,7 @@ def run_generation(
         if done < total:
             prefilled = done
             if cancelled():  # between chunks: the engine is free within one chunk
-                raise _PrefillCancelled
+                raise _Cancelled
         if done < total and throttle.ready():
             stats.prompt_tokens = done
             stats.prompt_tps = done / max(time.perf_counter() - prefill_start, 1e-9)
@@ -301,7 +303,7 @@ def run_generation(
             emit(Chunk(text, response.token, _snapshot(stats)))
             if throttle.ready():
                 emit(Progress("generating", _snapshot(stats)))
-    except _PrefillCancelled:
+    except _Cancelled:
         session.record(todo[:prefilled])
         stats.context_tokens = len(session.ids)
         emit(Chunk("", None, _snapshot(stats), finish_reason="cancelled"))
@@ -314,10 +316,6 @@ def run_generation(
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
-
-
-class _PrefillCancelled(Exception):
-    """Raised between prefill chunks when the request was cancelled."""
 
 
 def decode_rate(tokens: int, seconds: float) -> float:
