@@ -31,8 +31,8 @@ from mlxchat.server.state import model_defaults, state_of
 from mlxchat.server.ws_common import accept, received_texts
 from mlxchat.settings import SettingError
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationEvent
+from mlxchat.translate.runner import EndSentence, Item, Runner, SourceWord
 from mlxchat.translate.settings import WaitKSettings
-from mlxchat.ui.translate.runner import EndSentence, Item, Runner, SourceWord
 
 router = APIRouter()
 

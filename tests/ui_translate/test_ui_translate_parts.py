@@ -11,7 +11,7 @@ from mlxchat.translate.policy import wait_k_delays
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.delay_plot import DOT, LINE, plot_lines
 from mlxchat.ui.translate.latency_panel import format_metric
-from mlxchat.ui.translate.runner import EndSentence, Runner, SourceWord
+from mlxchat.translate.runner import EndSentence, Runner, SourceWord
 from mlxchat.ui.translate.session import SentenceRecord, count_finished, session_averages
 from mlxchat.ui.translate.source_pane import split_typed
 

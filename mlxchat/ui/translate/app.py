@@ -15,9 +15,9 @@ from textual.theme import Theme
 
 from mlxchat.config import Settings
 from mlxchat.engine.contract import TranslateEngine
+from mlxchat.translate.runner import TranslationFactory
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.app_base import ThemedApp, run_app
-from mlxchat.ui.translate.runner import TranslationFactory
 from mlxchat.ui.translate.screen import TranslateScreen
 
 

@@ -38,6 +38,13 @@ from mlxchat.translate.events import (
     TranslationChunk,
     TranslationEvent,
 )
+from mlxchat.translate.runner import (
+    EndSentence,
+    Item,
+    Runner,
+    SourceWord,
+    TranslationFactory,
+)
 from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.model_load import load_model
@@ -46,13 +53,6 @@ from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
-from mlxchat.ui.translate.runner import (
-    EndSentence,
-    Item,
-    Runner,
-    SourceWord,
-    TranslationFactory,
-)
 from mlxchat.ui.translate.session import SentenceRecord, count_finished, session_averages
 from mlxchat.ui.translate.source_pane import SourceInput, SourcePane
 from mlxchat.ui.translate.target_pane import TargetPane

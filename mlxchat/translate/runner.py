@@ -1,7 +1,8 @@
 """The interpreter loop: source words queue up and are fed, in order, to wait-k translations.
 
-No Textual here: the screen puts `SourceWord`s and `EndSentence`s on the queue as they
-arrive (typed or played back) and gets every translation event back through a callback.
+The translate screen and the WebSocket translation both run it: they put `SourceWord`s and
+`EndSentence`s on the queue as they arrive (typed, played back or received) and get every
+translation event back through a callback. No Textual here.
 The loop waits for the model, feeds one queued item at a time (the wait-k policy applies
 per `feed` call, which is the simulation's semantics when words arrive faster than the
 model translates) and starts a new translation at a sentence boundary whenever the
