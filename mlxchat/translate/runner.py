@@ -156,23 +156,39 @@ class Runner:
             self.on_done(None)
         while True:
             item = await self._queue.get()
-            if not self._sentence_open and (self.live is None or self._made_with != self.settings):
-                self._start()
-            live = self.live
-            assert live is not None
-            if isinstance(item, SourceWord):
-                stream = live.feed(item.word, last=item.last, received_at=item.received_at)
-                self._sentence_open = not item.last
-            else:
-                stream = live.finish()
-                self._sentence_open = False
             self.current = item
             try:
-                await self._drain(stream, item)
-            finally:
-                self.current = None
+                stream = self._stream_for(item)
+            except Exception as error:  # a translation that cannot start: as an engine error
+                self._failed(item, error)
+            else:
+                try:
+                    await self._drain(stream, item)
+                finally:
+                    self.current = None
+            self.current = None
             if self.on_done is not None:
                 self.on_done(item)
+
+    def _stream_for(self, item: Item) -> AsyncIterator[TranslationEvent]:
+        """The events of feeding `item` (a new translation first at a sentence start)."""
+        if not self._sentence_open and (self.live is None or self._made_with != self.settings):
+            self._start()
+        live = self.live
+        assert live is not None
+        if isinstance(item, SourceWord):
+            self._sentence_open = not item.last
+            return live.feed(item.word, last=item.last, received_at=item.received_at)
+        self._sentence_open = False
+        return live.finish()
+
+    def _failed(self, item: Item | None, error: Exception) -> None:
+        """Drop the translation and report `error`; the loop goes on with the next item
+        (a dead loop left words queued forever and the screen saying it translated)."""
+        self.live = None
+        self._sentence_open = False
+        if self.on_error is not None:
+            self.on_error(item, error)
 
     def _start(self) -> None:
         if self.live is not None:
@@ -198,7 +214,4 @@ class Runner:
             raise
         except Exception as error:  # an engine error: report it, start afresh next time
             if live is self.live:
-                self.live = None
-                self._sentence_open = False
-                if self.on_error is not None:
-                    self.on_error(item, error)
+                self._failed(item, error)

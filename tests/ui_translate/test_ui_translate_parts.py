@@ -8,10 +8,10 @@ import math
 from mlxchat.translate.events import SegmentDone, SourceRead, TargetWord
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_delays
+from mlxchat.translate.runner import EndSentence, Runner, SourceWord
 from mlxchat.translate.settings import WaitKSettings
 from mlxchat.ui.translate.delay_plot import DOT, LINE, plot_lines
 from mlxchat.ui.translate.latency_panel import format_metric
-from mlxchat.translate.runner import EndSentence, Runner, SourceWord
 from mlxchat.ui.translate.session import SentenceRecord, count_finished, session_averages
 from mlxchat.ui.translate.source_pane import split_typed
 
@@ -163,3 +163,42 @@ async def test_runner_reports_engine_errors_and_goes_on() -> None:
         ("a", "no model is loaded")
     ]
     assert runner.live is not None and runner.live.calls == [("feed", "b")]  # type: ignore[attr-defined]
+
+
+async def test_runner_survives_a_translation_that_fails_to_start_or_feed() -> None:
+    class Failing(FakeFactory):
+        def __call__(self, settings):  # type: ignore[override]
+            if len(self.made) == 1 and not getattr(self, "refused", False):
+                self.refused = True
+                raise RuntimeError("the engine was closed")  # the second one cannot be made
+            translation = super().__call__(settings)
+            if len(self.made) == 2:
+
+                def refuse(word: str, **kw):  # fails when called, not when iterated
+                    raise ValueError("bad word")
+
+                translation.feed = refuse  # type: ignore[method-assign]
+            return translation
+
+    errors: list[tuple[object, str]] = []
+    runner = Runner(
+        Failing(),
+        WaitKSettings(),
+        lambda i, e: None,
+        lambda item, error: errors.append((getattr(item, "word", None), str(error))),
+    )
+    task = asyncio.create_task(runner.run())
+    runner.set_ready()
+    await asyncio.sleep(0.01)
+    runner.live = None  # each sentence below needs a new translation
+    runner.put(SourceWord(0, 0, "a", last=True))
+    await asyncio.sleep(0.02)
+    runner.put(SourceWord(1, 0, "b", last=True))
+    await asyncio.sleep(0.02)
+    runner.put(SourceWord(2, 0, "c", last=True))
+    await asyncio.sleep(0.02)
+    assert not task.done(), task  # the loop lives on
+    assert errors == [("a", "the engine was closed"), ("b", "bad word")]
+    assert not runner.busy  # nothing stuck in the queue: the screen says idle
+    assert runner.live is not None and runner.live.calls == [("feed", "c")]  # type: ignore[attr-defined]
+    task.cancel()
