@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlxchat import __version__
-from mlxchat.text import sanitize
+from mlxchat.cli.errors import fail
 
 if TYPE_CHECKING:
     from mlxchat.engine.contract import Engine
@@ -28,15 +28,6 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List local models, or import a GGUF file.", add_completion=False)
 app.add_typer(models_app, name="models")
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one error line to stderr and exit."""
-    typer.echo(f"mlxchat: error: {sanitize(message, one_line=True)}", err=True)
-    raise typer.Exit(code)
 
 
 def _version(value: bool) -> None:

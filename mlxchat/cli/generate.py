@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from mlxchat.cli.app import (
-    EXIT_INTERRUPTED,
     ApiKeyOpt,
     MaxTokOpt,
     ModelOpt,
@@ -21,7 +20,6 @@ from mlxchat.cli.app import (
     app,
     echo_backend,
     emit_json,
-    fail,
     load_model_or_exit,
     model_name,
     read_prompt,
@@ -29,6 +27,7 @@ from mlxchat.cli.app import (
     stats_dict,
     stats_line,
 )
+from mlxchat.cli.errors import EXIT_INTERRUPTED, fail
 from mlxchat.cli.terminal import check_utf8, quiet_when_reader_leaves
 
 

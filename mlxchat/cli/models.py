@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mlxchat.cli.app import app, fail, models_app
+from mlxchat.cli.app import app, models_app
+from mlxchat.cli.errors import fail
 from mlxchat.text import sanitize
 
 

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlxchat.cli.app import (
-    EXIT_INTERRUPTED,
     ModelOpt,
     app,
-    fail,
     load_model_or_exit,
     settings_or_exit,
 )
+from mlxchat.cli.errors import EXIT_INTERRUPTED, fail
 
 if TYPE_CHECKING:
     import mlx.core as mx

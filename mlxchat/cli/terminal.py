@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from mlxchat.cli.app import fail
+from mlxchat.cli.errors import fail
 
 
 def has_terminal() -> bool:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlxchat.cli.app import (
-    EXIT_INTERRUPTED,
     ApiKeyOpt,
     ModelOpt,
     RemoteModelOpt,
@@ -20,11 +19,11 @@ from mlxchat.cli.app import (
     check_flags,
     echo_backend,
     emit_json,
-    fail,
     load_model_or_exit,
     model_name,
     settings_or_exit,
 )
+from mlxchat.cli.errors import EXIT_INTERRUPTED, fail
 from mlxchat.translate.metrics import METRICS
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine import remote_http as rh
-from mlxchat.engine.remote import Meter, ThreadedStream, delta_text
+from mlxchat.engine.remote_stream import Meter, ThreadedStream, delta_text
 from mlxchat.engine.types import FinishReason, Stats
 from mlxchat.translate.events import (
     Notice,

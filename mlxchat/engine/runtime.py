@@ -45,9 +45,6 @@ def import_runtime() -> None:
         import transformers  # noqa: F401
         from transformers import AutoTokenizer  # noqa: F401  (resolves the lazy module)
 
-        import mlxchat.engine.generation  # noqa: F401
-        import mlxchat.engine.models  # noqa: F401
-
         _imported = True
 
 
