@@ -212,7 +212,7 @@ def test_a_cross_site_websocket_handshake_is_refused(base: str) -> None:
 def test_allowed_origins_and_hosts_can_be_given(engine: Engine) -> None:
     from mlxchat.server.guard import Guard
 
-    guard = Guard.for_address("127.0.0.1", {"my-box"}, {"http://localhost:3000"})
+    guard = Guard.for_address("127.0.0.1", {"my-box"}, {"http://localhost:3000/"})
     with running_server(engine, ServerConfig(guard=guard)) as url:
         ok = httpx.get(f"{url}/health", headers={"Origin": "http://localhost:3000"})
         named = httpx.get(f"{url}/health", headers={"Host": "my-box:8080"})

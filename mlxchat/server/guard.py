@@ -82,7 +82,8 @@ class Guard:
         cls, bound: str, hosts: Iterable[str] = (), origins: Iterable[str] = ()
     ) -> Guard:
         """The guard of a server bound to `bound`, with more allowed hosts and origins."""
-        return cls(default_hosts(bound) | frozenset(hosts), frozenset(origins))
+        origins = frozenset(origin.rstrip("/") for origin in origins)  # "http://x:3000/" too
+        return cls(default_hosts(bound) | frozenset(hosts), origins)
 
     def refusal(self, headers: dict[str, str]) -> APIError | None:
         """Why a request with these headers is refused, or None."""
