@@ -242,6 +242,15 @@ _ALL = (
     Setting(
         "fast_cpu", bool, True, "On CPU, use the system OpenBLAS and float32 weights when faster."
     ),
+    Setting(
+        "prompt_cache_mb",
+        int,
+        None,
+        "Most megabytes of KV cache kept for reuse (unset: a tenth of the machine's memory).",
+        low=1,
+        optional=True,
+        example=2048,
+    ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(
         "allowed_hosts",

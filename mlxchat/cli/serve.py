@@ -93,7 +93,11 @@ def serve(
         _follow(settings.model, group)
         return
     listener = _listen(host, port)
-    engine = Engine(progress_interval=progress_interval, fast_cpu=settings.fast_cpu)
+    engine = Engine(
+        progress_interval=progress_interval,
+        fast_cpu=settings.fast_cpu,
+        prompt_cache_bytes=settings.prompt_cache_bytes,
+    )
     if group is None:
         info = load_model_or_exit(engine, settings.model, quiet=False)
         _run(engine, settings, listener, api_key, max_queue, info.name)
@@ -167,7 +171,13 @@ def _run(
     server_app = create_app(engine, config)
     host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"mlxchat: serving {name} at http://{shown}:{port}/v1 (Ctrl+C stops)", err=True)
+    budget = engine.prompt_cache_bytes / 1e6
+    typer.echo(
+        f"mlxchat: serving {name} at http://{shown}:{port}/v1 (Ctrl+C stops; "
+        f"prompt cache up to {budget:.0f} MB)",
+        err=True,
+    )
+    _log_to_stderr()
     level = "info" if os.environ.get("MLXCHAT_DEBUG") else "warning"
     server = serving.server(server_app, engine, log_level=level)
     try:
@@ -177,6 +187,18 @@ def _run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         engine.close()  # exiting while the engine thread is inside MLX aborts the process
+
+
+def _log_to_stderr() -> None:
+    """mlxchat's own log lines (e.g. prompt-cache evictions) on stderr, as `mlxchat: …`."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("mlxchat: %(message)s"))
+    logger = logging.getLogger("mlxchat")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -123,6 +123,10 @@ class ChatEngine(TranslateEngine, Protocol):
         """How many tokens `prompt` takes for the loaded model."""
         ...
 
+    def prompt_cache_report(self) -> dict[str, int] | None:
+        """The engine's prompt cache (`entries`, `bytes`, `budget`), or None without one."""
+        ...
+
 
 class Engine(ChatEngine, Protocol):
     """The whole contract: the chat's, plus the blocking calls of the CLI."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import queue
 from collections.abc import Callable, Generator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine.runtime import import_runtime
@@ -46,11 +47,13 @@ ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
 class _Loaded:
     """What the engine thread holds for the current model (engine thread only)."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, cache_budget: int) -> None:
+        from mlxchat.engine.prompt_cache import PromptCache
+
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
-        self.sessions: dict[str, Any] = {}
+        self.cache = PromptCache(model, cache_budget)
 
 
 class EventStream:
@@ -118,6 +121,8 @@ class Engine:
         fast_cpu: Apply the CPU fast path (float32 weights with OpenBLAS) when on the CPU.
         prefill_step_size: Prompt tokens per model call (a prefill `Progress` event at most
             per step); None: the default for this machine.
+        prompt_cache_bytes: The most bytes the prompt cache's entries hold together (None:
+            `default_cache_budget()`, a tenth of the machine's memory).
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class Engine:
         progress_interval: float = 0.25,
         fast_cpu: bool = True,
         prefill_step_size: int | None = None,
+        prompt_cache_bytes: int | None = None,
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -133,6 +139,7 @@ class Engine:
         self.progress_interval = progress_interval
         self.fast_cpu = fast_cpu
         self.prefill_step_size = prefill_step_size
+        self.prompt_cache_bytes = prompt_cache_bytes or default_cache_budget()
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         self._loaded: _Loaded | None = None
@@ -217,7 +224,7 @@ class Engine:
             previous = self._loaded
             if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
-                del previous.model, previous.sessions
+                del previous.model, previous.cache
                 _free_memory()
             try:
                 model, tokenizer, info = models.load_model(
@@ -230,7 +237,7 @@ class Engine:
                 self._reload(previous, emit)
                 raise ModelLoadError(f"could not load model '{name}': {error}") from error
             info = replace(info, notice=slow_blas_hint() or "")
-            self._loaded = _Loaded(model, tokenizer, info)
+            self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
             emit(LoadProgress(name, "ready", 1.0))
             return info
 
@@ -245,7 +252,7 @@ class Engine:
         name = previous.info.name
         emit(LoadProgress(name, f"reloading {name}", None))
         model, tokenizer, info = models.load_model(name, fast_cpu=self.fast_cpu)
-        self._loaded = _Loaded(model, tokenizer, info)
+        self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
 
     def adopt(self, load: Callable[[], tuple[Any, Any, ModelInfo]]) -> ModelInfo:
         """Blocking: serve the model `load()` returns (run on the engine thread), e.g. a
@@ -257,7 +264,7 @@ class Engine:
 
         def job() -> ModelInfo:
             model, tokenizer, info = load()
-            self._loaded = _Loaded(model, tokenizer, info)
+            self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
             return info
 
         return self.call_sync(job)
@@ -301,7 +308,6 @@ class Engine:
     ) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> None:
             from mlxchat.engine.generation import GenerateRequest, run_generation
-            from mlxchat.engine.session import CacheSession
 
             loaded = self._loaded
             if loaded is None:
@@ -312,11 +318,6 @@ class Engine:
                 raise EngineError(str(error)) from None
             if isinstance(prompt, str) and not prompt.strip():
                 raise EngineError("the prompt is empty; give some text to answer")
-            cache = loaded.sessions.get(session) if session else None
-            if cache is None:
-                cache = CacheSession(loaded.model)
-                if session:
-                    loaded.sessions[session] = cache
             request = GenerateRequest(
                 prompt,
                 params,
@@ -326,15 +327,18 @@ class Engine:
                 max_context,
                 self.prefill_step_size,
             )
-            run_generation(
-                loaded.model,
-                loaded.tokenizer,
-                cache,
-                request,
-                loaded.info.context_length,
-                emit,
-                cancelled,
-            )
+            try:
+                run_generation(
+                    loaded.model,
+                    loaded.tokenizer,
+                    lambda tokens: loaded.cache.session(session, tokens)[1],
+                    request,
+                    loaded.info.context_length,
+                    emit,
+                    cancelled,
+                )
+            finally:
+                loaded.cache.fit()
 
         return job
 
@@ -354,7 +358,8 @@ class Engine:
             prompt: A user prompt, or the whole conversation as `Message`s.
             params: Sampling settings (greedy defaults when None).
             session: Keep the KV cache under this name across calls, so a conversation's
-                next turn prefills only its new tokens.
+                next turn prefills only its new tokens (None: the prompt cache's entry that
+                shares the longest prefix with the prompt).
             chat_template: Apply the model's chat template.
             max_context: Cap the context below the model's own; the oldest turns are left
                 out of the prompt to fit (reported in `Stats.dropped_messages`).
@@ -405,9 +410,14 @@ class Engine:
 
         def drop() -> None:
             if self._loaded is not None:
-                self._loaded.sessions.pop(session, None)
+                self._loaded.cache.drop(session)
 
         await self.call(drop)
+
+    def prompt_cache_report(self) -> dict[str, int] | None:
+        """The prompt cache now: entries, bytes and budget (None: no model loaded)."""
+        loaded = self._loaded
+        return None if loaded is None else asdict(loaded.cache.report())
 
     async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
         """How many tokens `prompt` takes with the loaded model's tokenizer."""
@@ -452,6 +462,15 @@ def _collect(events: list[Event]) -> Result:
         stats=last.stats,
         tokens=[c.token for c in chunks if c.token is not None],
     )
+
+
+def default_cache_budget() -> int:
+    """A tenth of the machine's memory, at least 256 MB (the prompt cache's default)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 1024**3
+    return max(memory // 10, 256 * 1024**2)
 
 
 def _free_memory() -> None:

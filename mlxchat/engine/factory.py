@@ -12,6 +12,7 @@ def make_engine(
     api_key: str | None = None,
     progress_interval: float = 0.25,
     fast_cpu: bool = True,
+    prompt_cache_bytes: int | None = None,
 ) -> Engine:
     """The engine that serves `model` (``http://host:port/v1[#id]``: `RemoteEngine`).
 
@@ -20,6 +21,7 @@ def make_engine(
         api_key: The remote server's key (None: $MLXCHAT_API_KEY).
         progress_interval: Seconds between `Progress` events.
         fast_cpu: The local engine's CPU fast path.
+        prompt_cache_bytes: The local engine's prompt cache budget (None: its default).
     """
     if is_remote(model):
         from mlxchat.engine.remote import RemoteEngine
@@ -27,4 +29,8 @@ def make_engine(
         return RemoteEngine(api_key=api_key, progress_interval=progress_interval)
     from mlxchat.engine.engine import Engine as LocalEngine
 
-    return LocalEngine(progress_interval=progress_interval, fast_cpu=fast_cpu)
+    return LocalEngine(
+        progress_interval=progress_interval,
+        fast_cpu=fast_cpu,
+        prompt_cache_bytes=prompt_cache_bytes,
+    )

@@ -201,7 +201,7 @@ class Throttle:
 def run_generation(
     model: Any,
     tokenizer: Any,
-    session: CacheSession,
+    session_for: Callable[[list[int]], CacheSession],
     request: GenerateRequest,
     context_length: int | None,
     emit: Callable[[Event], None],
@@ -225,6 +225,7 @@ def run_generation(
         emit(Chunk("", None, Stats(), finish_reason="cancelled"))
         return
     max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
+    session = session_for(prompt)  # the prompt cache's entry for this prompt
     todo = session.prepare(prompt)
     stats = Stats(
         cached_tokens=session.reused,

@@ -193,6 +193,10 @@ class RemoteEngine:
     async def reset_session(self, session: str) -> None:
         """Nothing to forget: the server manages its prompt cache itself."""
 
+    def prompt_cache_report(self) -> dict[str, int] | None:
+        """None: the server's prompt cache is its own business."""
+        return None
+
     async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
         """The server's own count: `usage.prompt_tokens` of a one-token request."""
 

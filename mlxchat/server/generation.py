@@ -17,7 +17,7 @@ from mlxchat.engine.types import EngineError, Progress, PromptTooLongError, Samp
 from mlxchat.server.errors import APIError, internal_error
 from mlxchat.server.pump import TIMEOUT, EventPump
 from mlxchat.server.queue import Slot
-from mlxchat.server.state import SESSION, ServerState
+from mlxchat.server.state import ServerState
 
 log = logging.getLogger("mlxchat.server")
 
@@ -128,7 +128,7 @@ async def start(
     stream = state.engine.stream(
         prompt,
         params,
-        session=SESSION,
+        session=None,  # the prompt cache's entry with the longest shared prefix
         chat_template=chat_template,
         max_context=state.config.defaults.max_context,
         progress=progress,

@@ -41,7 +41,7 @@ v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness, the loaded model and the queue."""
+    """Liveness, the loaded model, the queue and the prompt cache."""
     state = state_of(request)
     info = state.engine.model_info
     return {
@@ -49,6 +49,7 @@ async def health(request: Request) -> dict[str, Any]:
         "model": info.name if info else None,
         "active_requests": state.queue.active,
         "waiting_requests": state.queue.waiting,
+        "prompt_cache": state.engine.prompt_cache_report(),
     }
 
 

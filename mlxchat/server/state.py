@@ -13,9 +13,6 @@ from mlxchat.engine.contract import ChatEngine
 from mlxchat.server.guard import Guard
 from mlxchat.server.queue import RequestQueue
 
-SESSION = "server"
-"""The one prompt-cache session shared by all requests (longest common prefix reuse)."""
-
 
 @dataclass(frozen=True)
 class ServerConfig:

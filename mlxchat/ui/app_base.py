@@ -68,6 +68,7 @@ def run_app(
         api_key=api_key,
         progress_interval=settings.progress_interval,
         fast_cpu=settings.fast_cpu,
+        prompt_cache_bytes=settings.prompt_cache_bytes,
     )
     app = build(engine)
     try:

@@ -172,6 +172,10 @@ class FakeEngine:
         """Record the session reset."""
         self.reset_sessions.append(session)
 
+    def prompt_cache_report(self) -> dict[str, int] | None:
+        """A scripted engine keeps no cache."""
+        return None
+
     async def count_tokens(self, prompt: Any, chat_template: bool = True) -> int:
         """One token per word."""
         if isinstance(prompt, str):

@@ -1,0 +1,137 @@
+"""The prompt cache with many entries: each conversation finds its own prefix.
+
+One longest-common-prefix session served every request of `mlxchat serve`: two clients
+taking turns threw each other's cache away at every request. `PromptCache` keeps several
+`CacheSession`s, bounded by bytes and evicted least recently used:
+
+- a request names a session (the chat's conversations) or not (the server's requests);
+- an unnamed request takes the entry sharing the longest prefix with its prompt. When the
+  prompt goes on from (almost) the whole entry, the entry is taken over and extended; when
+  it leaves the entry early (another conversation with the same system prompt), the shared
+  part is copied into a new entry and the old one stays for its own conversation;
+- after each request, entries are evicted, oldest use first, until the cache fits its
+  budget (the entry just used is kept even when it alone is larger).
+
+Engine thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from mlxchat.engine.session import CacheSession, common_prefix
+
+log = logging.getLogger("mlxchat.engine")
+
+TAKE_OVER_SLACK = 64
+"""Tokens at the end of an entry a prompt may leave and still take the entry over (a chat's
+next turn differs from the cached answer by its end-of-turn tokens)."""
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What the cache holds now (for `/health` and logs)."""
+
+    entries: int
+    bytes: int
+    budget: int
+
+
+def cache_bytes(session: CacheSession) -> int:
+    """Bytes of the key/value arrays a session holds."""
+    return sum(getattr(layer, "nbytes", 0) for layer in session.cache)
+
+
+class PromptCache:
+    """KV-cache entries by session name, bounded by `budget` bytes, least recently used out.
+
+    Args:
+        model: The model the caches are for.
+        budget: The most bytes the entries may hold together.
+    """
+
+    def __init__(self, model: Any, budget: int) -> None:
+        self.model = model
+        self.budget = budget
+        self._entries: OrderedDict[str, CacheSession] = OrderedDict()
+        self._names = count(1)
+
+    def session(self, name: str | None, prompt: list[int]) -> tuple[str, CacheSession]:
+        """The entry to run `prompt` on: the named one (new if unknown), or for no name the
+        entry sharing the longest prefix with `prompt` (taken over, or its shared part
+        copied into a new entry; see the module docstring)."""
+        if name is not None:
+            entry = self._entries.get(name) or CacheSession(self.model)
+            return self._use(name, entry)
+        best, shared = None, 0
+        for key, entry in self._entries.items():
+            if key.startswith("~") and (n := common_prefix(entry.ids, prompt)) > shared:
+                best, shared = key, n
+        if best is None:
+            return self._use(self._anonymous(), CacheSession(self.model))
+        entry = self._entries[best]
+        if len(entry.ids) - shared <= TAKE_OVER_SLACK or not _copyable(entry):
+            return self._use(best, entry)
+        return self._use(self._anonymous(), _copy_prefix(entry, shared))
+
+    def drop(self, name: str) -> None:
+        """Forget a named entry (e.g. a chat cleared)."""
+        self._entries.pop(name, None)
+
+    def fit(self) -> None:
+        """Evict least recently used entries until the cache fits its budget (the most
+        recently used one stays)."""
+        while len(self._entries) > 1 and self.report().bytes > self.budget:
+            name, entry = self._entries.popitem(last=False)
+            log.info(
+                "prompt cache: evicted %s (%d tokens); %s",
+                name,
+                len(entry.ids),
+                self.describe(),
+            )
+
+    def report(self) -> CacheReport:
+        """Entries and bytes now, and the budget."""
+        used = sum(cache_bytes(entry) for entry in self._entries.values())
+        return CacheReport(len(self._entries), used, self.budget)
+
+    def describe(self) -> str:
+        """One line for logs: "3 entries, 41.2 MB of 2048 MB"."""
+        report = self.report()
+        return (
+            f"{report.entries} entries, {report.bytes / 1e6:.1f} MB of {report.budget / 1e6:.0f} MB"
+        )
+
+    def _use(self, name: str, entry: CacheSession) -> tuple[str, CacheSession]:
+        self._entries[name] = entry
+        self._entries.move_to_end(name)
+        return name, entry
+
+    def _anonymous(self) -> str:
+        return f"~{next(self._names)}"
+
+
+def _copyable(entry: CacheSession) -> bool:
+    """Whether every layer is a plain KV cache (whose prefix can be sliced off)."""
+    from mlx_lm.models.cache import KVCache
+
+    return all(type(layer) is KVCache for layer in entry.cache)
+
+
+def _copy_prefix(entry: CacheSession, length: int) -> CacheSession:
+    """A new session holding the first `length` tokens of `entry` (arrays sliced, not
+    shared for writing: the first write past them allocates anew)."""
+    copy = CacheSession(entry.model)
+    for source, target in zip(entry.cache, copy.cache, strict=True):
+        if source.keys is not None and length:
+            target.state = (
+                source.keys[..., :length, :],
+                source.values[..., :length, :],
+                length,
+            )
+    copy.ids = entry.ids[:length]
+    return copy
