@@ -8,7 +8,8 @@ taking turns threw each other's cache away at every request. `PromptCache` keeps
 - an unnamed request takes the entry sharing the longest prefix with its prompt. When the
   prompt goes on from (almost) the whole entry, the entry is taken over and extended; when
   it leaves the entry early (another conversation with the same system prompt), the shared
-  part is copied into a new entry and the old one stays for its own conversation;
+  part is copied into a new entry and the old one stays for its own conversation; a prompt
+  sharing only a few tokens (a chat template's head) starts an entry of its own;
 - after each request, entries are evicted, oldest use first, until the cache fits its
   budget (the entry just used is kept even when it alone is larger).
 
@@ -29,7 +30,11 @@ log = logging.getLogger("mlxchat.engine")
 
 TAKE_OVER_SLACK = 64
 """Tokens at the end of an entry a prompt may leave and still take the entry over (a chat's
-next turn differs from the cached answer by its end-of-turn tokens)."""
+next turn differs from the cached answer by its end-of-turn tokens), and at most a quarter
+of the entry."""
+
+MIN_SHARED = 16
+"""Fewer shared tokens than this (a chat template's head) are not worth copying."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,11 @@ class PromptCache:
         for key, entry in self._entries.items():
             if key.startswith("~") and (n := common_prefix(entry.ids, prompt)) > shared:
                 best, shared = key, n
-        if best is None:
+        if best is None or shared < MIN_SHARED:
             return self._use(self._anonymous(), CacheSession(self.model))
         entry = self._entries[best]
-        if len(entry.ids) - shared <= TAKE_OVER_SLACK or not _copyable(entry):
+        left = len(entry.ids) - shared
+        if left <= min(TAKE_OVER_SLACK, len(entry.ids) // 4) or not _copyable(entry):
             return self._use(best, entry)
         return self._use(self._anonymous(), _copy_prefix(entry, shared))
 
