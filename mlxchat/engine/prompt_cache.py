@@ -108,9 +108,8 @@ class PromptCache:
     def describe(self) -> str:
         """One line for logs: "3 entries, 41.2 MB of 2048 MB"."""
         report = self.report()
-        return (
-            f"{report.entries} entries, {report.bytes / 1e6:.1f} MB of {report.budget / 1e6:.0f} MB"
-        )
+        entries = f"{report.entries} entr{'y' if report.entries == 1 else 'ies'}"
+        return f"{entries}, {report.bytes / 1e6:.1f} MB of {report.budget / 1e6:.0f} MB"
 
     def _use(self, name: str, entry: CacheSession) -> tuple[str, CacheSession]:
         self._entries[name] = entry
