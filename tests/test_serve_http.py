@@ -21,7 +21,11 @@ from mlxchat.server.state import ServerConfig
 
 DEFAULTS = Settings(temp=0.0, top_p=1.0, max_tokens=16)
 CONFIG = ServerConfig(
-    max_queue=1, max_body_bytes=64_000, keepalive_interval=15.0, defaults=DEFAULTS
+    max_queue=1,
+    max_concurrency=1,
+    max_body_bytes=64_000,
+    keepalive_interval=15.0,
+    defaults=DEFAULTS,
 )
 HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
 

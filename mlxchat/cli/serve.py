@@ -44,6 +44,12 @@ def serve(
     max_queue: Annotated[
         int, typer.Option("--max-queue", help="Most requests waiting; more get 429.")
     ] = 16,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrency", help="Requests answered at once, in one batch (the rest wait)."
+        ),
+    ] = 8,
     progress_interval: Annotated[
         float, typer.Option("--progress-interval", help="Seconds between progress events.")
     ] = 5.0,
@@ -72,6 +78,8 @@ def serve(
         fail(INSTALL_HINT)
     if max_queue < 0:
         fail(f"--max-queue must be 0 or more (got {max_queue})")
+    if not 1 <= max_concurrency <= 64:
+        fail(f"--max-concurrency must be from 1 to 64 (got {max_concurrency})")
     if progress_interval <= 0:
         fail(f"--progress-interval must be a number of seconds > 0 (got {progress_interval})")
     if not 0 <= port <= 65535:
@@ -97,14 +105,15 @@ def serve(
         progress_interval=progress_interval,
         fast_cpu=settings.fast_cpu,
         prompt_cache_bytes=settings.prompt_cache_bytes,
+        max_batch=max_concurrency,
     )
     if group is None:
         info = load_model_or_exit(engine, settings.model, quiet=False)
-        _run(engine, settings, listener, api_key, max_queue, info.name)
+        _run(engine, settings, listener, api_key, (max_queue, max_concurrency), info.name)
         return
     lockstep = _load_shard(engine, settings.model, group)
     try:
-        _run(engine, settings, listener, api_key, max_queue, settings.model)
+        _run(engine, settings, listener, api_key, (max_queue, 1), settings.model)  # lockstep
     finally:
         engine.call_sync(lockstep.stop)
 
@@ -155,7 +164,7 @@ def _run(
     settings: Settings,
     listener: socket.socket,
     api_key: str | None,
-    max_queue: int,
+    limits: tuple[int, int],
     name: str,
 ) -> None:
     from mlxchat.server import serving
@@ -167,7 +176,14 @@ def _run(
     guard = Guard.for_address(
         host, split_list(settings.allowed_hosts), split_list(settings.allowed_origins)
     )
-    config = ServerConfig(api_key=api_key, max_queue=max_queue, defaults=settings, guard=guard)
+    max_queue, max_concurrency = limits
+    config = ServerConfig(
+        api_key=api_key,
+        max_queue=max_queue,
+        max_concurrency=max_concurrency,
+        defaults=settings,
+        guard=guard,
+    )
     server_app = create_app(engine, config)
     host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -47,13 +47,16 @@ ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
 class _Loaded:
     """What the engine thread holds for the current model (engine thread only)."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: ModelInfo, cache_budget: int) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, info: ModelInfo, cache_budget: int, batched: bool
+    ) -> None:
         from mlxchat.engine.prompt_cache import PromptCache
 
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
-        self.cache = PromptCache(model, cache_budget)
+        self.cache = PromptCache(model, cache_budget, copies=batched)
+        self.batch: Any = None
 
 
 class EventStream:
@@ -123,6 +126,7 @@ class Engine:
             per step); None: the default for this machine.
         prompt_cache_bytes: The most bytes the prompt cache's entries hold together (None:
             `default_cache_budget()`, a tenth of the machine's memory).
+        max_batch: The most answers generated together (more wait to join the batch).
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class Engine:
         fast_cpu: bool = True,
         prefill_step_size: int | None = None,
         prompt_cache_bytes: int | None = None,
+        max_batch: int = 8,
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -140,22 +145,28 @@ class Engine:
         self.fast_cpu = fast_cpu
         self.prefill_step_size = prefill_step_size
         self.prompt_cache_bytes = prompt_cache_bytes or default_cache_budget()
+        self.max_batch = max_batch
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         self._loaded: _Loaded | None = None
         self._streams: set[Job] = set()
 
     # ----- plumbing -------------------------------------------------------------------
-    def submit_async(self, fn: JobFn) -> EventStream:
-        """Run `fn(emit, cancelled)` on the engine thread; iterate what it emits."""
+    def submit_async(self, fn: JobFn, *, exclusive: bool = False) -> EventStream:
+        """Run `fn(emit, cancelled)` on the engine thread; iterate what it emits.
+
+        Args:
+            fn: The job.
+            exclusive: Run it only while no answer is in the batch (a model switch).
+        """
         deliver, inbox = async_channel(asyncio.get_running_loop())
-        job = self._thread.submit(Job(fn, deliver))
+        job = self._thread.submit(Job(fn, deliver, exclusive=exclusive))
         return EventStream(job, inbox)
 
-    def submit_sync(self, fn: JobFn) -> Generator[Any, None, Any]:
+    def submit_sync(self, fn: JobFn, *, exclusive: bool = False) -> Generator[Any, None, Any]:
         """Blocking counterpart of `submit_async`; closing the iterator cancels the job."""
         inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        job = self._thread.submit(Job(fn, inbox.put))
+        job = self._thread.submit(Job(fn, inbox.put, exclusive=exclusive))
         done = False
         try:
             while True:
@@ -173,16 +184,16 @@ class Engine:
                 while not isinstance(inbox.get(), Done | Failed):
                     pass
 
-    async def call(self, fn: Callable[[], Any]) -> Any:
+    async def call(self, fn: Callable[[], Any], *, exclusive: bool = False) -> Any:
         """Run `fn()` on the engine thread and return its result."""
-        stream = self.submit_async(lambda emit, cancelled: fn())
+        stream = self.submit_async(lambda emit, cancelled: fn(), exclusive=exclusive)
         async for _ in stream:
             pass
         return stream.value
 
-    def call_sync(self, fn: Callable[[], Any]) -> Any:
+    def call_sync(self, fn: Callable[[], Any], *, exclusive: bool = False) -> Any:
         """Blocking `call`."""
-        iterator = self.submit_sync(lambda emit, cancelled: fn())
+        iterator = self.submit_sync(lambda emit, cancelled: fn(), exclusive=exclusive)
         try:
             while True:
                 next(iterator)
@@ -224,7 +235,8 @@ class Engine:
             previous = self._loaded
             if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
-                del previous.model, previous.cache
+                self._thread.stepper = None
+                del previous.model, previous.cache, previous.batch
                 _free_memory()
             try:
                 model, tokenizer, info = models.load_model(
@@ -237,7 +249,7 @@ class Engine:
                 self._reload(previous, emit)
                 raise ModelLoadError(f"could not load model '{name}': {error}") from error
             info = replace(info, notice=slow_blas_hint() or "")
-            self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
+            self._serve(model, tokenizer, info)
             emit(LoadProgress(name, "ready", 1.0))
             return info
 
@@ -252,7 +264,7 @@ class Engine:
         name = previous.info.name
         emit(LoadProgress(name, f"reloading {name}", None))
         model, tokenizer, info = models.load_model(name, fast_cpu=self.fast_cpu)
-        self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
+        self._serve(model, tokenizer, info)
 
     def adopt(self, load: Callable[[], tuple[Any, Any, ModelInfo]]) -> ModelInfo:
         """Blocking: serve the model `load()` returns (run on the engine thread), e.g. a
@@ -264,10 +276,28 @@ class Engine:
 
         def job() -> ModelInfo:
             model, tokenizer, info = load()
-            self._loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes)
+            self._serve(model, tokenizer, info, batched=False)  # lockstep: one call at a time
             return info
 
-        return self.call_sync(job)
+        return self.call_sync(job, exclusive=True)
+
+    def _serve(self, model: Any, tokenizer: Any, info: ModelInfo, batched: bool = True) -> None:
+        """Hold a loaded model (engine thread): its prompt cache and its batch."""
+        loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes, batched)
+        if batched:
+            from mlxchat.engine.batching import Batch
+
+            loaded.batch = Batch(
+                model,
+                tokenizer,
+                info.context_length,
+                loaded.cache,
+                self.prefill_step_size,
+                self._thread.finished,
+                self.max_batch,
+            )
+        self._loaded = loaded
+        self._thread.stepper = loaded.batch
 
     async def load(
         self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
@@ -277,7 +307,7 @@ class Engine:
         Raises:
             ModelLoadError: with the reason; the previously loaded model stays loaded.
         """
-        stream = self.submit_async(self._load_job(name))
+        stream = self.submit_async(self._load_job(name), exclusive=True)
         async for event in stream:
             if on_progress is not None:
                 on_progress(event)
@@ -287,7 +317,7 @@ class Engine:
         self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
     ) -> ModelInfo:
         """Blocking `load`."""
-        iterator = self.submit_sync(self._load_job(name))
+        iterator = self.submit_sync(self._load_job(name), exclusive=True)
         try:
             while True:
                 event = next(iterator)
@@ -327,6 +357,8 @@ class Engine:
                 max_context,
                 self.prefill_step_size,
             )
+            if loaded.batch is not None:  # joins the batch; ends when its answer does
+                return loaded.batch.admit(self._thread.current, request, cancelled)
             try:
                 run_generation(
                     loaded.model,
@@ -400,9 +432,8 @@ class Engine:
         return _collect(list(self.iterate(prompt, params, progress=False, **kw)))
 
     def cancel(self) -> None:
-        """Stop the request the engine is running now (queued ones still run)."""
-        job = self._thread.current
-        if job is not None:
+        """Stop the requests the engine is running now (queued ones still run)."""
+        for job in self._thread.running():
             job.cancel.set()
 
     async def reset_session(self, session: str) -> None:
@@ -448,9 +479,10 @@ class Engine:
 
         def unload() -> None:
             self._loaded = None
+            self._thread.stepper = None
             _free_memory()
 
-        self.call_sync(unload)
+        self.call_sync(unload, exclusive=True)
 
 
 def _collect(events: list[Event]) -> Result:

@@ -110,7 +110,7 @@ def encode_prompt(tokenizer: Any, prompt: Prompt, chat_template: bool) -> list[i
     return list(tokenizer.encode(text))
 
 
-class _Cancelled(Exception):
+class Cancelled(Exception):
     """The request was cancelled before its first token (while its prompt was fitted to
     the context, or between prefill chunks)."""
 
@@ -161,7 +161,7 @@ def fit_to_context(
     low, high = 0, len(starts) - 1
     while low < high:
         if cancelled is not None and cancelled():
-            raise _Cancelled
+            raise Cancelled
         middle = (low + high) // 2
         if fits(starts[middle]):
             high = middle
@@ -179,6 +179,47 @@ def fit_to_context(
             limit,
         )
     return tokens, dropped
+
+
+@dataclass
+class Fitted:
+    """A request's prompt fitted to the context, its answer's token budget, its first stats."""
+
+    prompt: list[int]
+    max_tokens: int
+    stats: Stats
+
+
+def fit_request(
+    tokenizer: Any,
+    request: GenerateRequest,
+    context_length: int | None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Fitted:
+    """The prompt tokens of `request` fitted to the smaller of the model's context and the
+    request's `max_context` (the oldest turns left out), with `max_tokens` capped at what
+    the context has left.
+
+    Raises:
+        PromptTooLongError: Even the newest message does not fit.
+        Cancelled: The request was cancelled meanwhile.
+    """
+    params = request.params
+    limits = [x for x in (context_length, request.max_context) if x]
+    limit = min(limits) if limits else None
+    reserve = min(params.max_tokens, limit // 4) if limit else 0
+    prompt, dropped = fit_to_context(
+        tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled
+    )
+    max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
+    stats = Stats(
+        dropped_messages=dropped,
+        context_limit=limit or 0,
+        context_tokens=len(prompt),
+        active_memory=mx.get_active_memory() / 1e9,
+        peak_memory=mx.get_peak_memory() / 1e9,
+    )
+    return Fitted(prompt, max_tokens, stats)
 
 
 class Throttle:
@@ -214,27 +255,15 @@ def run_generation(
     """
     start = time.perf_counter()
     params = request.params
-    limits = [x for x in (context_length, request.max_context) if x]
-    limit = min(limits) if limits else None
-    reserve = min(params.max_tokens, limit // 4) if limit else 0
     try:
-        prompt, dropped = fit_to_context(
-            tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled
-        )
-    except _Cancelled:
+        fitted = fit_request(tokenizer, request, context_length, cancelled)
+    except Cancelled:
         emit(Chunk("", None, Stats(), finish_reason="cancelled"))
         return
-    max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
+    prompt, max_tokens, stats = fitted.prompt, fitted.max_tokens, fitted.stats
     session = session_for(prompt)  # the prompt cache's entry for this prompt
     todo = session.prepare(prompt)
-    stats = Stats(
-        cached_tokens=session.reused,
-        dropped_messages=dropped,
-        context_limit=limit or 0,
-        context_tokens=len(prompt),
-        active_memory=mx.get_active_memory() / 1e9,
-        peak_memory=mx.get_peak_memory() / 1e9,
-    )
+    stats.cached_tokens = session.reused
     throttle = Throttle(request.progress_interval)
     prefill_start = time.perf_counter()
     prefilled = 0  # prompt tokens in the cache so far (mlx-lm prefills them in chunks)
@@ -247,7 +276,7 @@ def run_generation(
         if done < total:
             prefilled = done
             if cancelled():  # between chunks: the engine is free within one chunk
-                raise _Cancelled
+                raise Cancelled
         if done < total and throttle.ready():
             stats.prompt_tokens = done
             stats.prompt_tps = done / max(time.perf_counter() - prefill_start, 1e-9)
@@ -304,7 +333,7 @@ def run_generation(
             emit(Chunk(text, response.token, _snapshot(stats)))
             if throttle.ready():
                 emit(Progress("generating", _snapshot(stats)))
-    except _Cancelled:
+    except Cancelled:
         session.record(todo[:prefilled])
         stats.context_tokens = len(session.ids)
         emit(Chunk("", None, _snapshot(stats), finish_reason="cancelled"))

@@ -57,11 +57,15 @@ class PromptCache:
     Args:
         model: The model the caches are for.
         budget: The most bytes the entries may hold together.
+        copies: Copy a shared prefix into a new entry; off, a request takes over the entry
+            sharing the longest prefix with it (the ranks of a distributed model mirror
+            each KV cache by identity and cannot follow a copy).
     """
 
-    def __init__(self, model: Any, budget: int) -> None:
+    def __init__(self, model: Any, budget: int, copies: bool = True) -> None:
         self.model = model
         self.budget = budget
+        self.copies = copies
         self._entries: OrderedDict[str, CacheSession] = OrderedDict()
         self._names = count(1)
 
@@ -76,6 +80,8 @@ class PromptCache:
         for key, entry in self._entries.items():
             if key.startswith("~") and (n := common_prefix(entry.ids, prompt)) > shared:
                 best, shared = key, n
+        if best is not None and not self.copies:
+            return self._use(best, self._entries[best])
         if best is None or shared < MIN_SHARED:
             return self._use(self._anonymous(), CacheSession(self.model))
         entry = self._entries[best]

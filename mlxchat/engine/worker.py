@@ -1,21 +1,27 @@
-"""The engine thread: it runs jobs one after another and is the only thread touching MLX.
+"""The engine thread: the only thread touching MLX. It runs jobs and steps the batch.
 
 A job is a function `fn(emit, cancelled)` whose events and outcome travel back through a
 channel of the caller's choosing: a plain queue for blocking consumers, or an asyncio queue
 fed with `call_soon_threadsafe` for the event loop. The shape follows mlx-lm's server
 (`ResponseGenerator`): a request queue in, a response queue per request out, a sentinel at
 the end, exceptions carried on the same queue.
+
+A job may hand its work on instead of finishing it: a generation joins the batch (returns
+`DEFERRED`) and ends later, when the batch says so (`Job.finish`). Between two steps of
+the batch the thread runs one waiting job, so short jobs (a translated word, a token
+count) go on while answers stream; an `exclusive` job (loading a model) waits until the
+batch is empty.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 Emit = Callable[[Any], None]
 JobFn = Callable[[Emit, Callable[[], bool]], Any]
@@ -35,13 +41,23 @@ class Failed:
     error: BaseException
 
 
+DEFERRED = object()
+"""Returned by a job function whose work goes on in the batch (`Job.finish` ends it)."""
+
+
 @dataclass(eq=False)
 class Job:
-    """A unit of work for the engine thread and the channel its results go to."""
+    """A unit of work for the engine thread and the channel its results go to.
+
+    Attributes:
+        exclusive: Runs only while the batch is empty (e.g. a model load).
+    """
 
     fn: JobFn
     deliver: Emit
     cancel: threading.Event = field(default_factory=threading.Event)
+    exclusive: bool = False
+    deferred: bool = False
 
     def run(self) -> None:
         if self.cancel.is_set():
@@ -52,43 +68,96 @@ class Job:
         except BaseException as error:  # noqa: BLE001 - carried to the consumer
             self.deliver(Failed(error))
         else:
-            self.deliver(Done(value))
+            if value is DEFERRED:
+                self.deferred = True
+            else:
+                self.deliver(Done(value))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End a deferred job (from the batch)."""
+        self.deferred = False
+        self.deliver(Done(None) if error is None else Failed(error))
+
+
+class Stepper(Protocol):
+    """What the engine thread steps between jobs (the batch of generations)."""
+
+    def busy(self) -> bool:
+        """Whether there is work to step."""
+        ...
+
+    def step(self) -> None:
+        """One step (a decode step of every answer, a prefill chunk of a new one)."""
+        ...
 
 
 class EngineThread:
-    """A daemon thread that runs submitted jobs in order."""
+    """A daemon thread that runs submitted jobs in order and steps the batch between them."""
 
     def __init__(self, name: str = "mlxchat-engine") -> None:
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._waiting: set[Job] = set()
-        self._lock = threading.Lock()
+        self._jobs: deque[Job | None] = deque()
+        self._deferred: set[Job] = set()
+        self._wake = threading.Condition()
+        self.stepper: Stepper | None = None
+        self.current: Job | None = None
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
-        self.current: Job | None = None
+
+    def _batch_busy(self) -> bool:
+        return self.stepper is not None and self.stepper.busy()
+
+    def _next_job(self) -> Job | None | bool:
+        """The next job to run, None to stop, or False to step the batch instead."""
+        with self._wake:
+            while True:
+                busy = self._batch_busy()
+                if self._jobs:
+                    head = self._jobs[0]
+                    if head is None or not (head.exclusive and busy):
+                        self._jobs.popleft()
+                        self.current = head
+                        return head
+                if busy:
+                    return False
+                self._wake.wait()
 
     def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            with self._lock:
-                self._waiting.discard(job)
-                self.current = job
+        while (job := self._next_job()) is not None:
+            if job is False:
+                assert self.stepper is not None
+                self.stepper.step()
+                continue
+            assert isinstance(job, Job)
             try:
                 job.run()
             except BaseException:  # noqa: BLE001 - a consumer that went away; keep serving
                 job.cancel.set()
+            if job.deferred:
+                self._deferred.add(job)
             self.current = None
+        self.current = None
+
+    def finished(self, job: Job) -> None:
+        """A deferred job ended (called by the batch, on this thread)."""
+        self._deferred.discard(job)
 
     def submit(self, job: Job) -> Job:
         """Queue `job`; its results arrive through its `deliver` function."""
-        with self._lock:
-            self._waiting.add(job)
-        self._jobs.put(job)
+        with self._wake:
+            self._jobs.append(job)
+            self._wake.notify()
         return job
 
+    def running(self) -> list[Job]:
+        """The job running now and the answers in the batch."""
+        return [*([self.current] if self.current else []), *list(self._deferred)]
+
     def cancel_all(self) -> None:
-        """Cancel the running job and every queued one (queued ones end without running)."""
-        with self._lock:
-            jobs = [*self._waiting, *([self.current] if self.current else [])]
-        for job in jobs:
+        """Cancel what runs, what is in the batch and every queued job (queued ones end
+        without running)."""
+        with self._wake:
+            waiting = [job for job in self._jobs if job is not None]
+        for job in [*waiting, *self.running()]:
             job.cancel.set()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -97,7 +166,9 @@ class EngineThread:
         Not used on shutdown: a thread that ran MLX work and then exits can make the MLX
         runtime abort at interpreter exit, so the engine leaves its daemon thread parked.
         """
-        self._jobs.put(None)
+        with self._wake:
+            self._jobs.append(None)
+            self._wake.notify()
         self._thread.join(timeout)
 
 

@@ -26,7 +26,9 @@ def create_app(engine: ChatEngine, config: ServerConfig | None = None) -> FastAP
     """
     config = config or ServerConfig()
     app = FastAPI(title="mlxchat", version=__version__, docs_url=None, redoc_url=None)
-    app.state.server = ServerState(engine, config, RequestQueue(config.max_queue))
+    app.state.server = ServerState(
+        engine, config, RequestQueue(config.max_queue, config.max_concurrency)
+    )
     install_handlers(app)
     app.add_middleware(GuardMiddleware, guard=config.guard)
     app.include_router(openai_routes.router)

@@ -6,6 +6,8 @@ read its events from the returned `Generation`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -106,6 +108,24 @@ class Generation:
         self.slot.release()
 
 
+async def _wait_turn(slot: Slot, gone: Callable[[], Awaitable[bool]]) -> bool:
+    """Wait for a running place; False when the client left meanwhile."""
+    turn = asyncio.ensure_future(slot.turn())
+    try:
+        while True:
+            done, _ = await asyncio.wait({turn}, timeout=WATCH_INTERVAL)
+            if done:
+                turn.result()
+                return True
+            if await gone():
+                return False
+    finally:
+        if not turn.done():
+            turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn
+
+
 async def start(
     state: ServerState,
     prompt: Prompt,
@@ -125,6 +145,13 @@ async def start(
         APIError: 429 when the queue is full, 400 for a prompt the engine refuses.
     """
     slot = state.queue.admit()
+    try:
+        if not await _wait_turn(slot, gone):
+            slot.release()
+            return None
+    except BaseException:
+        slot.release()
+        raise
     stream = state.engine.stream(
         prompt,
         params,

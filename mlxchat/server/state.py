@@ -20,7 +20,8 @@ class ServerConfig:
 
     Attributes:
         api_key: When set, `/v1/*` requires `Authorization: Bearer <api_key>`.
-        max_queue: Most requests waiting behind the running one (more get 429).
+        max_queue: Most requests waiting behind the running ones (more get 429).
+        max_concurrency: Requests answered at once (the engine's batch).
         keepalive_interval: Seconds of silence before an SSE keep-alive comment.
         max_body_bytes: Largest request body accepted (more gets 413).
         defaults: The settings requests start from (sampling, context cap).
@@ -29,6 +30,7 @@ class ServerConfig:
 
     api_key: str | None = None
     max_queue: int = 16
+    max_concurrency: int = 8
     keepalive_interval: float = 15.0
     max_body_bytes: int = 4 * 1024 * 1024
     defaults: Settings = field(default_factory=Settings)
