@@ -242,6 +242,8 @@ class Batch:
             row.session.record(row.prompt + row.generated)
         row.stats.context_tokens = len(row.session.ids) or row.stats.context_tokens
         row.stats.active_memory = mx.get_active_memory() / 1e9
+        if not self.rows:  # nothing left in flight when the engine thread parks
+            mx.synchronize(generation_stream)
         row.job.deliver(Chunk(text, token, _snapshot(row.stats), finish_reason=finish))
         row.job.finish()
         self.on_finished(row.job)

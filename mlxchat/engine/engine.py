@@ -15,9 +15,11 @@ the cache stays consistent.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import os
 import queue
+import weakref
 from collections.abc import Callable, Generator
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
@@ -127,6 +129,8 @@ class Engine:
         prompt_cache_bytes: The most bytes the prompt cache's entries hold together (None:
             `default_cache_budget()`, a tenth of the machine's memory).
         max_batch: The most answers generated together (more wait to join the batch).
+        batched: Answer many requests at once (False: one after another, as a distributed
+            model's lockstep needs, and the single-stream baseline of the benchmarks).
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class Engine:
         prefill_step_size: int | None = None,
         prompt_cache_bytes: int | None = None,
         max_batch: int = 8,
+        batched: bool = True,
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -146,8 +151,10 @@ class Engine:
         self.prefill_step_size = prefill_step_size
         self.prompt_cache_bytes = prompt_cache_bytes or default_cache_budget()
         self.max_batch = max_batch
+        self.batched = batched
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
+        atexit.register(_close_at_exit, weakref.ref(self))
         self._loaded: _Loaded | None = None
         self._streams: set[Job] = set()
 
@@ -283,6 +290,7 @@ class Engine:
 
     def _serve(self, model: Any, tokenizer: Any, info: ModelInfo, batched: bool = True) -> None:
         """Hold a loaded model (engine thread): its prompt cache and its batch."""
+        batched = batched and self.batched
         loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes, batched)
         if batched:
             from mlxchat.engine.batching import Batch
@@ -494,6 +502,15 @@ def _collect(events: list[Event]) -> Result:
         stats=last.stats,
         tokens=[c.token for c in chunks if c.token is not None],
     )
+
+
+def _close_at_exit(engine: weakref.ref[Engine]) -> None:
+    """An engine still holding a model at exit frees it on its own thread: MLX objects
+    destroyed by the interpreter's teardown on another thread aborted the process
+    ("terminate called without an active exception") in about one exit of two."""
+    alive = engine()
+    if alive is not None and alive._loaded is not None:
+        alive.close()
 
 
 def default_cache_budget() -> int:
