@@ -35,10 +35,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A port p with p + 1 free too: the ring backend binds one port per rank from p."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", first))
+                b.bind(("127.0.0.1", first + 1))
+                return first
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
 @contextmanager
 def launched(model: Path, port: int) -> Iterator[subprocess.Popen[str]]:
     """`mlx.launch -n 2 --backend ring -- mlxchat serve -m MODEL --port PORT`, stopped after."""
-    command = [str(LAUNCH), "-n", "2", "--backend", "ring", "-p", str(free_port()), "--"]
+    command = [str(LAUNCH), "-n", "2", "--backend", "ring", "-p", str(free_port_pair()), "--"]
     serve = [sys.executable, "-m", "mlxchat", "serve", "-m", str(model), "--port", str(port)]
     process = subprocess.Popen(
         command + serve,
