@@ -172,9 +172,9 @@ def _run(
     from mlxchat.server.guard import Guard, split_list
     from mlxchat.server.state import ServerConfig
 
-    host = str(listener.getsockname()[0])
+    host, port = listener.getsockname()[:2]
     guard = Guard.for_address(
-        host, split_list(settings.allowed_hosts), split_list(settings.allowed_origins)
+        str(host), split_list(settings.allowed_hosts), split_list(settings.allowed_origins)
     )
     max_queue, max_concurrency = limits
     config = ServerConfig(
@@ -185,7 +185,6 @@ def _run(
         guard=guard,
     )
     server_app = create_app(engine, config)
-    host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     budget = engine.prompt_cache_bytes / 1e6
     typer.echo(
