@@ -177,3 +177,23 @@ async def test_a_cancelled_answer_leaves_within_a_step(engine: Engine) -> None:
                 cancelled_at = now
     assert time.perf_counter() - cancelled_at < 5 * max(gaps[1:10])  # a step or two
     assert len(await keep) > 0
+
+
+def test_a_request_cancelled_while_its_prompt_is_fitted_ends_cancelled(tiny_endless: Path) -> None:
+    from mlxchat.engine import models
+    from mlxchat.engine.batching import Batch
+    from mlxchat.engine.generation import GenerateRequest
+    from mlxchat.engine.prompt_cache import PromptCache
+    from mlxchat.engine.worker import Job
+
+    model, tokenizer, info = models.load_model(str(tiny_endless))
+    batch = Batch(model, tokenizer, info.context_length, PromptCache(model, 10**8), None, print)
+    events: list[object] = []
+    job = Job(lambda emit, cancelled: None, events.append)
+    job.cancel.set()
+    too_long = [Message("user", "word " * 20) for _ in range(2000)]  # must be fitted
+    request = GenerateRequest(too_long, SamplingParams(), None, True, None, None, None)
+    assert batch.admit(job, request) is None  # not deferred: `Job.run` ends the job now
+    (chunk,) = events
+    assert isinstance(chunk, Chunk) and chunk.finish_reason == "cancelled" and chunk.text == ""
+    assert not batch.busy()

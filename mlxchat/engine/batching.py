@@ -29,6 +29,7 @@ from mlx_lm.generate import BatchGenerator, generation_stream
 
 from mlxchat.engine import cpu
 from mlxchat.engine.generation import (
+    Cancelled,
     GenerateRequest,
     StopMatcher,
     Throttle,
@@ -56,7 +57,6 @@ class _Row:
     """One answer in the batch."""
 
     job: Job
-    request: GenerateRequest
     session: CacheSession
     prompt: list[int]
     stats: Stats
@@ -116,15 +116,19 @@ class Batch:
         return bool(self.rows)
 
     # ----- joining --------------------------------------------------------------------
-    def admit(self, job: Job, request: GenerateRequest, cancelled: Any) -> Any:
+    def admit(self, job: Job, request: GenerateRequest) -> Any:
         """Fit the request's prompt to the context and add it to the batch; returns
         `DEFERRED` (the job ends when its answer does), or nothing when it was cancelled
-        before it joined."""
+        before it joined (its one chunk says so)."""
         start = time.perf_counter()
         params = request.params
-        fitted = fit_request(self.tokenizer, request, self.context_length, cancelled)
+        try:
+            fitted = fit_request(self.tokenizer, request, self.context_length, job.cancel.is_set)
+        except Cancelled:
+            job.deliver(Chunk("", None, Stats(), finish_reason="cancelled"))
+            return None
         prompt, stats = fitted.prompt, fitted.stats
-        _, session = self.cache.session(request.session, prompt)
+        session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
         reused = stats.cached_tokens = session.reused
         (uid,) = self.generator.insert(
@@ -135,9 +139,8 @@ class Batch:
             samplers=[build_sampler(params)],
             logits_processors=[build_logits_processors(params)],
         )
-        self.rows[uid] = _Row(
+        row = self.rows[uid] = _Row(
             job=job,
-            request=request,
             session=session,
             prompt=prompt,
             stats=stats,
@@ -147,7 +150,6 @@ class Batch:
             start=start,
             prefill_start=time.perf_counter(),
         )
-        row = self.rows[uid]
         row.detokenizer.reset()
         if row.throttle.ready():  # prefill starts: "prefill 0/N" at once
             job.deliver(Progress("prefill", _snapshot(stats), 0, len(todo)))

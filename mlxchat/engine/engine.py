@@ -366,12 +366,12 @@ class Engine:
                 self.prefill_step_size,
             )
             if loaded.batch is not None:  # joins the batch; ends when its answer does
-                return loaded.batch.admit(self._thread.current, request, cancelled)
+                return loaded.batch.admit(self._thread.current, request)
             try:
                 run_generation(
                     loaded.model,
                     loaded.tokenizer,
-                    lambda tokens: loaded.cache.session(session, tokens)[1],
+                    lambda tokens: loaded.cache.session(session, tokens),
                     request,
                     loaded.info.context_length,
                     emit,

@@ -69,7 +69,7 @@ class PromptCache:
         self._entries: OrderedDict[str, CacheSession] = OrderedDict()
         self._names = count(1)
 
-    def session(self, name: str | None, prompt: list[int]) -> tuple[str, CacheSession]:
+    def session(self, name: str | None, prompt: list[int]) -> CacheSession:
         """The entry to run `prompt` on: the named one (new if unknown), or for no name the
         entry sharing the longest prefix with `prompt` (taken over, or its shared part
         copied into a new entry; see the module docstring)."""
@@ -117,10 +117,10 @@ class PromptCache:
         entries = f"{report.entries} entr{'y' if report.entries == 1 else 'ies'}"
         return f"{entries}, {report.bytes / 1e6:.1f} MB of {report.budget / 1e6:.0f} MB"
 
-    def _use(self, name: str, entry: CacheSession) -> tuple[str, CacheSession]:
+    def _use(self, name: str, entry: CacheSession) -> CacheSession:
         self._entries[name] = entry
         self._entries.move_to_end(name)
-        return name, entry
+        return entry
 
     def _anonymous(self) -> str:
         return f"~{next(self._names)}"
