@@ -187,7 +187,7 @@ def test_a_request_cancelled_while_its_prompt_is_fitted_ends_cancelled(tiny_endl
     from mlxchat.engine.worker import Job
 
     model, tokenizer, info = models.load_model(str(tiny_endless))
-    batch = Batch(model, tokenizer, info.context_length, PromptCache(model, 10**8), None, print)
+    batch = Batch(model, tokenizer, info.context_length, PromptCache(model, 10**8), None)
     events: list[object] = []
     job = Job(lambda emit, cancelled: None, events.append)
     job.cancel.set()

@@ -109,11 +109,11 @@ def serve(
     )
     if group is None:
         info = load_model_or_exit(engine, settings.model, quiet=False)
-        _run(engine, settings, listener, api_key, (max_queue, max_concurrency), info.name)
+        _run(engine, settings, listener, api_key, max_queue, max_concurrency, info.name)
         return
     lockstep = _load_shard(engine, settings.model, group)
     try:
-        _run(engine, settings, listener, api_key, (max_queue, 1), settings.model)  # lockstep
+        _run(engine, settings, listener, api_key, max_queue, 1, settings.model)  # lockstep
     finally:
         engine.call_sync(lockstep.stop)
 
@@ -164,7 +164,8 @@ def _run(
     settings: Settings,
     listener: socket.socket,
     api_key: str | None,
-    limits: tuple[int, int],
+    max_queue: int,
+    max_concurrency: int,
     name: str,
 ) -> None:
     from mlxchat.server import serving
@@ -176,7 +177,6 @@ def _run(
     guard = Guard.for_address(
         str(host), split_list(settings.allowed_hosts), split_list(settings.allowed_origins)
     )
-    max_queue, max_concurrency = limits
     config = ServerConfig(
         api_key=api_key,
         max_queue=max_queue,

@@ -79,7 +79,6 @@ class Batch:
         cache: The prompt cache rows start from and return to.
         prefill_step_size: Prompt tokens per prefill chunk (None: this machine's default).
         max_rows: The most answers decoded together.
-        on_finished: Called with each job that ended (the engine thread forgets it).
     """
 
     def __init__(
@@ -89,7 +88,6 @@ class Batch:
         context_length: int | None,
         cache: PromptCache,
         prefill_step_size: int | None,
-        on_finished: Any,
         max_rows: int = MAX_ROWS,
     ) -> None:
         self.model = model
@@ -97,7 +95,6 @@ class Batch:
         self.context_length = context_length
         self.cache = cache
         self.prefill_step_size = prefill_step_size or default_prefill_step_size()
-        self.on_finished = on_finished
         self.max_rows = max_rows
         self.rows: dict[int, _Row] = {}
         self.generator = self._generator()
@@ -114,6 +111,10 @@ class Batch:
     def busy(self) -> bool:
         """Whether any answer is in the batch."""
         return bool(self.rows)
+
+    def jobs(self) -> list[Job]:
+        """The jobs of the answers in the batch (called from any thread: a copy)."""
+        return [row.job for row in list(self.rows.values())]
 
     # ----- joining --------------------------------------------------------------------
     def admit(self, job: Job, request: GenerateRequest) -> Any:
@@ -216,7 +217,6 @@ class Batch:
         self.generator = self._generator()
         for row in rows:
             row.job.finish(error)
-            self.on_finished(row.job)
 
     def _leave(self, uid: int, finish: FinishReason, text: str) -> None:
         """End a row before the batch ended it (cancel, a stop string)."""
@@ -248,5 +248,4 @@ class Batch:
             mx.synchronize(generation_stream)
         row.job.deliver(Chunk(text, token, _snapshot(row.stats), finish_reason=finish))
         row.job.finish()
-        self.on_finished(row.job)
         self.cache.fit()

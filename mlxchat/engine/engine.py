@@ -301,7 +301,6 @@ class Engine:
                 info.context_length,
                 loaded.cache,
                 self.prefill_step_size,
-                self._thread.finished,
                 self.max_batch,
             )
         self._loaded = loaded

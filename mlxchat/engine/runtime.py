@@ -21,9 +21,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-HEAVY_PACKAGES = ("mlx", "mlx_lm", "transformers", "huggingface_hub")
-"""Top-level packages only the engine thread (or a caller of `import_runtime`) imports."""
-
 _lock = threading.RLock()
 _imported = False
 
@@ -53,8 +50,3 @@ def one_importer() -> Iterator[None]:
     """Import a heavy module inside this block: never alongside `import_runtime`."""
     with _lock:
         yield
-
-
-def is_imported() -> bool:
-    """Whether `import_runtime` has completed in this process."""
-    return _imported

@@ -57,7 +57,6 @@ class Job:
     deliver: Emit
     cancel: threading.Event = field(default_factory=threading.Event)
     exclusive: bool = False
-    deferred: bool = False
 
     def run(self) -> None:
         if self.cancel.is_set():
@@ -68,14 +67,11 @@ class Job:
         except BaseException as error:  # noqa: BLE001 - carried to the consumer
             self.deliver(Failed(error))
         else:
-            if value is DEFERRED:
-                self.deferred = True
-            else:
+            if value is not DEFERRED:
                 self.deliver(Done(value))
 
     def finish(self, error: BaseException | None = None) -> None:
         """End a deferred job (from the batch)."""
-        self.deferred = False
         self.deliver(Done(None) if error is None else Failed(error))
 
 
@@ -90,13 +86,16 @@ class Stepper(Protocol):
         """One step (a decode step of every answer, a prefill chunk of a new one)."""
         ...
 
+    def jobs(self) -> list[Job]:
+        """The jobs whose work is in the batch."""
+        ...
+
 
 class EngineThread:
     """A daemon thread that runs submitted jobs in order and steps the batch between them."""
 
     def __init__(self, name: str = "mlxchat-engine") -> None:
         self._jobs: deque[Job | None] = deque()
-        self._deferred: set[Job] = set()
         self._wake = threading.Condition()
         self.stepper: Stepper | None = None
         self.current: Job | None = None
@@ -132,14 +131,8 @@ class EngineThread:
                 job.run()
             except BaseException:  # noqa: BLE001 - a consumer that went away; keep serving
                 job.cancel.set()
-            if job.deferred:
-                self._deferred.add(job)
             self.current = None
         self.current = None
-
-    def finished(self, job: Job) -> None:
-        """A deferred job ended (called by the batch, on this thread)."""
-        self._deferred.discard(job)
 
     def submit(self, job: Job) -> Job:
         """Queue `job`; its results arrive through its `deliver` function."""
@@ -150,7 +143,8 @@ class EngineThread:
 
     def running(self) -> list[Job]:
         """The job running now and the answers in the batch."""
-        return [*([self.current] if self.current else []), *list(self._deferred)]
+        stepper = self.stepper
+        return [*([self.current] if self.current else []), *(stepper.jobs() if stepper else [])]
 
     def cancel_all(self) -> None:
         """Cancel what runs, what is in the batch and every queued job (queued ones end

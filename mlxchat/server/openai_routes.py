@@ -47,7 +47,7 @@ async def health(request: Request) -> dict[str, Any]:
     return {
         "status": "ok",
         "model": info.name if info else None,
-        "active_requests": state.queue.active,
+        "active_requests": state.queue.running,
         "waiting_requests": state.queue.waiting,
         "prompt_cache": state.engine.prompt_cache_report(),
     }
