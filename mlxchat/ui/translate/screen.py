@@ -15,7 +15,7 @@ import contextlib
 import time
 from dataclasses import dataclass, replace
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -520,11 +520,9 @@ class TranslateScreen(Screen[None]):
         """The live source box."""
         return self.query_one(SourceInput)
 
-    def on_descendant_focus(self) -> None:
-        """Show or hide the `Type` key as the focus moves."""
-        self.refresh_bindings()
-
-    def on_descendant_blur(self) -> None:
+    @on(events.DescendantFocus)
+    @on(events.DescendantBlur)
+    def _focus_moved(self) -> None:
         """Show or hide the `Type` key as the focus moves."""
         self.refresh_bindings()
 
