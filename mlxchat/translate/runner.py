@@ -158,15 +158,11 @@ class Runner:
             item = await self._queue.get()
             self.current = item
             try:
-                stream = self._stream_for(item)
+                await self._drain(self._stream_for(item), item)
             except Exception as error:  # a translation that cannot start: as an engine error
                 self._failed(item, error)
-            else:
-                try:
-                    await self._drain(stream, item)
-                finally:
-                    self.current = None
-            self.current = None
+            finally:
+                self.current = None
             if self.on_done is not None:
                 self.on_done(item)
 
