@@ -12,8 +12,9 @@ from ui_translate.fake_translation import FakeTranslation
 from mlxchat.engine import contract
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.remote import RemoteEngine
-from mlxchat.engine.remote_translate import RemoteTranslation
+from mlxchat.translate import translation
 from mlxchat.translate.live import LiveTranslation
+from mlxchat.translate.text_translation import TextTranslation
 
 
 def local_engine(engine: Engine) -> contract.Engine:
@@ -28,13 +29,13 @@ def chat_fake(engine: ChatFake) -> contract.ChatEngine:
     return engine
 
 
-def live_translation(translation: LiveTranslation) -> contract.BlockingTranslation:
-    return translation
+def live_translation(live: LiveTranslation) -> translation.BlockingTranslation:
+    return live
 
 
-def remote_translation(translation: RemoteTranslation) -> contract.BlockingTranslation:
-    return translation
+def text_translation(text: TextTranslation) -> translation.BlockingTranslation:
+    return text
 
 
-def fake_translation(translation: FakeTranslation) -> contract.Translation:
-    return translation
+def fake_translation(fake: FakeTranslation) -> translation.Translation:
+    return fake

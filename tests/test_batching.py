@@ -14,6 +14,7 @@ import pytest
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Chunk, Message, SamplingParams
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import open_translation
 
 PROMPTS = [
     "Hello there",
@@ -137,7 +138,7 @@ async def test_a_translation_keeps_its_pace_while_two_chats_stream(engine: Engin
     words = ["The", "cat", "is", "on", "the", "table."]
 
     async def translate() -> tuple[list[str], float]:
-        live = engine.translation(settings, auto_segment=False)
+        live = open_translation(engine, settings, auto_segment=False)
         written = []
         for i, word in enumerate(words):
             async for event in live.feed(word, last=i == len(words) - 1):

@@ -13,16 +13,17 @@ from ui_translate.fake_translation import FakeTranslation
 from mlxchat.engine import contract
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.remote import RemoteEngine
-from mlxchat.engine.remote_translate import RemoteTranslation
+from mlxchat.translate import translation
 from mlxchat.translate.live import LiveTranslation
+from mlxchat.translate.text_translation import TextTranslation
 
 IMPLEMENTATIONS = [
     (Engine, contract.Engine),
     (RemoteEngine, contract.Engine),
     (ChatFake, contract.ChatEngine),
-    (LiveTranslation, contract.BlockingTranslation),
-    (RemoteTranslation, contract.BlockingTranslation),
-    (FakeTranslation, contract.Translation),
+    (LiveTranslation, translation.BlockingTranslation),
+    (TextTranslation, translation.BlockingTranslation),
+    (FakeTranslation, translation.Translation),
 ]
 
 
@@ -40,7 +41,7 @@ def members(protocol: type) -> dict[str, Any]:
 def test_the_contract_names_what_the_screens_and_cli_call() -> None:
     assert set(members(contract.Engine)) >= {
         "model_info", "load", "load_sync", "stream", "iterate", "cancel", "reset_session",
-        "count_tokens", "translation", "close",
+        "count_tokens", "close",
     }  # fmt: skip
 
 

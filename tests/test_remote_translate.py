@@ -9,6 +9,7 @@ from mlxchat.engine.remote import RemoteEngine
 from mlxchat.translate.events import Notice, SegmentDone, TargetWord
 from mlxchat.translate.policy import wait_k_delays
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import open_translation
 
 SOURCE = ["a", "b", "c", "d"]
 
@@ -17,7 +18,7 @@ def test_blocking_translation_follows_wait_k_and_drops_the_look_ahead() -> None:
     with lexicon_server() as (url, prompts):
         engine = RemoteEngine(api_key="")
         assert engine.load_sync(url).name == f"lexicon @ {url.split('/')[2]}"
-        live = engine.translation(WaitKSettings(wait_k=2), auto_segment=False)
+        live = open_translation(engine, WaitKSettings(wait_k=2), auto_segment=False)
         events = []
         for i, word in enumerate(SOURCE):
             events += list(live.feed_sync(word, last=i == len(SOURCE) - 1))
@@ -38,7 +39,7 @@ async def test_async_translation_streams_the_same_words() -> None:
     with lexicon_server() as (url, _):
         engine = RemoteEngine()
         await engine.load(url)
-        live = engine.translation(WaitKSettings(wait_k=3), auto_segment=False)
+        live = open_translation(engine, WaitKSettings(wait_k=3), auto_segment=False)
         words: list[tuple[str, int]] = []
         for i, word in enumerate(SOURCE):
             async for event in live.feed(word, last=i == len(SOURCE) - 1):

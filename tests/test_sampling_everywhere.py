@@ -29,6 +29,7 @@ from mlxchat.server.state import ServerConfig
 from mlxchat.store.history import History
 from mlxchat.text import sanitize
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import open_translation
 from mlxchat.ui.app import ChatApp
 
 PENALTY = {"repetition_penalty": 1.8}
@@ -65,8 +66,8 @@ def answer(engine: Engine, params: SamplingParams) -> str:
 
 def translation(engine: Engine, sampling: SamplingParams) -> str:
     settings = WaitKSettings.from_values(TRANSLATE)
-    live = engine.translation(
-        WaitKSettings(**{**settings.__dict__, "sampling": sampling}), auto_segment=False
+    live = open_translation(
+        engine, WaitKSettings(**{**settings.__dict__, "sampling": sampling}), auto_segment=False
     )
     events = [e for i, w in enumerate(SOURCE) for e in live.feed_sync(w, last=i == len(SOURCE) - 1)]
     return " ".join(e.word for e in events if type(e).__name__ == "TargetWord")

@@ -163,3 +163,36 @@ async def test_a_client_that_leaves_mid_sentence_frees_the_engine(ws_url: str) -
         await receive(ws, "session.started")
         assert (await translate(ws, ["Hello", "there"]))[-1]["delays"] == [2]
     assert time.perf_counter() - started < 2.0
+
+
+async def test_two_translations_run_side_by_side(ws_url: str) -> None:
+    """Two clients fed word for word in turn: each writes as its own wait-k allows (neither
+    waits for the other's sentence to end) and gets what it gets alone."""
+    n = len(SENTENCE)
+
+    async def alone(k: int) -> list[str]:
+        async with connect(ws_url) as ws:
+            await send(ws, "session.start", wait_k=k, temp=0, max_new_words=n)
+            await receive(ws, "session.started")
+            return (await translate(ws, SENTENCE))[-1]["words"]
+
+    expected = {2: await alone(2), 3: await alone(3)}
+    async with connect(ws_url) as a, connect(ws_url) as b:
+        clients = {2: a, 3: b}
+        for k, ws in clients.items():
+            await send(ws, "session.start", wait_k=k, temp=0, max_new_words=n)
+            await receive(ws, "session.started")
+        written: dict[int, list[int]] = {2: [], 3: []}
+        for read, word in enumerate(SENTENCE[:-1], start=1):
+            for k, ws in clients.items():
+                await send(ws, "source.append", text=word + " ")
+                if read >= k:  # wait-k writes one word now, while the other client waits
+                    event = (await receive(ws, "target.word"))[-1]
+                    assert event["type"] == "target.word", event
+                    written[k].append(event["delay"])
+        assert written == {k: list(range(k, n)) for k in clients}
+        for k, ws in clients.items():
+            await send(ws, "source.append", text=SENTENCE[-1] + " ")
+            await send(ws, "source.end")
+            done = (await receive(ws))[-1]
+            assert done["type"] == "segment.done" and done["words"] == expected[k]

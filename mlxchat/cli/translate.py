@@ -25,6 +25,7 @@ from mlxchat.cli.app import (
 )
 from mlxchat.cli.errors import EXIT_INTERRUPTED, fail
 from mlxchat.translate.metrics import METRICS
+from mlxchat.translate.translation import open_translation
 
 if TYPE_CHECKING:
     from mlxchat.engine.contract import Engine
@@ -266,7 +267,7 @@ def run_plain(
     from mlxchat.engine.types import EngineError
     from mlxchat.translate.segment import arrivals
 
-    live = engine.translation(settings, auto_segment=False)
+    live = open_translation(engine, settings, auto_segment=False)
     events = None
     try:
         for word in arrivals(sentences, wpm):

@@ -9,14 +9,10 @@ signatures at run time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from mlxchat.engine.types import Event, LoadProgress, Message, ModelInfo, SamplingParams
-
-if TYPE_CHECKING:
-    from mlxchat.translate.events import TranslationEvent
-    from mlxchat.translate.settings import WaitKSettings
 
 Prompt = str | Sequence[Message]
 """A user prompt, or the whole conversation."""
@@ -39,47 +35,48 @@ class EventStream(Protocol):
         ...
 
 
-class Translation(Protocol):
-    """A live wait-k translation fed word by word (async; the translate screen's runner)."""
+class JobStream(Protocol):
+    """What a model job emits, as it comes; `cancel()` stops the job within a model call."""
 
-    settings: WaitKSettings
-
-    def feed(
-        self, word: str, *, last: bool = False, received_at: float | None = None
-    ) -> AsyncIterator[TranslationEvent]:
-        """Read one source word and write what wait-k allows."""
+    def __aiter__(self) -> JobStream:
+        """The stream itself."""
         ...
 
-    def finish(self) -> AsyncIterator[TranslationEvent]:
-        """End the sentence: write the rest of its translation."""
-        ...
-
-    def prepare(self) -> AsyncIterator[TranslationEvent]:
-        """Get ready for the first word (e.g. prefill the prompt head)."""
+    async def __anext__(self) -> Any:
+        """The next thing the job emitted."""
         ...
 
     def cancel(self) -> None:
-        """Stop what the translation computes; it yields nothing more."""
+        """Stop the job."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has ended (its last item was consumed)."""
         ...
 
 
-class BlockingTranslation(Translation, Protocol):
-    """A translation that scripts can also drive without an event loop (`translate --plain`)."""
+ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
+"""`job(model, tokenizer, emit, cancelled)`, run where the model lives."""
 
-    def feed_sync(
-        self,
-        word: str,
-        *,
-        last: bool = False,
-        received_at: float | None = None,
-        more_waiting: bool = False,
-    ) -> Generator[TranslationEvent, None, Any]:
-        """Blocking `feed` (`more_waiting`: the next word is already here)."""
+
+@runtime_checkable
+class ModelJobs(Protocol):
+    """An engine that runs jobs with its model in hand (the local engine): algorithms that
+    drive the model themselves, such as the exact incremental wait-k translator."""
+
+    def with_model(self, fn: ModelJob) -> JobStream:
+        """Run `fn` where the model lives, between decode steps; iterate what it emits."""
+        ...
+
+    def with_model_sync(self, fn: ModelJob) -> Generator[Any, None, Any]:
+        """Blocking `with_model`."""
         ...
 
 
 class TranslateEngine(Protocol):
-    """What the translate screen needs: a model and translations on it."""
+    """What the translate screen needs of an engine: a model (the translations on it are
+    opened by `mlxchat.translate.open_translation`)."""
 
     @property
     def model_info(self) -> ModelInfo | None:
@@ -88,10 +85,6 @@ class TranslateEngine(Protocol):
 
     async def load(self, name: str, on_progress: OnLoadProgress | None = None) -> ModelInfo:
         """Load `name`; raises `ModelLoadError` with one line (the old model stays)."""
-        ...
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> Translation:
-        """A new live translation with `settings` on the loaded model."""
         ...
 
 
@@ -128,6 +121,7 @@ class ChatEngine(TranslateEngine, Protocol):
         ...
 
 
+@runtime_checkable
 class Engine(ChatEngine, Protocol):
     """The whole contract: the chat's, plus the blocking calls of the CLI."""
 
@@ -139,12 +133,6 @@ class Engine(ChatEngine, Protocol):
         self, prompt: Prompt, params: SamplingParams | None = None, **kw: Any
     ) -> Generator[Event, None, Any]:
         """Blocking `stream` for scripts; closing the generator cancels the request."""
-        ...
-
-    def translation(
-        self, settings: WaitKSettings, auto_segment: bool = True
-    ) -> BlockingTranslation:
-        """A new live translation, drivable from async code and from scripts."""
         ...
 
     def close(self) -> None:

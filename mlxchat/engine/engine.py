@@ -22,8 +22,9 @@ import queue
 import weakref
 from collections.abc import Callable, Generator
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mlxchat.engine.contract import ModelJob
 from mlxchat.engine.runtime import import_runtime
 from mlxchat.engine.types import (
     Chunk,
@@ -38,12 +39,7 @@ from mlxchat.engine.types import (
 )
 from mlxchat.engine.worker import Done, EngineThread, Failed, Job, JobFn, async_channel
 
-if TYPE_CHECKING:
-    from mlxchat.translate.live import LiveTranslation
-    from mlxchat.translate.settings import WaitKSettings
-
 Prompt = Any  # str | Sequence[Message]; see generation.Prompt (kept MLX-free here)
-ModelJob = Callable[[Any, Any, Callable[[Any], None], Callable[[], bool]], Any]
 
 
 class _Loaded:
@@ -468,12 +464,6 @@ class Engine:
             return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template))
 
         return await self.call(count)
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> LiveTranslation:
-        """A live wait-k translation on the loaded model (exact incremental KV cache)."""
-        from mlxchat.translate.live import LiveTranslation
-
-        return LiveTranslation(self, settings, auto_segment=auto_segment)
 
     def close(self) -> None:
         """Cancel what runs and what is queued, wait for the engine thread to let go, and

@@ -17,7 +17,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mlxchat.engine import remote_http as rh
 from mlxchat.engine.contract import OnLoadProgress, Prompt
@@ -34,10 +34,6 @@ from mlxchat.engine.types import (
     Progress,
     SamplingParams,
 )
-
-if TYPE_CHECKING:
-    from mlxchat.engine.remote_translate import RemoteTranslation
-    from mlxchat.translate.settings import WaitKSettings
 
 T = TypeVar("T")
 
@@ -212,12 +208,6 @@ class RemoteEngine:
 
         counts = [count async for count in ThreadedStream(run)]
         return counts[-1] if counts else 0
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> RemoteTranslation:
-        """Wait-k by naive re-encoding: one completion request per written word."""
-        from mlxchat.engine.remote_translate import RemoteTranslation
-
-        return RemoteTranslation(self, settings, auto_segment=auto_segment)
 
     def close(self) -> None:
         """Stop what runs and close the connections."""

@@ -33,6 +33,7 @@ from mlxchat.settings import SettingError
 from mlxchat.translate.events import SegmentDone, TargetWord, TranslationEvent
 from mlxchat.translate.runner import EndSentence, Item, Runner, SourceWord
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import open_translation
 
 router = APIRouter()
 
@@ -121,7 +122,7 @@ class TranslateConnection:
     def start(self, settings: WaitKSettings) -> None:
         engine = self.state.engine
         self.runner = Runner(
-            lambda s: engine.translation(s, auto_segment=False),
+            lambda s: open_translation(engine, s, auto_segment=False),
             settings,
             self.on_event,
             on_error=self.on_error,

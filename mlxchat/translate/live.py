@@ -1,4 +1,5 @@
-"""Wait-k translation on the engine thread, for async (UI) and blocking (CLI) consumers.
+"""Wait-k translation as jobs on the engine's thread, for async (UI) and blocking (CLI)
+consumers; opened by `open_translation` for an engine that runs model jobs.
 
     live = LiveTranslation(engine, WaitKSettings(wait_k=3))
     async for event in live.feed("Bonjour"):
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mlxchat.engine.engine import Engine, EventStream
+from mlxchat.engine.contract import JobStream, ModelJobs
 from mlxchat.translate.events import TranslationEvent
 from mlxchat.translate.settings import WaitKSettings
 
@@ -30,18 +31,20 @@ class LiveTranslation:
     """A live source, fed word by word, translated with wait-k on the engine's model.
 
     Args:
-        engine: An engine with a model loaded.
+        engine: An engine that runs model jobs, with a model loaded.
         settings: Policy, caps, sampling and languages.
         auto_segment: End a segment after a word that ends a sentence.
     """
 
-    def __init__(self, engine: Engine, settings: WaitKSettings, auto_segment: bool = True) -> None:
+    def __init__(
+        self, engine: ModelJobs, settings: WaitKSettings, auto_segment: bool = True
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.auto_segment = auto_segment
         self._translator: SimultaneousTranslator | None = None
         self._cancelled: Callable[[], bool] = lambda: False
-        self._streams: list[EventStream] = []
+        self._streams: list[JobStream] = []
 
     def _job(
         self, work: Callable[[SimultaneousTranslator], Iterator[TranslationEvent]]
@@ -63,7 +66,7 @@ class LiveTranslation:
 
         return run
 
-    def prepare(self) -> EventStream:
+    def prepare(self) -> JobStream:
         """Prefill the prompt head now, so the first word is answered sooner."""
 
         def work(translator: SimultaneousTranslator) -> Iterator[TranslationEvent]:
@@ -74,12 +77,12 @@ class LiveTranslation:
 
     def feed(
         self, word: str, *, last: bool = False, received_at: float | None = None
-    ) -> EventStream:
+    ) -> JobStream:
         """Read one source word (and write what wait-k then allows)."""
         work = self._job(lambda t: t.feed(word, last=last, received_at=received_at))
         return self._track(self.engine.with_model(work))
 
-    def finish(self) -> EventStream:
+    def finish(self) -> JobStream:
         """The sentence is complete: write the rest of its translation."""
         return self._track(self.engine.with_model(self._job(lambda t: t.finish())))
 
@@ -104,6 +107,6 @@ class LiveTranslation:
             stream.cancel()
         self._streams.clear()
 
-    def _track(self, stream: EventStream) -> EventStream:
+    def _track(self, stream: JobStream) -> JobStream:
         self._streams = [s for s in self._streams if not s.finished] + [stream]
         return stream

@@ -22,9 +22,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from mlxchat.engine.contract import Translation
 from mlxchat.translate.events import TranslationEvent
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import Translation
 
 TranslationFactory = Callable[[WaitKSettings], Translation]
 """Makes a translation with the given settings (one per run of sentences)."""

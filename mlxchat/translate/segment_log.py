@@ -1,7 +1,7 @@
 """One segment's words as read and written, and the events that report them.
 
 The local translator (`incremental.SimultaneousTranslator`) and the remote one
-(`engine.remote_translate.RemoteTranslator`) keep one `SegmentLog` per segment (sentence)
+(`text_translation.TextTranslator`) keep one `SegmentLog` per segment (sentence)
 and build their events through it: the state every event carries (`TranslationEvent`), a
 written word's delay and metrics, and a finished segment's summary are worked out here once.
 """

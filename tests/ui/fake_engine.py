@@ -29,9 +29,7 @@ from mlxchat.engine.types import (
 )
 
 if TYPE_CHECKING:
-    from ui_translate.fake_translation import FakeTranslation
-
-    from mlxchat.translate.settings import WaitKSettings
+    pass
 
 DEFAULT_ANSWER = ["Hello", "!", " How", " can", " I", " help", "?"]
 
@@ -181,12 +179,6 @@ class FakeEngine:
         if isinstance(prompt, str):
             return len(prompt.split())
         return sum(len(m.content.split()) for m in prompt)
-
-    def translation(self, settings: WaitKSettings, auto_segment: bool = True) -> FakeTranslation:
-        """A scripted word-for-word translation (as the translate screen's tests use)."""
-        from ui_translate.fake_translation import FakeFactory
-
-        return FakeFactory()(settings)
 
     def cancel(self) -> None:
         """Stop the current stream."""

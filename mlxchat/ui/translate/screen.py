@@ -26,7 +26,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker
 
 from mlxchat.config import Settings
-from mlxchat.engine.contract import TranslateEngine, Translation
+from mlxchat.engine.contract import TranslateEngine
 from mlxchat.engine.types import EngineError, LoadProgress
 from mlxchat.settings import MAX_WAIT_K
 from mlxchat.text import sanitize
@@ -47,6 +47,7 @@ from mlxchat.translate.runner import (
 )
 from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences
 from mlxchat.translate.settings import WaitKSettings
+from mlxchat.translate.translation import Translation, open_translation
 from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
 from mlxchat.ui.textual_compat import repaint_changed_rows_only
@@ -77,7 +78,7 @@ def live_translation_factory(
     def make(settings: WaitKSettings) -> Translation:
         info = engine.model_info
         settings = settings.resolved(base, info.sampling_defaults if info else None)
-        return engine.translation(settings, auto_segment=False)
+        return open_translation(engine, settings, auto_segment=False)
 
     return make
 

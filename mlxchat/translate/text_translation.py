@@ -1,9 +1,10 @@
-"""Wait-k translation on a remote model: the naive re-encode, one request per target word.
+"""Wait-k translation on an engine that only streams completions (a remote model): the
+naive re-encode, one request per target word.
 
-The client has no KV cache to edit, so every WRITE sends the whole prompt again —
-``[instruction][source read so far][target so far]`` as a plain-text completion (the one
-endpoint every OpenAI-compatible server continues verbatim) — and reads the streamed text
-until the word is complete; the server's prompt cache makes the repeated prefix cheap. The
+Without a KV cache to edit, every WRITE sends the whole prompt again — ``[instruction]
+[source read so far][target so far]`` as a plain-text completion (`chat_template=False`:
+the one request every OpenAI-compatible server continues verbatim) — and reads the streamed
+text until the word is complete; the server's prompt cache makes the repeated prefix cheap. The
 policy, the delays and the metrics are those of the local translators; the word rule works
 on text: a target word ends where whitespace follows it (that look-ahead text is dropped and
 generated again by the next request), or where the answer ends. A `Notice` says so.
@@ -12,12 +13,12 @@ generated again by the next request), or where the answer ends. A `Notice` says 
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mlxchat.engine import remote_http as rh
-from mlxchat.engine.remote_stream import Meter, ThreadedStream, delta_text
-from mlxchat.engine.types import FinishReason, Stats
+from mlxchat.engine.remote_stream import ThreadedStream
+from mlxchat.engine.types import Chunk, FinishReason, Stats
 from mlxchat.translate.events import (
     Notice,
     SegmentDone,
@@ -31,8 +32,10 @@ from mlxchat.translate.segment import ends_sentence, split_words
 from mlxchat.translate.segment_log import SegmentLog
 
 if TYPE_CHECKING:
-    from mlxchat.engine.remote import RemoteEngine
+    from mlxchat.engine.contract import Engine
     from mlxchat.translate.settings import WaitKSettings
+
+Stop = Callable[[], bool]
 
 NAIVE_NOTICE = (
     "remote model: naive re-encode, one completion request per target word "
@@ -50,10 +53,10 @@ def prompt_text(settings: WaitKSettings, source: list[str], target: str) -> str:
     )
 
 
-class RemoteTranslator:
-    """Blocking wait-k over a remote model; the same events as `SimultaneousTranslator`."""
+class TextTranslator:
+    """Blocking wait-k over completion requests; the same events as `SimultaneousTranslator`."""
 
-    def __init__(self, engine: RemoteEngine, settings: WaitKSettings, auto_segment: bool) -> None:
+    def __init__(self, engine: Engine, settings: WaitKSettings, auto_segment: bool) -> None:
         self.engine = engine
         self.settings = settings
         self.auto_segment = auto_segment
@@ -77,7 +80,7 @@ class RemoteTranslator:
         )
 
     def feed(
-        self, word: str, last: bool, received_at: float | None, stop: rh.Cancel
+        self, word: str, last: bool, received_at: float | None, stop: Stop
     ) -> Iterator[TranslationEvent]:
         """Read `word` (several if it has spaces) and write what wait-k allows."""
         if not self._noticed:
@@ -94,7 +97,7 @@ class RemoteTranslator:
             else:
                 yield from self._write_allowed(stop)
 
-    def finish(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+    def finish(self, stop: Stop) -> Iterator[TranslationEvent]:
         """The sentence is complete: write the rest of its translation, end the segment."""
         if not self._log.words:
             return
@@ -103,7 +106,7 @@ class RemoteTranslator:
         yield self._segment_done(self._done or ("cancelled" if stop() else "length"))
         self._new_segment()
 
-    def _write_allowed(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+    def _write_allowed(self, stop: Stop) -> Iterator[TranslationEvent]:
         log = self._log
         cap = self.settings.word_cap(log.source_length)
         while self._done is None and not stop() and self._stalled_at != len(log.words):
@@ -117,44 +120,41 @@ class RemoteTranslator:
         if stop():
             self._done = "cancelled"
 
-    def _write_word(self, stop: rh.Cancel) -> Iterator[TranslationEvent]:
+    def _write_word(self, stop: Stop) -> Iterator[TranslationEvent]:
         """One request: stream text until the word ends (whitespace after it, or the end)."""
-        engine, endpoint = self.engine, self.engine.endpoint
-        assert endpoint is not None
         finished = self._log.source_length is not None
-        body: dict[str, Any] = {
-            "prompt": prompt_text(self.settings, self._log.words, self._shown),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": self.settings.max_tokens_per_word + 1,  # + the look-ahead
-            "temperature": self.settings.sampling.temp,
-            "top_p": self.settings.sampling.top_p,
-        }
-        if endpoint.model:
-            body["model"] = endpoint.model
-        if self.settings.stop_at_newline:
-            body["stop"] = ["\n"]
-        meter, word, reason = Meter(), "", None
-        complete = False
-        for data in rh.stream_json(engine.client, endpoint, "completions", body, stop):
-            meter.usage(data.get("usage"))
-            for choice in data.get("choices") or ():
-                piece = delta_text(choice)
-                reason = choice.get("finish_reason") or reason
-                if not piece or complete:
+        params = replace(
+            self.settings.sampling,
+            max_tokens=self.settings.max_tokens_per_word + 1,  # + the look-ahead
+            stop=("\n",) if self.settings.stop_at_newline else (),
+        )
+        prompt = prompt_text(self.settings, self._log.words, self._shown)
+        word, reason, complete = "", None, False
+        stats = Stats()
+        answer = self.engine.iterate(prompt, params, chat_template=False, progress=False)
+        try:
+            for event in answer:
+                if stop():
+                    break
+                if not isinstance(event, Chunk):
                     continue
-                meter.token()
-                match = _WORD.match(word + piece)
-                commit = piece if match is None else (word + piece)[len(word) : match.end()]
+                stats, reason = event.stats, event.finish_reason or reason
+                if not event.text:
+                    continue
+                text = word + event.text
+                match = _WORD.match(text)
+                commit = event.text if match is None else text[len(word) : match.end()]
                 complete = match is not None
                 word += commit
                 self._shown += commit
                 if commit:
                     yield self._event(TranslationChunk, text=commit)
-            if complete:
-                break  # leaving the stream closes it: the look-ahead is not committed
-        self._stats = meter.stats()
-        self.tokens_computed += meter.prompt_tokens + (meter.completion_tokens or meter.tokens)
+                if complete:
+                    break  # closing the stream drops the look-ahead, which is not committed
+        finally:
+            answer.close()
+        self._stats = stats
+        self.tokens_computed += stats.prompt_tokens + stats.generation_tokens
         if stop():
             return
         if not word.strip():  # the model has nothing to write yet: read on (or end)
@@ -173,18 +173,18 @@ class RemoteTranslator:
         )
 
 
-class RemoteTranslation:
-    """The live translation API (`LiveTranslation`'s) over a `RemoteTranslator`.
+class TextTranslation:
+    """The live translation API (`LiveTranslation`'s) over a `TextTranslator`.
 
     Args:
-        engine: A connected `RemoteEngine`.
+        engine: An engine that streams completions (e.g. a connected `RemoteEngine`).
         settings: Policy, caps, temperature and languages.
         auto_segment: End a segment after a word that ends a sentence.
     """
 
-    def __init__(self, engine: RemoteEngine, settings: WaitKSettings, auto_segment: bool) -> None:
+    def __init__(self, engine: Engine, settings: WaitKSettings, auto_segment: bool) -> None:
         self.settings = settings
-        self._translator = RemoteTranslator(engine, settings, auto_segment)
+        self._translator = TextTranslator(engine, settings, auto_segment)
         self._stopped = False
 
     def _stop(self) -> bool:
