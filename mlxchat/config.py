@@ -53,6 +53,7 @@ class Settings:
     """
 
     model: str = default("model")
+    translate_model: str = default("translate_model")
     system_prompt: str = default("system_prompt")
     temp: float = default("temp")
     top_p: float = default("top_p")

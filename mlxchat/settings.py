@@ -147,7 +147,7 @@ class Setting:
         return self.high is None or number <= self.high
 
 
-NOT_EMPTY = {"model", "theme", "source_lang", "target_lang"}
+NOT_EMPTY = {"model", "translate_model", "theme", "source_lang", "target_lang"}
 """Text settings that must not be blank."""
 
 _ALL = (
@@ -157,6 +157,12 @@ _ALL = (
         str,
         "demo",
         'The model to chat with: "demo", a Hugging Face id, a local folder or a .gguf file.',
+    ),
+    Setting(
+        "translate_model",
+        str,
+        "demo-translate",
+        "The model `mlxchat translate` uses when none is given (-m).",
     ),
     Setting(
         "system_prompt", str, "", 'The system prompt sent before every conversation ("": none).'
@@ -288,6 +294,15 @@ _ALL = (
     ),
     Setting("source_lang", str, "English", "The language of the source.", longest=40),
     Setting("target_lang", str, "French", "The language to translate into.", longest=40),
+    Setting(
+        "few_shot",
+        bool,
+        None,
+        "Prompt translations with examples as plain text (unset: for models without a chat "
+        "template).",
+        optional=True,
+        example=False,
+    ),
     Setting(
         "stop_at_newline",
         bool,

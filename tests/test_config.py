@@ -136,7 +136,7 @@ def test_unknown_key_suggests_the_right_one(config) -> None:
     path = config("tempp = 0.5\n")
     assert error_of(path) == f"{path}: unknown key 'tempp'; did you mean 'temp'?"
     message = error_of(config("[ui]\ncolour = 1\n"))
-    assert "unknown key 'ui'; remove it (known: model, system_prompt," in message
+    assert "unknown key 'ui'; remove it (known: model, translate_model, system_prompt," in message
 
 
 def test_bad_override_names_the_command_line(tmp_path: Path) -> None:

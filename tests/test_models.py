@@ -153,7 +153,10 @@ def test_hf_cache_repo(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
 
 def test_list_and_import(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     rows = list_local_models()
-    assert rows == [LocalModel("demo", "demo", 0, "", available=False)]
+    assert rows == [
+        LocalModel("demo", "demo", 0, "", available=False),
+        LocalModel("demo-translate", "demo", 0, "", available=False),
+    ]
     path = write_float_gguf(tiny_llama, tmp_path / "tiny.gguf", "llama")
     events: list[LoadProgress] = []
     imported = import_gguf(path, on_progress=events.append)
@@ -223,7 +226,7 @@ def test_demo_second_load_is_offline_and_quantized_path_agrees(
     def no_download(*args: Any, **kwargs: Any) -> Path:
         raise AssertionError("the demo was downloaded again")
 
-    monkeypatch.setattr(demo, "download_wheel", no_download)
+    monkeypatch.setattr(demo, "download_wheels", no_download)
     assert demo.is_fetched() and models.resolve_model("demo") == demo.demo_dir()
     model, tokenizer, info = load_model("demo", fast_cpu=False)  # the 4-bit weights as stored
     assert not info.dequantized

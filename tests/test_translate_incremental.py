@@ -210,10 +210,14 @@ def test_tiny_model_greedy_incremental_equals_naive(tiny: tuple[Any, Any], k: in
     assert natural >= 5
 
 
-def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -> None:
+@pytest.mark.parametrize("few_shot", [False, True])
+def test_tiny_qwen_greedy_incremental_equals_naive(
+    tiny_qwen: tuple[Any, Any], few_shot: bool
+) -> None:
     model, tokenizer = tiny_qwen
     for k in (1, 3):
         kw: dict[str, Any] = {"wait_k": k, "max_new_words": 10, "max_tokens_per_word": 5}
+        kw["few_shot"] = few_shot
         kw["cut_ends_segment"] = False  # RANDOM_WORDS
         source = " ".join(SENTENCES[2:])  # two sentences: two segments
         done = segments(stream_translate(model, tokenizer, source, wk(**kw)))
@@ -221,6 +225,24 @@ def test_tiny_qwen_greedy_incremental_equals_naive(tiny_qwen: tuple[Any, Any]) -
         assert len(done) == 2
         assert [d.target_tokens for d in done] == [o.target_tokens for o in oracle]
         assert sum(len(d.target_words) for d in done) >= 10
+
+
+def test_the_few_shot_prompt_is_the_text_a_base_model_continues(tiny: tuple[Any, Any]) -> None:
+    from mlxchat.translate.prompt import translation_layout, uses_few_shot
+
+    _, tokenizer = tiny
+    settings = wk(few_shot=True, source_lang="English", target_lang="German")
+    layout = translation_layout(tokenizer, settings)
+    words = ["The", "cat", "sleeps."]
+    text = layout.render(words)
+    assert text.endswith("English: The cat sleeps.\nGerman:")
+    assert "English: Where is the train station?\nGerman: Wo ist der Bahnhof?\n\n" in text
+    pieces = layout.ids([layout.encode_word(w) for w in words])
+    assert pieces == list(tokenizer.encode(text))  # piecewise ids = the text tokenized at once
+    assert not uses_few_shot(tokenizer, wk())  # the tiny model has a chat template
+    assert "Translate from English to Klingon." in translation_layout(
+        tokenizer, wk(few_shot=True, target_lang="Klingon")
+    ).render(words)  # no examples in that language: an instruction instead
 
 
 # -- k >= |x| is ordinary greedy generation -----------------------------------------------

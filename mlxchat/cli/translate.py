@@ -347,7 +347,7 @@ def translate(
         temp=temp,
     )
     settings = WaitKSettings.from_values(flags)
-    name = model_name(model, remote_model) or settings_or_exit().model
+    name = model_name(model, remote_model) or settings_or_exit().translate_model
     interactive = input_file is None and sys.stdin.isatty()
     if not plain and not as_json and sys.stdout.isatty():
         source = None if interactive else read_utf8(input_file, "input")

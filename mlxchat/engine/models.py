@@ -102,8 +102,8 @@ def load_model(
 def model_defaults(name: str, path: Path) -> dict[str, Any]:
     """The model's own sampling defaults: its generation_config.json, else the demo's."""
     found = generation_defaults(path)
-    if not found and name == demo.NAME:
-        return dict(demo.SAMPLING_DEFAULTS)
+    if not found and name in demo.DEMOS:
+        return dict(demo.DEMOS[name].sampling_defaults)
     return found
 
 
@@ -122,8 +122,8 @@ def resolve_model(name: str, on_progress: ProgressFn | None = None) -> Path:
     Raises:
         ModelLoadError: Nothing loadable goes by that name.
     """
-    if name == demo.NAME:
-        return demo.ensure_demo(on_progress)
+    if name in demo.DEMOS:
+        return demo.ensure_demo(on_progress, name)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -150,17 +150,12 @@ def import_gguf(path: str | Path, on_progress: ProgressFn | None = None) -> Loca
 
 def list_local_models() -> list[LocalModel]:
     """The demo (fetched or not), imported GGUF models, and MLX models in the HF cache."""
-    demo_dir = demo.demo_dir()
-    fetched = demo.is_fetched()
-    models = [
-        LocalModel(
-            demo.NAME,
-            "demo",
-            _dir_size(demo_dir) if fetched else 0,
-            str(demo_dir) if fetched else "",
-            available=fetched,
-        )
-    ]
+    models = []
+    for name in demo.DEMOS:
+        demo_dir, fetched = demo.demo_dir(name), demo.is_fetched(name)
+        size = _dir_size(demo_dir) if fetched else 0
+        path = str(demo_dir) if fetched else ""
+        models.append(LocalModel(name, "demo", size, path, available=fetched))
     models += _imported_gguf_models()
     models += _hf_cached_models()
     return models

@@ -34,7 +34,7 @@ from mlxchat.translate.events import (
 )
 from mlxchat.translate.kvcache import CachedModel, Cancelled
 from mlxchat.translate.policy import Action, next_action
-from mlxchat.translate.prompt import PromptLayout, build_layout
+from mlxchat.translate.prompt import PromptLayout, translation_layout
 from mlxchat.translate.segment import arrivals, ends_sentence, split_sentences, split_words
 from mlxchat.translate.segment_log import SegmentLog
 from mlxchat.translate.settings import WaitKSettings
@@ -72,9 +72,7 @@ class SimultaneousTranslator:
     ) -> None:
         self.settings = settings
         self.tokenizer = tokenizer
-        self.layout: PromptLayout = build_layout(
-            tokenizer, self.settings.source_lang, self.settings.target_lang, messages
-        )
+        self.layout: PromptLayout = translation_layout(tokenizer, settings, messages)
         self.chooser = TokenChooser(self.settings, tokenizer)
         self.cached = CachedModel(model, should_stop)
         self.clock = StatsClock()

@@ -75,9 +75,7 @@ class LiveTranslation:
 
         return self._track(self.engine.with_model(self._job(work)))
 
-    def feed(
-        self, word: str, *, last: bool = False, received_at: float | None = None
-    ) -> JobStream:
+    def feed(self, word: str, *, last: bool = False, received_at: float | None = None) -> JobStream:
         """Read one source word (and write what wait-k then allows)."""
         work = self._job(lambda t: t.feed(word, last=last, received_at=received_at))
         return self._track(self.engine.with_model(work))

@@ -22,7 +22,7 @@ from mlxchat.translate.events import SegmentDone, TargetWord, TranslationChunk, 
 from mlxchat.translate.kvcache import cpu_padding, run_model
 from mlxchat.translate.metrics import latency_metrics
 from mlxchat.translate.policy import wait_k_schedule
-from mlxchat.translate.prompt import build_layout
+from mlxchat.translate.prompt import translation_layout
 from mlxchat.translate.segment import split_sentences
 from mlxchat.translate.settings import WaitKSettings
 
@@ -51,7 +51,7 @@ class NaiveTranslator:
         self.tokenizer = tokenizer
         self.settings = settings
         self.should_stop = should_stop
-        self.layout = build_layout(tokenizer, settings.source_lang, settings.target_lang, messages)
+        self.layout = translation_layout(tokenizer, settings, messages)
         self.chooser = TokenChooser(settings, tokenizer)
         self.tokens_computed = 0
         self.pad = cpu_padding()

@@ -1,4 +1,7 @@
-"""The zero-shot translation prompt, laid out in tokens so the source can grow in place.
+"""The translation prompt, laid out in tokens so the source can grow in place.
+
+`translation_layout` picks it: the model's chat template with a zero-shot instruction, or
+for base models the few-shot completion of `few_shot.py`.
 
 The model's own chat template is rendered once with a unique placeholder where the source
 goes; the text is split there into a *head* (everything before the source) and a *tail*
@@ -20,7 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlxchat.translate.few_shot import SHOTS, few_shot_head
+
+if TYPE_CHECKING:
+    from mlxchat.translate.settings import WaitKSettings
 
 PLACEHOLDER = "\u27e6MLXCHAT_SOURCE_3f9c\u27e7"
 WORD_ANCHOR = ":"
@@ -53,7 +61,7 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
-def _encode_after(tokenizer: Any, anchor: str, text: str) -> list[int]:
+def encode_after(tokenizer: Any, anchor: str, text: str) -> list[int]:
     """Ids of `text` as tokenized right after `anchor` (plain `encode` if they merge)."""
     anchor_ids = _encode(tokenizer, anchor)
     ids = _encode(tokenizer, anchor + text)
@@ -81,7 +89,7 @@ class PromptLayout:
 
     def encode_word(self, word: str) -> list[int]:
         """Ids of one source word with its leading space, as appended to the source region."""
-        return _encode_after(self.tokenizer, WORD_ANCHOR, " " + word)
+        return encode_after(self.tokenizer, WORD_ANCHOR, " " + word)
 
     def ids(self, source_ids: Sequence[Sequence[int]], target_ids: Sequence[int] = ()) -> list[int]:
         """The whole prompt: head, the given source words' ids, tail, target ids."""
@@ -127,7 +135,41 @@ def build_layout(
     return PromptLayout(
         tokenizer=tokenizer,
         head=_encode(tokenizer, head_text),
-        tail=_encode_after(tokenizer, TAIL_ANCHOR, tail_text),
+        tail=encode_after(tokenizer, TAIL_ANCHOR, tail_text),
         head_text=head_text,
         tail_text=tail_text,
     )
+
+
+def few_shot_layout(
+    tokenizer: Any, source_lang: str, target_lang: str, shots: int = SHOTS
+) -> PromptLayout:
+    """The few-shot completion prompt (`few_shot.py`) as a layout; the head starts with the
+    tokenizer's BOS when it adds one to a document."""
+    head_text = few_shot_head(source_lang, target_lang, shots)
+    tail_text = f"\n{target_lang}:"
+    return PromptLayout(
+        tokenizer=tokenizer,
+        head=list(tokenizer.encode(head_text)),
+        tail=encode_after(tokenizer, TAIL_ANCHOR, tail_text),
+        head_text=head_text,
+        tail_text=tail_text,
+    )
+
+
+def uses_few_shot(tokenizer: Any, settings: WaitKSettings) -> bool:
+    """Whether a translation prompts with examples: as set, else when the model has no
+    chat template (a base model)."""
+    if settings.few_shot is not None:
+        return settings.few_shot
+    return not getattr(tokenizer, "has_chat_template", True)
+
+
+def translation_layout(
+    tokenizer: Any, settings: WaitKSettings, messages: list[dict[str, str]] | None = None
+) -> PromptLayout:
+    """The prompt layout a translator uses: custom `messages`, the few-shot completion, or
+    the zero-shot chat prompt."""
+    if messages is None and uses_few_shot(tokenizer, settings):
+        return few_shot_layout(tokenizer, settings.source_lang, settings.target_lang)
+    return build_layout(tokenizer, settings.source_lang, settings.target_lang, messages)

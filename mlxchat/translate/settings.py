@@ -31,6 +31,8 @@ class WaitKSettings:
             the source is finished a line break after some text ends the answer (small
             models otherwise go on to comment on their translation); before that, and
             before any text, line-break tokens are masked like EOS.
+        few_shot: Prompt with translated examples as plain text (`few_shot.py`); None:
+            only for a model without a chat template.
         sampling: Temperature, top-p, min-p and repetition penalty (greedy by default;
             `max_tokens`, `top_k`, `seed` and `stop` are not used).
         requested: The sampling values asked for (flags, request fields) when made by
@@ -43,6 +45,7 @@ class WaitKSettings:
     source_lang: str = default("source_lang")
     target_lang: str = default("target_lang")
     stop_at_newline: bool = default("stop_at_newline")
+    few_shot: bool | None = default("few_shot")
     cut_ends_segment: bool = True
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temp=0.0))
     requested: Mapping[str, Any] | None = None
