@@ -51,6 +51,7 @@ def test_models_has_a_header_line() -> None:
     assert header.split() == ["NAME", "KIND", "SIZE", "PATH"]
     assert first.startswith("demo ")
     assert header.index("KIND") == first.index("demo", 1)  # the columns line up
+    assert "demo-translate: gemma-3-270m, Gemma Terms of Use" in proc.stdout  # its license
 
 
 def test_engine_gives_the_hint_only_on_the_reference_blas(

@@ -26,6 +26,11 @@ def models_list(ctx: typer.Context) -> None:
     for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
+    from mlxchat.engine.demo import DEMOS
+
+    typer.echo("")
+    for demo in DEMOS.values():  # fetched from PyPI on first use
+        typer.echo(f"{demo.name}: {demo.title}, {demo.license}")
 
 
 @models_app.command("import")

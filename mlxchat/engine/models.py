@@ -94,6 +94,7 @@ def load_model(
         num_parameters=int(get_total_parameters(model)),
         sampling_defaults=model_defaults(name, path),
         backend=cpu.describe_cpu_path(converted),
+        chat_template=bool(getattr(tokenizer, "has_chat_template", True)),
     )
     report(f"Loaded {name}", 1.0)
     return model, tokenizer, info

@@ -156,6 +156,9 @@ class ModelInfo:
     num_parameters: int = 0
     sampling_defaults: dict[str, Any] = field(default_factory=dict)
     """The model's own sampling defaults (its generation_config.json, in our names)."""
+    chat_template: bool = True
+    """Whether the model has a chat template; without one it is a base model, and a chat
+    sends the conversation as plain text for it to continue."""
     notice: str = ""
     """Something the user should know about how it runs (e.g. a slow BLAS); "" for none."""
     backend: str = ""

@@ -60,7 +60,7 @@ from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
 
 DEMO_MODEL = "demo"
-DEMO_CANNOT_TRANSLATE = "the demo cannot translate: try -m mlx-community/Qwen2.5-1.5B-Instruct-4bit"
+DEMO_CANNOT_TRANSLATE = "the chat demo cannot translate: try -m demo-translate"
 """Said under the translation while the chat demo is loaded (its French is nonsense)."""
 
 
