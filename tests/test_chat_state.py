@@ -50,9 +50,10 @@ def test_a_resumed_chat_brings_back_turns_and_chosen_settings() -> None:
     saved = history.get_conversation(first.conversation_id or 0)
     assert saved is not None
 
-    second = chat(history, system="")
-    old_session = second.session
-    assert second.resume(saved) == old_session != second.session
+    before = chat(history, system="")
+    second = before.resumed(saved)
+    assert second is not before and second.session != before.session
+    assert before.turns == [] and before.conversation_id is None  # left as it was
     assert second.system_prompt == "Be brief."
     assert [(t.role, t.content, t.finish_reason) for t in second.turns] == [
         ("user", "Hi", None),
@@ -63,12 +64,26 @@ def test_a_resumed_chat_brings_back_turns_and_chosen_settings() -> None:
     assert (second.params.temp, second.params.top_k, second.params.top_p) == (0.2, 5, 1.0)
 
 
-def test_restart_forgets_the_turns_and_starts_unsaved() -> None:
-    state = chat(History.in_memory())
+def test_starting_over_gives_a_new_unsaved_chat_and_leaves_the_old_one() -> None:
+    history = History.in_memory()
+    state = chat(history)
+    state.set_params(temp=0.2)
     state.add_user("Hi")
-    state.restart(system_prompt="New.")
-    assert state.turns == [] and state.conversation_id is None
-    assert state.messages() == [Message("system", "New.")]
+    fresh = state.started_over(system_prompt="New.")
+    assert fresh.turns == [] and fresh.conversation_id is None
+    assert fresh.messages() == [Message("system", "New.")]
+    assert fresh.session != state.session and fresh.model == "tiny"
+    assert fresh.params.temp == 0.2 and fresh.chosen == {"temp": 0.2}  # /clear keeps them
+    defaults = state.started_over(params=SamplingParams(temp=1.0))  # /new: the defaults
+    assert defaults.params.temp == 1.0 and defaults.chosen == {}
+    # the old chat is untouched: an answer still written for it is saved to it
+    assert state.add_answer("Hello!", "stop", None, "tiny") is None
+    saved = history.get_conversation(state.conversation_id or 0)
+    assert saved is not None
+    assert [(m.role, m.content) for m in saved.messages] == [
+        ("user", "Hi"),
+        ("assistant", "Hello!"),
+    ]
 
 
 class BrokenHistory:

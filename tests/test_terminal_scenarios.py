@@ -67,7 +67,9 @@ def source_line(screen: str) -> str:
 @pytest.mark.parametrize("timing", ["burst", "paced", "paste", "raw_paste"])
 def test_translate_takes_every_key_once_in_order(tmp_path: Path, timing: str) -> None:
     sentence = "Good morning my dear friend."
-    term = Terminal(mlxchat_command(tmp_path, "translate", "-k", "2"), width=120, height=40)
+    term = Terminal(
+        mlxchat_command(tmp_path, "translate", "-m", "demo", "-k", "2"), width=120, height=40
+    )
     try:
         term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
         term.send(sentence + " ", timing)
@@ -154,7 +156,9 @@ def test_esc_and_ctrl_q_during_prefill(tmp_path: Path) -> None:
 
 
 def test_after_esc_translate_says_how_to_type_again(tmp_path: Path) -> None:
-    term = Terminal(mlxchat_command(tmp_path, "translate", "-k", "2"), width=120, height=40)
+    term = Terminal(
+        mlxchat_command(tmp_path, "translate", "-m", "demo", "-k", "2"), width=120, height=40
+    )
     try:
         term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
         term.type("Escape")
@@ -183,6 +187,65 @@ def test_copy_says_what_was_sent_and_how_it_arrives_in_tmux(tmp_path: Path) -> N
         screen = term.wait_until(lambda s: "OSC 52" in flat(s), 10, "the notice")
         assert "set -g set-clipboard on" in flat(screen)  # this terminal is tmux
         assert "Copied" not in screen
+        quit_cleanly(term)
+    finally:
+        term.close()
+
+
+def saved_rows(tmp_path: Path) -> list[tuple[int, str, str, str | None]]:
+    """(conversation id, role, content, finish reason) of every saved message, in order."""
+    with History.open(tmp_path / "data" / HISTORY_FILE) as history:
+        return [
+            (summary.id, m.role, m.content, m.finish_reason)
+            for summary in sorted(history.list_conversations(), key=lambda c: c.id)
+            for m in history.get_conversation(summary.id).messages  # type: ignore[union-attr]
+        ]
+
+
+def run_command(term: Terminal, command: str) -> None:
+    term.send(command)
+    term.wait_until(lambda s: prompt_text(s) == command, 10, f"{command} typed")
+    term.type("Enter")
+    term.wait_until(lambda s: prompt_text(s) == "", 15, f"{command} ran")
+
+
+def test_a_new_chat_while_an_answer_streams_runs_beside_it(tmp_path: Path) -> None:
+    story = "Write a long story about a dragon and a knight."
+    capital = "What is the capital of France?"
+    term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        for command in ("/temp 0", "/max-tokens 200"):  # a long answer, the same each run
+            run_command(term, command)
+        term.send(story)
+        term.wait_until(lambda s: prompt_text(s) == story, 10, "the question typed")
+        term.type("Enter")
+        term.wait_for("● demo │ generating", 30)
+        term.type("C-n")  # does not wait for the answer
+        screen = term.wait_until(
+            lambda s: "goes on in the background" in flat(s), 10, "the background notice"
+        )
+        assert "dragon" not in screen, screen  # the new chat is empty
+        term.send(capital)
+        term.wait_until(lambda s: prompt_text(s) == capital, 10, "the second question typed")
+        term.type("Enter")
+        screen = term.wait_until(
+            lambda s: "● demo │ idle │" in s and "tok/s" in s, 60, "the second answer"
+        )
+        assert "Paris" in screen and "dragon" not in screen and "knight" not in screen, screen
+        rows = saved_rows(tmp_path)
+        first, second = rows[0][0], rows[-1][0]
+        assert [r[1:3] for r in rows if r[0] == first] == [("user", story)]  # still written
+        assert [r[1] for r in rows if r[0] == second] == ["user", "assistant"]
+        screen = term.wait_until(
+            lambda s: "has ended and is saved" in flat(s), 60, "the first answer ended"
+        )
+        assert "dragon" not in screen and "knight" not in screen, screen
+        rows = saved_rows(tmp_path)
+        answers = {r[0]: r[2:] for r in rows if r[1] == "assistant"}
+        assert set(answers) == {first, second}
+        assert "Paris" in answers[second][0] and answers[second][1] == "stop"
+        assert len(answers[first][0]) > 200 and answers[first][1] in ("stop", "length")
         quit_cleanly(term)
     finally:
         term.close()

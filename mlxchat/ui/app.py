@@ -104,7 +104,8 @@ class ChatApp(ThemedApp):
         raise LookupError("the chat screen is not open")
 
     async def action_quit(self) -> None:
-        """Ctrl+Q: save an answer being written (as stopped), then leave."""
+        """Ctrl+Q: save the answers being written (as stopped; those in the background too),
+        then leave."""
         with contextlib.suppress(LookupError):
             await self.chat_screen.stop_and_wait()
         self.exit(0)

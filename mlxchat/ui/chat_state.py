@@ -162,36 +162,35 @@ class ChatState:
         self.params = replace(defaults, **self.chosen)
 
     # ----- starting over ----------------------------------------------------------------------
-    def restart(
+    def started_over(
         self, system_prompt: str | None = None, params: SamplingParams | None = None
-    ) -> str:
-        """Forget the turns and start a new (unsaved until used) conversation.
+    ) -> ChatState:
+        """A new, empty conversation (unsaved until used) on the same history and model.
 
-        Returns:
-            The old engine session name, to free its cache.
+        This one is left as it is: an answer still being written for it is saved to it.
+
+        Args:
+            system_prompt: Its system prompt (None: this one's).
+            params: Its sampling settings, none of them chosen (None: this chat's, and the
+                settings chosen for it stay chosen).
         """
-        old = self.session
-        self.turns = []
-        self.conversation_id = None
-        self.title = ""
-        self.session = _new_session()
-        if system_prompt is not None:
-            self.system_prompt = system_prompt
-        if params is not None:
-            self.params = params
-            self.chosen = {}
-        return old
+        fresh = ChatState(
+            self.history,
+            self.system_prompt if system_prompt is None else system_prompt,
+            self.params if params is None else params,
+        )
+        if params is None:
+            fresh.chosen = dict(self.chosen)
+        fresh.model = self.model
+        return fresh
 
-    def resume(self, conversation: Conversation) -> str:
-        """Take over a saved conversation: its turns, system prompt and settings.
-
-        Returns:
-            The old engine session name, to free its cache.
-        """
-        old = self.restart(conversation.system_prompt)
-        self.conversation_id = conversation.id
-        self.title = conversation.title
-        self.turns = [
+    def resumed(self, conversation: Conversation) -> ChatState:
+        """A saved conversation taken up again: its turns, system prompt and settings (the
+        settings chosen for this chat stay, unless the saved ones say otherwise)."""
+        fresh = self.started_over(conversation.system_prompt)
+        fresh.conversation_id = conversation.id
+        fresh.title = conversation.title
+        fresh.turns = [
             Turn(m.role, m.content, m.finish_reason)
             for m in conversation.messages
             if m.role in ("user", "assistant")
@@ -204,8 +203,8 @@ class ChatState:
             and k in SAVED_PARAMS
             and (_is_number(v) or (v is None and k in ("seed", "repetition_penalty")))
         }
-        self.set_params(**saved)
-        return old
+        fresh.set_params(**saved)
+        return fresh
 
 
 def _is_number(value: object) -> bool:

@@ -3,11 +3,14 @@
 It speaks the same async API as the real engine: `load(name, on_progress)`,
 `stream(messages, params, session=..., max_context=...)` (an async iterator of `Chunk`s and
 `Progress` events with `cancel()`), `model_info`, `reset_session`, `count_tokens`, `cancel`.
-Like the real engine it serves one job at a time: a stream asked for while a model loads
-waits until the load is over.
+Like the real engine, streams run at the same time (a batch), while a load runs alone: a
+stream asked for while a model loads waits until the load is over, and a load waits until
+the streams running have ended.
 
 Answers are scripted as lists of token texts. `hold_after(n)` pauses every stream after n
-tokens until `release()`, so a test can look at the screen mid-answer.
+tokens until `release()`, so a test can look at the screen mid-answer;
+`let_new_streams_run()` then lets streams started later (or not yet held) run on while
+those held stay held. Cancelling a held stream ends it alone.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ class FakeEngine:
         self._answer_index = 0
         self._load_gate: asyncio.Event | None = None
         self.current: FakeStream | None = None
+        self.streams: list[FakeStream] = []
+        self._running = 0
+        self._idle: asyncio.Event | None = None
         self.sampling_defaults: dict[str, Any] = {}
         if self.loaded is not None:
             self._info = self._model(self.loaded)
@@ -123,6 +129,9 @@ class FakeEngine:
     ) -> ModelInfo:
         """Pretend to load `name` (fails for names in `missing`; the old model stays)."""
         async with self._job_lock():
+            while self._running:  # a load runs alone: after the streams running now
+                self._idle = asyncio.Event()
+                await self._idle.wait()
             self.loads.append(name)
             if on_progress:
                 on_progress(LoadProgress(name, "reading weights", 0.5))
@@ -164,6 +173,7 @@ class FakeEngine:
         answer = self.answers[min(self._answer_index, len(self.answers) - 1)]
         self._answer_index += 1
         self.current = FakeStream(self, list(answer), params or SamplingParams())
+        self.streams.append(self.current)
         return self.current
 
     async def reset_session(self, session: str) -> None:
@@ -181,9 +191,14 @@ class FakeEngine:
         return sum(len(m.content.split()) for m in prompt)
 
     def cancel(self) -> None:
-        """Stop the current stream."""
-        if self.current is not None:
-            self.current.cancel()
+        """Stop the streams running now."""
+        for stream in self.streams:
+            stream.cancel()
+
+    @property
+    def running(self) -> int:
+        """How many streams are generating now."""
+        return self._running
 
     # ----- test controls --------------------------------------------------------------------
     def hold_after(self, tokens: int) -> None:
@@ -201,6 +216,11 @@ class FakeEngine:
             self._load_gate.set()
             self._load_gate = None
 
+    def let_new_streams_run(self) -> None:
+        """Streams that have not reached the hold yet run on; those held stay held until
+        `release()` (or their own `cancel()`)."""
+        self._hold_after = None
+
     def release(self) -> None:
         """Let held streams go on."""
         self._hold_after = None
@@ -217,13 +237,23 @@ class FakeStream:
         self.cut = len(tokens) > params.max_tokens
         self.cancelled = False
         self.held = asyncio.Event()
+        self.finished = False
+        self._stopped = asyncio.Event()
         self._iterator = self._run()
 
     def cancel(self) -> None:
-        """Stop within one token."""
+        """Stop within one token (a held stream at once: the others stay held)."""
         self.cancelled = True
-        if self.engine._gate is not None and not self.engine._gate.is_set():
-            self.engine._gate.set()
+        self._stopped.set()
+
+    async def _hold(self, gate: asyncio.Event) -> None:
+        """Wait for `gate`, or for this stream's cancel."""
+        waits = [asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self._stopped.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def __aiter__(self) -> FakeStream:
         return self
@@ -236,7 +266,7 @@ class FakeStream:
 
     async def _run(self):  # noqa: ANN202 - an async generator
         engine = self.engine
-        async with engine._job_lock():
+        async with engine._job_lock():  # waits while a model loads
             if self.cancelled:
                 return
             if engine._info is None:
@@ -247,25 +277,37 @@ class FakeStream:
                 from mlxchat.engine.types import EngineError
 
                 raise EngineError(engine.error)
-            yield Progress("prefill", fixed_stats(0, dropped_messages=engine.dropped), 42, 42)
-            count = len(self.tokens)
-            for index, token in enumerate(self.tokens):
-                if engine._hold_after is not None and index == engine._hold_after:
-                    self.held.set()
-                    assert engine._gate is not None
-                    await engine._gate.wait()
-                if engine.token_delay:
-                    await asyncio.sleep(engine.token_delay)
-                stats = fixed_stats(index + 1, dropped_messages=engine.dropped)
-                if self.cancelled:
-                    yield Chunk("", None, stats, finish_reason="cancelled")
-                    return
-                if engine.on_token:
-                    engine.on_token(index, token)
-                last = index == count - 1
-                finish = ("length" if self.cut else engine.finish) if last else None
-                yield Chunk(token, index, stats, finish_reason=finish)
-                if index % 8 == 7:
-                    yield Progress("generating", stats)
-            if not self.tokens:
-                yield Chunk("", None, fixed_stats(0), finish_reason="stop")
+            engine._running += 1
+        try:
+            async for event in self._tokens():
+                yield event
+        finally:
+            self.finished = True
+            engine._running -= 1
+            if not engine._running and engine._idle is not None:
+                engine._idle.set()
+
+    async def _tokens(self):  # noqa: ANN202 - an async generator
+        engine = self.engine
+        yield Progress("prefill", fixed_stats(0, dropped_messages=engine.dropped), 42, 42)
+        count = len(self.tokens)
+        for index, token in enumerate(self.tokens):
+            if engine._hold_after is not None and index == engine._hold_after:
+                self.held.set()
+                assert engine._gate is not None
+                await self._hold(engine._gate)
+            if engine.token_delay:
+                await asyncio.sleep(engine.token_delay)
+            stats = fixed_stats(index + 1, dropped_messages=engine.dropped)
+            if self.cancelled:
+                yield Chunk("", None, stats, finish_reason="cancelled")
+                return
+            if engine.on_token:
+                engine.on_token(index, token)
+            last = index == count - 1
+            finish = ("length" if self.cut else engine.finish) if last else None
+            yield Chunk(token, index, stats, finish_reason=finish)
+            if index % 8 == 7:
+                yield Progress("generating", stats)
+        if not self.tokens:
+            yield Chunk("", None, fixed_stats(0), finish_reason="stop")

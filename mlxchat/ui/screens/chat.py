@@ -1,8 +1,11 @@
 """The chat screen: the conversation, the prompt, completion, the status bar and the footer.
 
 It drives the engine: loads models in the background (a message sent meanwhile waits in the
-engine's queue and then runs), streams answers token by token into the conversation view,
-stops them on Esc, and runs the slash-commands (what they do is in `chat_commands.py`).
+engine's queue and then runs), streams answers token by token into the conversation view
+(each an `Answer`, see `answer.py`), stops them on Esc, and runs the slash-commands (what
+they do is in `chat_commands.py`). Leaving a chat while its answer is written (/new, /clear,
+a resumed chat) does not wait: the answer goes on in the background and is saved to its own
+chat when it ends, while the new chat takes messages (the engine answers both at once).
 """
 
 from __future__ import annotations
@@ -19,22 +22,14 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, TextArea
-from textual.worker import Worker
 
 from mlxchat.config import effective_sampling
 from mlxchat.engine.contract import ChatEngine
-from mlxchat.engine.types import (
-    Chunk,
-    EngineError,
-    FinishReason,
-    Progress,
-    SamplingParams,
-    Stats,
-)
+from mlxchat.engine.types import SamplingParams
 from mlxchat.ui import commands
+from mlxchat.ui.answer import Answer
 from mlxchat.ui.chat_state import ChatState
 from mlxchat.ui.commands import Command, CommandError
-from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.messages import (
     AnswerFinished,
     CompletionAccept,
@@ -76,7 +71,8 @@ class ChatScreen(Screen[None]):
         ctrl+n: New chat. ctrl+r: Write the last answer again. ctrl+l: Clear the chat.
 
     Reactives:
-        answering: Whether an answer is being written (or waits for the model).
+        answering: Whether an answer is being written in the chat on screen (or waits for
+            the model); answers in the background do not count.
     """
 
     BINDINGS = [
@@ -116,9 +112,10 @@ class ChatScreen(Screen[None]):
         self.history = history
         self.resume_id = resume
         self.chat = ChatState(history, settings.system_prompt, self.default_sampling())
-        self._stream: Any = None
-        self._answer_worker: Worker[None] | None = None
-        self._got_tokens = False
+        self.answer: Answer | None = None
+        """The answer being written in the chat on screen."""
+        self._answers: set[Answer] = set()
+        """Every answer being written: this chat's and those in the background."""
         self._loading = 0
         self.commands = ChatCommands(self, list_models)
         self._dismissed_completion: str | None = None
@@ -234,8 +231,8 @@ class ChatScreen(Screen[None]):
         """Put the status back to what is going on after a load or an answer ended."""
         if self._loading:
             self.status.set_state("loading")
-        elif self.answering:
-            self.status.set_state("generating" if self._got_tokens else "prefill")
+        elif self.answer is not None:
+            self.status.set_state("generating" if self.answer.got_tokens else "prefill")
         elif error:
             self.status.set_state("error", "no model — /model NAME or F2")
         else:
@@ -308,8 +305,10 @@ class ChatScreen(Screen[None]):
         view = StreamingView(label)
         view.on_flush = self.status.repaint_if_due  # the numbers go out with the text
         await self.conversation.add(view)
+        answer = Answer(self, self.chat, view)
+        self.answer = answer
+        self._answers.add(answer)
         self.answering = True
-        self._got_tokens = False
         if self._loading:
             view.status = "waiting for the model…"
             self.status.set_state("waiting")
@@ -317,157 +316,114 @@ class ChatScreen(Screen[None]):
             view.status = "thinking…"
             self.status.set_state("prefill")
         _quiet_gc(True)
-        self._answer_worker = self.run_worker(
-            self._answer(view), group="answer", exclusive=True, exit_on_error=False
-        )
+        # one worker per answer: one in the background goes on beside this chat's
+        answer.worker = self.run_worker(answer.run(), group="answer", exit_on_error=False)
 
-    def _request(self) -> Any:
-        max_context = getattr(self.settings, "max_context", None) or None
-        return self.engine.stream(
-            self.chat.messages(),
-            self.chat.params,
-            session=self.chat.session,
-            max_context=max_context,
-        )
-
-    async def _answer(self, view: StreamingView) -> None:
-        stats: Stats | None = None
-        finish: FinishReason | None = None
-        error: str | None = None
-        status = self.status  # looked up once, not per token
-        try:
-            self._stream = stream = self._request()
-            async for event in stream:
-                if isinstance(event, Chunk):
-                    if not self._got_tokens:
-                        self._got_tokens = True
-                        view.status = "writing…"
-                        if status.state != "stopping":
-                            status.set_state("generating")
-                    view.append(event.text)
-                    stats = event.stats
-                    status.set_stats(stats)
-                    if event.finish_reason is not None:
-                        finish = event.finish_reason
-                        error = event.error
-                elif isinstance(event, Progress) and status.state != "stopping":
-                    status.set_progress(event)
-        except asyncio.CancelledError:
-            finish = "cancelled"
-            with contextlib.suppress(Exception):
-                self._stream.cancel()
-        except EngineError as failure:
-            finish, error = "error", str(failure)
-        except Exception as failure:  # never let an answer take the app down
-            finish, error = "error", f"{type(failure).__name__}: {failure}"
-        finally:
-            self._stream = None
-        if finish is None:  # the stream ended without a last chunk: it was cancelled early
-            finish = "cancelled"
-        await self._finish_answer(view, view.text, finish, stats, error)
-
-    async def _finish_answer(
-        self,
-        view: StreamingView,
-        text: str,
-        finish: FinishReason,
-        stats: Stats | None,
-        error: str | None,
-    ) -> None:
-        try:
-            await self._show_finished(view, text, finish, stats, error)
-        finally:  # whatever happens, the chat must not stay "answering"
+    async def answer_ended(self, answer: Answer) -> None:
+        """An answer ended and was saved (on screen, or in the background)."""
+        self._answers.discard(answer)
+        if not self._answers:
             _quiet_gc(False)
+        if self.answer is answer:
+            self.answer = None
             self.answering = False
-            self._answer_worker = None
             self._settle_status()
+        if not answer.shown:
+            await self._ended_unseen(answer)
+            return
+        finish, error = answer.finish or "cancelled", answer.error
         if finish == "error" and error:
             self.notify(error, title="Answer failed", severity="error", timeout=8)
-        self.post_message(AnswerFinished(text, finish, stats, error))
+        self.post_message(AnswerFinished(answer.text, finish, answer.stats, error))
 
-    async def _show_finished(
-        self,
-        view: StreamingView,
-        text: str,
-        finish: FinishReason,
-        stats: Stats | None,
-        error: str | None,
-    ) -> None:
-        """Replace the streaming view by the finished message and save the answer."""
-        model = self.chat.model or self.status.model
-        info = getattr(self.engine, "model_info", None)
-        if info is not None:
-            model = info.name
-        with contextlib.suppress(Exception):  # the view may be gone (chat cleared meanwhile)
-            view.flush()
-            await self._after_paint()  # the last tokens reach the screen before the full render
-        # the label already names the model; say it again only when it changed meanwhile
-        summary = stats_summary(stats, "" if model == view.label else model)
-        stopped, failed = finish == "cancelled", finish == "error"
-        status = "stopped" if stopped else "failed" if failed else ""
-        if failed:
-            footer = error or "the answer failed"
+    async def _ended_unseen(self, answer: Answer) -> None:
+        if answer.finish == "error":
+            self.notify(
+                f"The answer in an earlier chat failed: {answer.error or 'no reason given'}",
+                title="Background answer",
+                severity="error",
+                timeout=8,
+            )
+        elif answer.chat.conversation_id is not None and self.is_attached:
+            self.notify(
+                "The answer in an earlier chat has ended and is saved (F3 opens it).",
+                title="Background answer",
+            )
+        with contextlib.suppress(Exception):  # its chat left the screen: free its cache
+            await self.engine.reset_session(answer.chat.session)
+
+    async def answer_to_background(self) -> bool:
+        """Leave the chat on screen while its answer is written: the answer goes on in the
+        background and is saved to its chat when it ends (one that cannot be saved, as the
+        history is off, is stopped instead).
+
+        Returns:
+            Whether an answer of the chat left still runs (it frees its cache when it ends).
+        """
+        answer = self.answer
+        if answer is None:
+            return False
+        if answer.finishing:  # it ends in a moment: let it end here
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(answer.done.wait(), 3.0)
+            return False
+        self.answer = None
+        self.answering = False
+        answer.detach()
+        self._settle_status()
+        if answer.chat.conversation_id is None:  # nowhere to keep it
+            answer.stop()
+            self.notify("The answer in the previous chat was stopped.", title="Answer")
         else:
-            limit = self.chat.params.max_tokens
-            footer = answer_footer(finish, summary, limit=limit, empty=not text)
-        final = MessageView(
-            "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
-        )
-        final.status = status
-        with contextlib.suppress(Exception):
-            await final.prepare(view.size.width)  # the full render, off the event loop
-            await self.conversation.replace(view, final)
-        if text:
-            problem = self.chat.add_answer(text, finish, stats, model)
-            if problem:
-                self.history_problem(problem)
-        if stats is not None:
-            self.status.set_stats(stats)
+            self.notify(
+                "The answer in the previous chat goes on in the background;"
+                " it is saved when it ends.",
+                title="Background answer",
+            )
+        return True
 
-    async def _after_paint(self, timeout: float = 0.5) -> None:
-        """Wait until the screen has been refreshed (at most `timeout` seconds)."""
-        painted = asyncio.get_running_loop().create_future()
-
-        def done() -> None:
-            if not painted.done():
-                painted.set_result(None)
-
-        self.app.call_after_refresh(done)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(painted, timeout)
+    def running_answer(self, conversation_id: int) -> Answer | None:
+        """The answer being written for saved chat `conversation_id`, if any."""
+        for answer in self._answers:
+            if answer.chat.conversation_id == conversation_id:
+                return answer
+        return None
 
     def action_stop(self) -> None:
         """Stop the answer being written (within one token); the partial answer stays."""
         if self.completion.is_open:
             self._close_completion()
             return
-        if not self.answering:
+        if self.answer is None:
             return
         self.status.set_state("stopping")
-        if self._got_tokens and self._stream is not None:
-            self._stream.cancel()
-        elif self._answer_worker is not None:
-            self._answer_worker.cancel()
+        self.answer.stop()
 
     async def stop_and_wait(self, timeout: float = 3.0) -> None:
-        """Stop the answer (if any) and wait until it is saved."""
-        worker = self._answer_worker
-        if not self.answering or worker is None:
+        """Stop every answer being written (this chat's and those in the background) and
+        wait until they are saved."""
+        answers = list(self._answers)
+        if not answers:
             return
-        self.action_stop()
+        if self.answer is not None:
+            self.status.set_state("stopping")
+        for answer in answers:
+            answer.stop()
+        waits = asyncio.gather(*(answer.done.wait() for answer in answers))
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(worker.wait(), timeout)
+            await asyncio.wait_for(waits, timeout)
 
     def busy(self) -> bool:
-        """Whether an answer is being written; says so once, however often it is asked
-        (Enter held down, or a paste whose every line arrives as an Enter)."""
+        """Whether an answer is being written in this chat; says so once, however often it
+        is asked (Enter held down, or a paste whose every line arrives as an Enter)."""
         if not self.answering:
             return False
         now = time.monotonic()
         if now >= self._busy_notice_until:
             self._busy_notice_until = now + BUSY_NOTICE_SECONDS
             self.notify(
-                "An answer is being written; press Esc to stop it first.",
+                "An answer is being written; press Esc to stop it first"
+                " (or Ctrl+N for a new chat beside it).",
                 title="Busy",
                 severity="warning",
                 timeout=BUSY_NOTICE_SECONDS,

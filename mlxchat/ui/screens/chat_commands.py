@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from mlxchat.engine.contract import ChatEngine
     from mlxchat.store.history import History
+    from mlxchat.ui.answer import Answer
     from mlxchat.ui.chat_state import ChatState
     from mlxchat.ui.widgets.conversation import ConversationView
     from mlxchat.ui.widgets.prompt import PromptInput
@@ -72,6 +73,8 @@ class ChatHost(Protocol):
     def run_worker(self, work: Any, *, exit_on_error: bool = True) -> Any: ...
     def load_model(self, name: str, *, announce: bool = True) -> None: ...
     async def start_answer(self) -> None: ...
+    async def answer_to_background(self) -> bool: ...
+    def running_answer(self, conversation_id: int) -> Answer | None: ...
     def count_context(self) -> None: ...
     async def stop_and_wait(self, timeout: float = 3.0) -> None: ...
     def busy(self) -> bool: ...
@@ -182,38 +185,38 @@ class ChatCommands:
         await self.screen.start_answer()
 
     async def clear_chat(self) -> None:
-        """Clear the screen and the context; the next message starts a new saved chat."""
-        if self.screen.busy():
-            return
-        old = self.screen.chat.restart()
-        await self._after_restart(old)
+        """Clear the screen and the context; the next message starts a new saved chat (an
+        answer being written goes on in the background, saved to the chat it was asked in)."""
+        await self._switch_to(self.screen.chat.started_over())
         self.screen.notify("Chat cleared.", title="Clear")
 
     async def new_chat(self) -> None:
-        """Start a new chat with the default settings."""
-        if self.screen.busy():
-            return
-        old = self.screen.chat.restart(
+        """Start a new chat with the default settings (an answer being written goes on in
+        the background, saved to the chat it was asked in)."""
+        fresh = self.screen.chat.started_over(
             self.screen.settings.system_prompt, self.screen.default_sampling()
         )
-        await self._after_restart(old)
+        await self._switch_to(fresh)
         self.screen.notify("New chat.", title="New")
 
-    async def _after_restart(self, old_session: str) -> None:
+    async def _switch_to(self, chat: ChatState) -> None:
+        """Put `chat` on screen in place of the current one (left as it is)."""
+        old = self.screen.chat
+        still_answered = await self.screen.answer_to_background()
+        self.screen.chat = chat
         await self.screen.conversation.clear()
         self.screen.status.set_stats(None)
         self.screen.count_context()
         self.screen.status.refresh()
-        with contextlib.suppress(Exception):
-            await self.screen.engine.reset_session(old_session)
+        if not still_answered:  # else the answer frees it when it ends
+            with contextlib.suppress(Exception):
+                await self.screen.engine.reset_session(old.session)
 
     def browse_history(self) -> None:
         """Open the saved-chats screen; choosing one resumes it."""
         history = self.screen.history
         if history is None:
             raise CommandError("History is off in this session.")
-        if self.screen.busy():
-            return
 
         def search(text: str) -> Any:
             return history.list_conversations(limit=200, search=text or None)
@@ -248,8 +251,18 @@ class ChatCommands:
                 f"There is no saved chat {conversation_id}.", title="History", severity="error"
             )
             return False
-        old = self.screen.chat.resume(conversation)
-        await self._after_restart(old)
+        running = self.screen.running_answer(conversation.id)
+        if running is not None:  # it is opened once its answer is saved, not before
+            self.screen.notify(
+                "This chat's answer is still being written (Esc stops it)."
+                if running.shown
+                else "That chat's answer is still being written in the background; open it"
+                " again when it ends (a notice says so).",
+                title="Not yet",
+                severity="warning",
+            )
+            return False
+        await self._switch_to(self.screen.chat.resumed(conversation))
         records = []
         for message in conversation.messages:
             if message.role == "user":
@@ -343,7 +356,7 @@ class ChatCommands:
         self.screen.notify(name, title="Theme")
 
     async def quit_app(self) -> None:
-        """Stop (and save) an answer being written, then leave."""
+        """Stop (and save) the answers being written, then leave."""
         await self.screen.stop_and_wait()
         self.screen.app.exit(0)
 
