@@ -78,6 +78,7 @@ class FakeEngine:
         error: When set, every stream fails with this `EngineError` text.
         finish: The finish reason of a complete answer ("stop" or "length").
         notice: The loaded models' `ModelInfo.notice`.
+        base_models: Model names loaded as base models (no chat template).
         load_error: When set, every load fails with this `ModelLoadError` text.
         loaded: A model loaded from the start (None: none until `load`).
     """
@@ -91,6 +92,7 @@ class FakeEngine:
     finish: str = "stop"
     context_length: int = 2048
     notice: str = ""
+    base_models: set[str] = field(default_factory=set)
     load_error: str | None = None
     loaded: str | None = None
     requests: list[Request] = field(default_factory=list)
@@ -155,6 +157,7 @@ class FakeEngine:
             context_length=self.context_length,
             sampling_defaults=dict(self.sampling_defaults),
             notice=self.notice,
+            chat_template=name not in self.base_models,
         )
 
     def stream(

@@ -13,6 +13,7 @@ from mlxchat.engine.engine import Engine
 from mlxchat.engine.types import Progress, Stats
 from mlxchat.store.history import History
 from mlxchat.ui.app import ChatApp
+from mlxchat.ui.model_notice import base_model_notice
 from mlxchat.ui.screens.chat import ChatScreen
 
 from .fake_engine import FakeEngine
@@ -86,6 +87,19 @@ async def test_slow_blas_hint_is_shown_once(make_app, engine: FakeEngine) -> Non
         await until(pilot, lambda: engine.loads == ["fake", "other"] and model_settled(screen))
         hints = [n for n in await shown(pilot) if SLOW_BLAS_HINT in n]
         assert hints == [f"Slow CPU path: {SLOW_BLAS_HINT}"]
+
+
+async def test_a_base_model_is_named_once_in_the_chat(make_app, engine: FakeEngine) -> None:
+    engine.base_models = {"gemma-base"}
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        assert not [n for n in await shown(pilot) if "base model" in n]  # "fake" has a template
+        for name in ("gemma-base", "fake", "gemma-base"):
+            await send(pilot, f"/model {name}")
+            await until(pilot, lambda n=name: engine.loads[-1] == n and model_settled(screen))
+        notes = [n for n in await shown(pilot) if "base model" in n]
+        assert notes == [f"Base model: {base_model_notice('gemma-base')}"]
 
 
 @pytest.fixture

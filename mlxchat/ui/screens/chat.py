@@ -40,7 +40,7 @@ from mlxchat.ui.messages import (
     PromptSubmitted,
 )
 from mlxchat.ui.model_load import load_model
-from mlxchat.ui.model_notice import show_model_notice
+from mlxchat.ui.model_notice import show_base_model_notice, show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands
 from mlxchat.ui.screens.models import ListModels
@@ -167,6 +167,7 @@ class ChatScreen(Screen[None]):
             self.chat.model = info.name
             self.status.set_model(info.name, info.context_length)
             show_model_notice(self.app, info)
+            show_base_model_notice(self.app, info)
         if self.settings.model and (info is None or info.name != self.settings.model):
             self.load_model(self.settings.model, announce=False)
         elif not self.settings.model and info is None:
@@ -208,6 +209,7 @@ class ChatScreen(Screen[None]):
             self.count_context()
         self._settle_status()
         show_model_notice(self.app, info)
+        show_base_model_notice(self.app, info)
         if announce:
             self.notify(f"Now chatting with {info.name}", title="Model ready")
             remember(self.app, "model", model_to_remember(name))
