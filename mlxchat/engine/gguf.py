@@ -1,14 +1,12 @@
 """Convert a GGUF file into a cached MLX model directory that `mlx_lm.load` reads.
 
-Supported: the `llama` and `qwen2` architectures, tensors of type F32, F16, BF16 (read as
-float16), Q4_0, Q4_1 and Q8_0, and byte-level BPE tokenizers (`tokenizer.ggml.model ==
-"gpt2"`). Quantized tensors stay quantized in the output (MLX affine 4/8-bit, group size 32,
-exactly the values in the file); the CPU fast path dequantizes them in memory at load time
-when that is faster (see `cpu.py`), and Metal/CUDA keep the small, fast quantized form.
-
-GGUF `llama` files store the Q and K projections permuted for interleaved RoPE; they are
-permuted back to the Hugging Face layout, so the output is an ordinary llama directory.
-`qwen2` files are stored unpermuted (NEOX RoPE) and are copied as they are.
+The tensor data is read straight from a memory map of the file (`gguf_tensors.py`: every
+GGML type in `SUPPORTED_TYPE_NAMES`, kept quantized in MLX's affine format where that holds
+the file's values exactly), the architectures are mapped to mlx-lm models in
+`gguf_archs.py`, and the tokenizer is rebuilt from the metadata in `gguf_tokenizer.py`
+(byte-level BPE and SentencePiece). docs/gguf.md has the whole picture. The CPU fast path
+dequantizes quantized layers to float32 at load time when that is faster (see `cpu.py`);
+Metal/CUDA keep the small quantized form.
 
 The output goes to a temporary folder that is renamed into place, so a failed conversion
 leaves nothing behind in the cache.
@@ -31,64 +29,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from mlxchat import locations
+from mlxchat.engine import gguf_archs, gguf_tensors
+from mlxchat.engine.gguf_archs import SUPPORTED_ARCHITECTURES
+from mlxchat.engine.gguf_tensors import SUPPORTED_TYPE_NAMES, TYPE_NAMES
+from mlxchat.engine.gguf_tokenizer import SUPPORTED_TOKENIZERS, build_tokenizer
 from mlxchat.engine.types import LoadProgress, ModelLoadError
 
 if TYPE_CHECKING:
     import mlx.core as mx
-    from tokenizers import Tokenizer
+
+__all__ = [
+    "CONVERTER_VERSION",
+    "SOURCE_FILE",
+    "SUPPORTED_ARCHITECTURES",
+    "SUPPORTED_TYPE_NAMES",
+    "GGUFHeader",
+    "build_tokenizer",
+    "cache_key",
+    "cached_dir",
+    "check_supported",
+    "convert_cached",
+    "convert_gguf",
+    "read_header",
+    "read_source_info",
+]
 
 ProgressFn = Callable[[LoadProgress], None]
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 """Bump when the output format changes, so cached conversions are made again."""
 
 SOURCE_FILE = "mlxchat-gguf.json"
 """Written into every converted directory: where it came from and how."""
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
 _TMP_PREFIX = ".converting-"
-
-_TYPE_NAMES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-    10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
-    17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-    23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
-    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
-}  # fmt: skip
-# Tensor types MLX reads correctly: id -> (elements per block, bytes per block).
-_SUPPORTED_TYPES = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 8: (32, 34)}
-SUPPORTED_TYPE_NAMES = tuple(_TYPE_NAMES[t] for t in _SUPPORTED_TYPES)
-
-_GROUP_SIZE = 32  # every GGML type MLX keeps quantized uses blocks of 32
 
 # Value types of GGUF metadata: id -> struct format (8: string, 9: array).
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?"}
 _SCALARS |= {10: "Q", 11: "q", 12: "d"}
-
-_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-_LAYER_NAMES = {
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-_TENSOR_RE = re.compile(r"(?:blk\.(\d+)\.)?(\w+)\.(weight|bias|scales|biases)")
-
-# Pre-tokenizer split patterns, as in llama.cpp's llama-vocab.cpp and the HF tokenizers.
-_QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_LLAMA3_SPLIT = _QWEN2_SPLIT.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
-_PRE_QWEN2 = ("qwen2", "deepseek-r1-qwen")
-_PRE_LLAMA3 = ("llama3", "llama-bpe", "smaug-bpe", "falcon3")
-_PRE_DIGITS = ("smollm", "starcoder", "refact", "codeshell")
+_NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?"}
+_NUMPY |= {10: "<u8", 11: "<i8", 12: "<f8"}
 
 
 @dataclass
@@ -100,12 +83,17 @@ class GGUFHeader:
         metadata: Scalar metadata values (arrays are left out; see `array_lengths`).
         array_lengths: The number of elements of each array-valued metadata key.
         tensors: Tensor name -> (GGML type id, shape in GGML order).
+        offsets: Tensor name -> offset of its data from the start of the file.
+        arrays: Array-valued metadata (lists of str, numpy arrays of numbers), when read
+            with `read_header(path, arrays=True)`.
     """
 
     version: int
     metadata: dict[str, Any] = field(default_factory=dict)
     array_lengths: dict[str, int] = field(default_factory=dict)
     tensors: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str:
@@ -140,24 +128,37 @@ class _Reader:
         self.pos += n
         return text
 
-    def skip_array(self, vtype: int, count: int) -> None:
+    def array(self, vtype: int, count: int, keep: bool) -> Any:
+        """Read (keep) or skip an array of `count` values of type `vtype`."""
         if vtype == 8:
+            if keep:
+                return [self.string() for _ in range(count)]
             for _ in range(count):
                 n = self.unpack("Q")  # read first: `self.pos += ...` would read pos before
                 self.pos += n
         elif vtype in _SCALARS:
-            self.pos += struct.calcsize("<" + _SCALARS[vtype]) * count
+            size = struct.calcsize("<" + _SCALARS[vtype]) * count
+            if self.pos + size > len(self.buf):
+                raise ValueError("the header ends early (truncated file?)")
+            start, self.pos = self.pos, self.pos + size
+            if keep:
+                return np.frombuffer(self.buf, _NUMPY[vtype], count, start).copy()
         elif vtype == 9:
             for _ in range(count):
-                self.skip_array(self.unpack("I"), self.unpack("Q"))
+                self.array(self.unpack("I"), self.unpack("Q"), keep=False)
         else:
             raise ValueError(f"unknown metadata value type {vtype}")
         if self.pos > len(self.buf):
             raise ValueError("the header ends early (truncated file?)")
+        return None
 
 
-def read_header(path: Path) -> GGUFHeader:
+def read_header(path: Path, *, arrays: bool = False) -> GGUFHeader:
     """Read and check the header of a GGUF file (metadata and tensor table, no tensor data).
+
+    Args:
+        path: The file.
+        arrays: Also read array-valued metadata (the tokenizer) into `GGUFHeader.arrays`.
 
     Raises:
         ModelLoadError: The file is not a complete, readable GGUF file.
@@ -168,14 +169,14 @@ def read_header(path: Path) -> GGUFHeader:
             if size < 24:
                 raise ValueError(f"it is only {size} bytes long")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                return _parse_header(buf, size)
+                return _parse_header(buf, size, arrays)
     except OSError as e:
         raise ModelLoadError(f"cannot read {path}: {e.strerror or e}") from e
     except (ValueError, struct.error, OverflowError) as e:
         raise ModelLoadError(f"{path} is not a valid GGUF file: {e}") from e
 
 
-def _parse_header(buf: mmap.mmap, size: int) -> GGUFHeader:
+def _parse_header(buf: mmap.mmap, size: int, arrays: bool) -> GGUFHeader:
     r = _Reader(buf)
     if bytes(buf[:4]) != b"GGUF":
         raise ValueError("it does not start with the GGUF magic bytes")
@@ -192,7 +193,9 @@ def _parse_header(buf: mmap.mmap, size: int) -> GGUFHeader:
         elif vtype == 9:
             etype, count = r.unpack("I"), r.unpack("Q")
             header.array_lengths[key] = count
-            r.skip_array(etype, count)
+            value = r.array(etype, count, keep=arrays and etype != 9)
+            if value is not None:
+                header.arrays[key] = value
         elif vtype in _SCALARS:
             header.metadata[key] = r.unpack(_SCALARS[vtype])
         else:
@@ -206,13 +209,13 @@ def _parse_header(buf: mmap.mmap, size: int) -> GGUFHeader:
     alignment = int(header.metadata.get("general.alignment", 32)) or 32
     data_start = -(-r.pos // alignment) * alignment
     for name, (ttype, shape) in header.tensors.items():
-        if ttype not in _SUPPORTED_TYPES:
+        header.offsets[name] = data_start + offsets[name]
+        if ttype not in gguf_tensors.BLOCK_SIZES:
             continue  # reported by check_supported, with a better message
-        block, block_bytes = _SUPPORTED_TYPES[ttype]
         count = 1
         for d in shape:
             count *= d
-        if data_start + offsets[name] + count // block * block_bytes > size:
+        if header.offsets[name] + gguf_tensors.byte_size(ttype, count) > size:
             raise ValueError(f"tensor {name!r} extends past the end (truncated download?)")
     return header
 
@@ -226,22 +229,23 @@ def check_supported(path: Path, header: GGUFHeader) -> None:
             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
     for name, (ttype, _) in header.tensors.items():
-        if ttype not in _SUPPORTED_TYPES:
-            tname = _TYPE_NAMES.get(ttype, f"type {ttype}")
+        if ttype not in gguf_tensors.SUPPORTED_TYPES:
+            tname = TYPE_NAMES.get(ttype, f"type {ttype}")
             raise ModelLoadError(
-                f"{path.name}: tensor {name} has GGUF type {tname}, which MLX cannot read; "
-                f"supported types: {', '.join(SUPPORTED_TYPE_NAMES)}"
+                f"{path.name}: tensor {name} has GGUF type {tname}, which mlxchat cannot "
+                f"convert; supported types: {', '.join(SUPPORTED_TYPE_NAMES)}"
             )
     tok_model = header.metadata.get("tokenizer.ggml.model", "")
-    if tok_model != "gpt2":
+    if tok_model not in SUPPORTED_TOKENIZERS:
         raise ModelLoadError(
             f"{path.name}: tokenizer model {tok_model or '(none)'!r} is not supported; "
-            "only byte-level BPE ('gpt2') tokenizers are"
+            "only byte-level BPE ('gpt2') and SentencePiece ('llama') tokenizers are"
         )
-    if "rope_freqs.weight" in header.tensors:
-        raise ModelLoadError(
-            f"{path.name}: Llama-3-style RoPE frequency factors (rope_freqs) are not supported"
-        )
+    for name in header.tensors:
+        if name.startswith("rope_factors_"):
+            raise ModelLoadError(
+                f"{path.name}: long-context RoPE factors ({name}) are not supported"
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,19 +332,26 @@ def convert_gguf(src: Path, dest: Path, *, on_progress: ProgressFn | None = None
             on_progress(LoadProgress(model=src.name, message=message, fraction=fraction))
 
     report(f"Reading {src.name}", 0.0)
-    header = read_header(src)
+    header = read_header(src, arrays=True)
     check_supported(src, header)
-    report("Loading tensors", 0.1)
+    report("Converting tensors", 0.1)
     try:
-        tensors, meta = mx.load(str(src), return_metadata=True)
-    except (RuntimeError, ValueError) as e:
-        raise ModelLoadError(f"{src} is not a valid GGUF file: {e}") from e
-    report("Converting tensors", 0.5)
-    weights, quant = _convert_tensors(src, header, tensors)
-    del tensors
-    config = _model_config(header, weights, quant)
-    report("Building the tokenizer", 0.7)
-    tokenizer, tok_config, eos_ids = build_tokenizer(header, meta)
+        weights, quant, extra = _convert_tensors(src, header)
+        config = gguf_archs.model_config(
+            header,
+            vocab_size=int(header.tensors["token_embd.weight"][1][-1]),
+            has_lm_head="lm_head.weight" in weights,
+            has_q_bias="model.layers.0.self_attn.q_proj.bias" in weights,
+            extra=extra,
+        )
+    except ModelLoadError as e:
+        raise ModelLoadError(f"{src.name}: {e}") from e
+    except KeyError as e:
+        raise ModelLoadError(f"{src.name}: missing {e.args[0]}") from e
+    if quant:
+        config["quantization"] = quant
+    report("Building the tokenizer", 0.6)
+    tokenizer, tok_config, eos_ids = build_tokenizer(header)
     config["eos_token_id"] = eos_ids[0] if len(eos_ids) == 1 else eos_ids
     if header.metadata.get("tokenizer.ggml.bos_token_id") is not None:
         config["bos_token_id"] = int(header.metadata["tokenizer.ggml.bos_token_id"])
@@ -379,173 +390,71 @@ def convert_gguf(src: Path, dest: Path, *, on_progress: ProgressFn | None = None
 
 
 def _convert_tensors(
-    src: Path, header: GGUFHeader, tensors: dict[str, mx.array]
-) -> tuple[dict[str, mx.array], dict[str, int]]:
-    """Rename GGUF tensors to mlx-lm names; returns weights and module path -> quantized bits."""
-    import mlx.core as mx
-
-    weights: dict[str, mx.array] = {}
-    bits: dict[str, int] = {}
-    for name, value in tensors.items():
-        m = _TENSOR_RE.fullmatch(name)
-        layer, base, suffix = m.groups() if m else (None, "", "")
-        table = _LAYER_NAMES if layer is not None else _TOP_NAMES
-        if base not in table:
-            raise ModelLoadError(
-                f"{src.name}: unexpected tensor {name}; only dense llama/qwen2 models "
-                "(no mixture of experts, no extra tensors) are supported"
-            )
-        module = f"model.layers.{layer}.{table[base]}" if layer is not None else table[base]
-        weights[f"{module}.{suffix}"] = value
-        if suffix == "scales":  # packed uint32 columns * 32 bits = input features * bits
-            packed = tensors[name.removesuffix(".scales") + ".weight"].shape[-1]
-            bits[module] = packed * 32 // (value.shape[-1] * _GROUP_SIZE)
-    bf16 = [n for n, (t, _) in header.tensors.items() if _TYPE_NAMES[t] == "BF16"]
-    if any(mx.isinf(tensors[n]).any().item() for n in bf16 if n in tensors):
-        raise ModelLoadError(f"{src.name}: BF16 values overflow float16 when MLX reads them")
-    if header.architecture == "llama":
-        heads = int(header.arch_value("attention.head_count"))
-        kv_heads = int(header.arch_value("attention.head_count_kv", heads))
-        for key, value in list(weights.items()):
-            if ".self_attn.q_proj." in key:
-                weights[key] = _unpermute(value, heads)
-            elif ".self_attn.k_proj." in key:
-                weights[key] = _unpermute(value, kv_heads)
-    return weights, bits
-
-
-def _unpermute(w: mx.array, n_head: int) -> mx.array:
-    """Undo llama.cpp's Q/K row permutation (interleaved RoPE -> Hugging Face halves)."""
-    rest = w.shape[1:]
-    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *rest).swapaxes(1, 2).reshape(w.shape)
-
-
-def _model_config(
-    header: GGUFHeader, weights: dict[str, mx.array], bits: dict[str, int]
-) -> dict[str, Any]:
-    """The mlx-lm config.json for the converted model."""
-    arch = header.architecture
-    md = header.arch_value
-    heads = int(md("attention.head_count"))
-    hidden = int(md("embedding_length"))
-    embed = weights["model.embed_tokens.weight"]
-    vocab = embed.shape[0]
-    config: dict[str, Any] = {
-        "model_type": arch,
-        "hidden_size": hidden,
-        "num_hidden_layers": int(md("block_count")),
-        "intermediate_size": int(md("feed_forward_length")),
-        "num_attention_heads": heads,
-        "num_key_value_heads": int(md("attention.head_count_kv", heads)),
-        "rms_norm_eps": float(md("attention.layer_norm_rms_epsilon", 1e-6)),
-        "rope_theta": float(md("rope.freq_base", 10000.0 if arch == "llama" else 1000000.0)),
-        "vocab_size": vocab,
-        "tie_word_embeddings": "lm_head.weight" not in weights,
-    }
-    if md("context_length") is not None:
-        config["max_position_embeddings"] = int(md("context_length"))
-    if arch == "llama":
-        head_dim = md("attention.key_length")
-        if head_dim is not None and int(head_dim) != hidden // heads:
-            config["head_dim"] = int(head_dim)
-        config["attention_bias"] = "model.layers.0.self_attn.q_proj.bias" in weights
-    scaling = md("rope.scaling.type")
-    if scaling in ("linear", "yarn"):
-        config["rope_scaling"] = {"type": scaling, "factor": float(md("rope.scaling.factor"))}
-        if scaling == "yarn" and md("rope.scaling.original_context_length") is not None:
-            original = int(md("rope.scaling.original_context_length"))
-            config["rope_scaling"]["original_max_position_embeddings"] = original
-    elif scaling not in (None, "none"):
-        raise ModelLoadError(f"RoPE scaling {scaling!r} is not supported (only linear and yarn)")
-    if bits:
-        default = Counter(bits.values()).most_common(1)[0][0]
-        quant: dict[str, Any] = {"group_size": _GROUP_SIZE, "bits": default}
-        for module, b in sorted(bits.items()):
-            if b != default:
-                quant[module] = {"group_size": _GROUP_SIZE, "bits": b}
-        config["quantization"] = quant
-    return config
-
-
-# ---------------------------------------------------------------------------------------
-# Tokenizer
-
-
-def _pre_tokenizer(pre: str) -> Any:
-    """The Hugging Face pre-tokenizer matching llama.cpp's `tokenizer.ggml.pre` value."""
-    from tokenizers import Regex, pre_tokenizers
-
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    if pre in _PRE_QWEN2 or pre in _PRE_LLAMA3:
-        split = _QWEN2_SPLIT if pre in _PRE_QWEN2 else _LLAMA3_SPLIT
-        return pre_tokenizers.Sequence(
-            [pre_tokenizers.Split(Regex(split), behavior="isolated"), byte_level]
-        )
-    gpt2 = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    if pre in _PRE_DIGITS:
-        return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), gpt2])
-    return gpt2  # "gpt2", "default" and anything unknown: the GPT-2 byte-level split
-
-
-def build_tokenizer(
-    header: GGUFHeader, meta: dict[str, Any]
-) -> tuple[Tokenizer, dict[str, Any], list[int]]:
-    """Rebuild the byte-level BPE tokenizer stored in GGUF metadata.
-
-    Args:
-        header: The parsed header (scalar metadata).
-        meta: The metadata from `mx.load(..., return_metadata=True)` (holds the arrays).
+    src: Path, header: GGUFHeader
+) -> tuple[dict[str, mx.array], dict[str, Any], dict[str, np.ndarray]]:
+    """Read, convert and rename every tensor.
 
     Returns:
-        The tokenizer, the tokenizer_config.json contents and the EOS token ids.
+        The mlx-lm weights, config["quantization"] ({} when nothing is quantized) and the
+        tensors that are settings rather than weights (gguf_archs.CONFIG_TENSORS).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, processors
+    import mlx.core as mx
 
-    md = header.metadata
-    tokens: list[str] = list(meta["tokenizer.ggml.tokens"])
-    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
-    types_value = meta.get("tokenizer.ggml.token_type")
-    types = types_value.tolist() if types_value is not None else [1] * len(tokens)
-    vocab: dict[str, int] = {}
-    for i, t in enumerate(tokens):
-        vocab.setdefault(t, i)
-    pre = str(md.get("tokenizer.ggml.pre", "default"))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=pre in _PRE_LLAMA3))
-    tok.pre_tokenizer = _pre_tokenizer(pre)
-    tok.decoder = decoders.ByteLevel()
-    control = [t for t, k in zip(tokens, types, strict=False) if k == 3]
-    user = [t for t, k in zip(tokens, types, strict=False) if k == 4]
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
-    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in user])
+    arch = header.architecture
+    data = np.memmap(src, dtype=np.uint8, mode="r")
+    weights: dict[str, mx.array] = {}
+    formats: dict[str, tuple[int, int]] = {}  # module -> (group size, bits)
+    extra: dict[str, np.ndarray] = {}
+    for name, (ttype, ggml_shape) in header.tensors.items():
+        shape = tuple(int(d) for d in reversed(ggml_shape))
+        count = int(np.prod(shape))
+        start = header.offsets[name]
+        raw = data[start : start + gguf_tensors.byte_size(ttype, count)]
+        if name in gguf_archs.CONFIG_TENSORS:
+            extra[name] = gguf_tensors.unpack(gguf_tensors.convert(raw, ttype, shape))
+            continue
+        hf = gguf_archs.hf_name(arch, name)
+        if hf is None:
+            raise ModelLoadError(
+                f"unexpected tensor {name}; only dense {arch} models "
+                "(no mixture of experts, no extra tensors) are supported"
+            )
+        t = gguf_tensors.convert(raw, ttype, shape)
+        order = gguf_archs.row_permutation(arch, hf, header, shape[0])
+        if order is not None:
+            t.weight = t.weight[order]
+            if t.scales is not None and t.biases is not None:
+                t.scales, t.biases = t.scales[order], t.biases[order]
+        if not t.quantized:
+            if t.bfloat16 and not gguf_archs.shifted_norm(arch, hf):
+                weights[hf] = mx.array(t.weight).view(mx.bfloat16)
+            else:
+                values = gguf_tensors.unpack(t) if t.bfloat16 else t.weight
+                weights[hf] = mx.array(gguf_archs.fix_float(arch, hf, values))
+            continue
+        module = hf.rsplit(".", 1)[0]
+        assert t.group_size is not None and t.bits is not None
+        formats[module] = (t.group_size, t.bits)
+        weights[hf] = mx.array(t.weight)
+        weights[f"{module}.scales"] = mx.array(t.scales)
+        weights[f"{module}.biases"] = mx.array(t.biases)
+    del data
+    if "model.embed_tokens.weight" not in weights:
+        raise KeyError("token_embd.weight")
+    layers = {int(k.split(".")[2]) for k in weights if k.startswith("model.layers.")}
+    count = gguf_archs.required(header, "block_count")
+    if layers != set(range(count)):
+        raise ModelLoadError(f"tensors for {len(layers)} of its {count} layers")
+    return weights, _quantization(formats), extra
 
-    def token(key: str) -> tuple[int, str] | tuple[None, None]:
-        value = md.get(f"tokenizer.ggml.{key}_token_id")
-        if value is None or not 0 <= int(value) < len(tokens):
-            return None, None
-        return int(value), tokens[int(value)]
 
-    bos_id, bos = token("bos")
-    eos_id, eos = token("eos")
-    eot_id, _ = token("eot")
-    add_bos = bool(md.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
-    if add_bos:
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
-        )
-    else:
-        tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    eos_ids = [i for i in dict.fromkeys([eos_id, eot_id]) if i is not None]
-    config: dict[str, Any] = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": bos,
-        "eos_token": eos,
-        "pad_token": token("padding")[1],
-        "unk_token": token("unknown")[1],
-        "add_bos_token": add_bos,
-        "add_eos_token": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": int(header.arch_value("context_length", 2048)),
-    }
-    if "tokenizer.chat_template" in md:
-        config["chat_template"] = md["tokenizer.chat_template"]
-    return tok, config, eos_ids
+def _quantization(formats: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """config["quantization"]: the most common format, and every module that differs."""
+    if not formats:
+        return {}
+    group, bits = Counter(formats.values()).most_common(1)[0][0]
+    quant: dict[str, Any] = {"group_size": group, "bits": bits}
+    for module, (g, b) in sorted(formats.items()):
+        if (g, b) != (group, bits):
+            quant[module] = {"group_size": g, "bits": b}
+    return quant
