@@ -281,7 +281,7 @@ def test_a_version_1_history_file_is_migrated_and_keeps_its_chats(db_path: Path)
         old = history.get_conversation(1)
         assert (old.system_prompt, old.first_system_prompt) == ("Be brief.", None)
         assert history.export_markdown(1).count("## System prompt\n\nBe brief.") == 1
-    assert rows(db_path, "PRAGMA user_version") == [(2,)]
+    assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def test_export_markdown(history: History) -> None:

@@ -10,17 +10,26 @@ a lock makes it safe from other threads too (calls are short: one small transact
     cid = history.new_conversation(model="demo", system_prompt="Be brief.")
     history.add_message(cid, "user", "Hello")
     history.add_message(cid, "assistant", "Hi!", model="demo", finish_reason="stop")
+
+Messages form a tree: each follows a parent, and messages sharing a parent are alternatives
+(an edited question, a regenerated answer). Each conversation remembers the branch shown,
+by the message it ends at (its current leaf); plain `add_message` calls extend that branch.
+
+    history.add_message(cid, "user", "Hello, again", parent_id=None)  # edits the first one
+    history.branch(cid)  # [the edited question]: the branch shown
+    history.switch_to(cid, history.alternatives(first_id)[0])  # back to the first one
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from mlxchat.engine.types import Role, Stats
 from mlxchat.store.markdown import conversation_markdown
@@ -41,6 +50,36 @@ HISTORY_FILE = "history.sqlite3"
 
 class HistoryError(Exception):
     """A history operation failed; the message is one line fit to show the user."""
+
+
+class _Leaf(enum.Enum):
+    CURRENT = "current"
+
+
+CURRENT_LEAF: Final = _Leaf.CURRENT
+"""`add_message`'s default parent: the end of the branch shown."""
+
+_LEAF = (
+    "COALESCE((SELECT m.id FROM messages m WHERE m.id = c.current_message_id"
+    " AND m.conversation_id = c.id), (SELECT MAX(m.id) FROM messages m"
+    " WHERE m.conversation_id = c.id)) AS leaf"
+)
+"""Conversation `c`'s current leaf (its newest message if none is remembered)."""
+
+_LEAF_SQL = f"SELECT c.title, {_LEAF} FROM conversations c WHERE c.id = ?"
+
+_PATH_SQL = (
+    "WITH RECURSIVE path(id) AS (SELECT ? UNION ALL SELECT m.parent_id FROM messages m"
+    " JOIN path ON m.id = path.id WHERE m.parent_id < m.id)"
+    " SELECT m.* FROM messages m JOIN path USING (id) WHERE m.conversation_id = ? ORDER BY m.id"
+)
+"""The messages from the first one to a given message (parents have smaller ids)."""
+
+_SUBTREE = (
+    "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT m.id FROM messages m"
+    " JOIN sub ON m.parent_id = sub.id WHERE m.id > sub.id)"
+)
+"""A message and everything below it, as the table `sub`."""
 
 
 def _like(text: str) -> str:
@@ -156,32 +195,62 @@ class History:
         model: str | None = None,
         finish_reason: str | None = None,
         stats: Stats | None = None,
+        parent_id: int | None | _Leaf = CURRENT_LEAF,
     ) -> int:
         """Save one message (committed before returning) and return its id.
 
-        The first user message of an untitled conversation becomes its title.
+        It becomes the conversation's current leaf: the end of the branch shown. The first
+        user message of an untitled conversation becomes its title.
+
+        Args:
+            parent_id: The message it follows: by default the current leaf (the branch
+                shown goes on); another message starts a branch there; None makes it a first
+                message (an alternative to the conversation's first one, if it has one).
 
         Raises:
-            HistoryError: The conversation does not exist, or the write failed.
+            HistoryError: The conversation does not exist, the parent is not one of its
+                messages, or the write failed.
         """
         stamp = now_text()
         with self._write() as conn:
-            found = conn.execute(
-                "SELECT title FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone()
+            found = conn.execute(_LEAF_SQL, (conversation_id,)).fetchone()
             if found is None:
                 raise HistoryError(f"conversation {conversation_id} does not exist")
+            parent = found["leaf"] if isinstance(parent_id, _Leaf) else parent_id
+            if parent is not None and parent != found["leaf"]:
+                self._message_in(conn, conversation_id, parent)
             cursor = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model,"
-                " finish_reason, stats) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, stamp, model, finish_reason, stats_to_json(stats)),
+                " finish_reason, stats, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    role,
+                    content,
+                    stamp,
+                    model,
+                    finish_reason,
+                    stats_to_json(stats),
+                    parent,
+                ),
             )
+            message_id = int(cursor.lastrowid or 0)
             title = found["title"] or (make_title(content) if role == "user" else "")
             conn.execute(
-                "UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?",
-                (stamp, title, conversation_id),
+                "UPDATE conversations SET updated_at = ?, title = ?, current_message_id = ?"
+                " WHERE id = ?",
+                (stamp, title, message_id, conversation_id),
             )
-            return int(cursor.lastrowid or 0)
+            return message_id
+
+    @staticmethod
+    def _message_in(conn: sqlite3.Connection, conversation_id: int, message_id: int) -> None:
+        """Raise HistoryError unless `message_id` is a message of `conversation_id`."""
+        row = conn.execute(
+            "SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
+            (message_id, conversation_id),
+        ).fetchone()
+        if row is None:
+            raise HistoryError(f"message {message_id} is not in conversation {conversation_id}")
 
     def set_title(self, conversation_id: int, title: str) -> None:
         """Rename a conversation (whitespace collapsed, long titles cut)."""
@@ -234,15 +303,16 @@ class History:
         ).fetchone()
         if row is None or not row["started"] or row["system_prompt"] == prompt:
             return
-        conn.execute(
-            "UPDATE conversations SET first_system_prompt = COALESCE(first_system_prompt, ?)"
-            " WHERE id = ?",
-            (row["system_prompt"], conversation_id),
+        leaf = conn.execute(_LEAF_SQL, (conversation_id,)).fetchone()["leaf"]
+        cursor = conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, created_at, parent_id)"
+            " VALUES (?, 'system', ?, ?, ?)",
+            (conversation_id, prompt, stamp, leaf),
         )
         conn.execute(
-            "INSERT INTO messages (conversation_id, role, content, created_at)"
-            " VALUES (?, 'system', ?, ?)",
-            (conversation_id, prompt, stamp),
+            "UPDATE conversations SET first_system_prompt = COALESCE(first_system_prompt, ?),"
+            " current_message_id = ? WHERE id = ?",
+            (row["system_prompt"], cursor.lastrowid, conversation_id),
         )
 
     def list_conversations(
@@ -252,10 +322,13 @@ class History:
 
         Args:
             limit: At most this many.
-            search: Keep only those whose title or any message contains this text
-                (case-insensitive for ASCII letters).
+            search: Keep only those whose title or any message, in any branch, contains
+                this text (case-insensitive for ASCII letters).
+
+        `message_count` counts the user and assistant messages of the branch shown.
         """
-        where, params = "", ()
+        where = ""
+        params: tuple[str, ...] = ()
         if search and search.strip():
             pattern = _like(search.strip())
             where = (
@@ -264,10 +337,18 @@ class History:
             )
             params = (pattern, pattern)
         rows = self._read(
-            "SELECT c.id, c.title, c.model, c.created_at, c.updated_at,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id"
-            " AND m.role != 'system') AS message_count"
-            f" FROM conversations c {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            f"WITH RECURSIVE chosen AS (SELECT c.id, c.title, c.model, c.created_at,"
+            f" c.updated_at, {_LEAF} FROM conversations c {where}"
+            " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?),"
+            " path(cid, id, parent_id, role) AS ("
+            " SELECT chosen.id, m.id, m.parent_id, m.role FROM chosen"
+            " JOIN messages m ON m.id = chosen.leaf"
+            " UNION ALL SELECT path.cid, m.id, m.parent_id, m.role FROM path"
+            " JOIN messages m ON m.id = path.parent_id WHERE m.id < path.id),"
+            " counts AS (SELECT cid, COUNT(*) AS n FROM path WHERE role != 'system' GROUP BY cid)"
+            " SELECT chosen.*, COALESCE(counts.n, 0) AS message_count FROM chosen"
+            " LEFT JOIN counts ON counts.cid = chosen.id"
+            " ORDER BY chosen.updated_at DESC, chosen.id DESC",
             (*params, limit),
         )
         return [
@@ -283,14 +364,13 @@ class History:
         ]
 
     def get_conversation(self, conversation_id: int) -> Conversation | None:
-        """A conversation with all its messages, or None if there is none with that id."""
+        """A conversation with the messages of the branch shown, or None if there is none
+        with that id."""
         with self._lock:
             found = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
             if not found:
                 return None
-            messages = self._read(
-                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
-            )
+            messages = self._branch_rows(conversation_id, None)
         row = found[0]
         return Conversation(
             id=row["id"],
@@ -302,7 +382,115 @@ class History:
             settings=json.loads(row["settings"] or "{}"),
             messages=tuple(message_from_row(m) for m in messages),
             first_system_prompt=row["first_system_prompt"],
+            current_message_id=messages[-1]["id"] if messages else None,
         )
+
+    def _branch_rows(self, conversation_id: int, leaf_id: int | None) -> list[sqlite3.Row]:
+        """The rows from the first message to `leaf_id` (None: the current leaf)."""
+        with self._lock:
+            found = self._read(_LEAF_SQL, (conversation_id,))
+            if not found:
+                raise HistoryError(f"conversation {conversation_id} does not exist")
+            leaf = found[0]["leaf"] if leaf_id is None else leaf_id
+            if leaf is None:
+                return []
+            rows = self._read(_PATH_SQL, (leaf, conversation_id))
+        if not rows or rows[-1]["id"] != leaf:
+            raise HistoryError(f"message {leaf} is not in conversation {conversation_id}")
+        return rows
+
+    def branch(self, conversation_id: int, leaf_id: int | None = None) -> list[StoredMessage]:
+        """The messages from the first one to `leaf_id` (None: the branch shown), oldest first.
+
+        Raises:
+            HistoryError: No such conversation, or `leaf_id` is not one of its messages.
+        """
+        return [message_from_row(row) for row in self._branch_rows(conversation_id, leaf_id)]
+
+    def get_message(self, message_id: int) -> StoredMessage | None:
+        """One message, or None if there is none with that id."""
+        found = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return message_from_row(found[0]) if found else None
+
+    def alternatives(self, message_id: int) -> list[int]:
+        """The ids of the messages sharing this one's parent and role (itself included),
+        oldest first: the versions of a question or of an answer.
+
+        Raises:
+            HistoryError: There is no message with that id.
+        """
+        rows = self._read(
+            "SELECT s.id FROM messages m JOIN messages s ON s.conversation_id = m.conversation_id"
+            " AND s.parent_id IS m.parent_id AND s.role = m.role WHERE m.id = ? ORDER BY s.id",
+            (message_id,),
+        )
+        if not rows:
+            raise HistoryError(f"message {message_id} does not exist")
+        return [row["id"] for row in rows]
+
+    def alternative_position(self, message_id: int) -> tuple[int, int]:
+        """Which of its alternatives a message is, from 1, and how many there are ("2/3")."""
+        ids = self.alternatives(message_id)
+        return ids.index(message_id) + 1, len(ids)
+
+    def switch_to(self, conversation_id: int, message_id: int, *, descend: bool = True) -> int:
+        """Show the branch through `message_id` (remembered) and return where it now ends.
+
+        Args:
+            descend: Go on below it to the most recently created message (a leaf); False:
+                the branch ends at `message_id` (e.g. to write another answer after it).
+
+        Raises:
+            HistoryError: `message_id` is not a message of that conversation.
+        """
+        with self._write() as conn:
+            self._message_in(conn, conversation_id, message_id)
+            newest = self._newest_below(conn, conversation_id, message_id) if descend else None
+            leaf = newest or message_id
+            conn.execute(
+                "UPDATE conversations SET current_message_id = ? WHERE id = ?",
+                (leaf, conversation_id),
+            )
+            return leaf
+
+    @staticmethod
+    def _newest_below(
+        conn: sqlite3.Connection, conversation_id: int, message_id: int | None
+    ) -> int | None:
+        """The most recently created message at or below `message_id` (None: anywhere in
+        the conversation); it is a leaf, since children are newer than their parent."""
+        if message_id is None:
+            row = conn.execute(
+                "SELECT MAX(id) FROM messages WHERE conversation_id = ?", (conversation_id,)
+            ).fetchone()
+        else:
+            row = conn.execute(f"{_SUBTREE} SELECT MAX(id) FROM sub", (message_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def delete_message(self, message_id: int) -> int:
+        """Delete a message and every message below it; return how many were deleted.
+
+        If the branch shown went through it, the newest branch left below its parent is
+        shown instead (an alternative to it if there is one, else the branch ends at the
+        parent).
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return 0
+            conversation_id = row["conversation_id"]
+            leaf = conn.execute(_LEAF_SQL, (conversation_id,)).fetchone()["leaf"]
+            shown = conn.execute(f"{_SUBTREE} SELECT 1 FROM sub WHERE id = ?", (message_id, leaf))
+            moves = shown.fetchone() is not None
+            conn.execute(f"{_SUBTREE} DELETE FROM messages WHERE id IN sub", (message_id,))
+            deleted = int(conn.execute("SELECT changes()").fetchone()[0])
+            if moves:
+                leaf = self._newest_below(conn, conversation_id, row["parent_id"])
+            conn.execute(
+                "UPDATE conversations SET updated_at = ?, current_message_id = ? WHERE id = ?",
+                (now_text(), leaf, conversation_id),
+            )
+            return deleted
 
     def delete_conversation(self, conversation_id: int) -> bool:
         """Delete a conversation and its messages; False if there was none."""
@@ -311,24 +499,36 @@ class History:
             return cursor.rowcount > 0
 
     def delete_last_assistant_message(self, conversation_id: int) -> StoredMessage | None:
-        """Delete the last message if it is an answer (for /retry) and return it, else None."""
+        """Delete the last message of the branch shown if it is an answer (for /retry) and
+        return it, else None.
+
+        System prompt changes after it stay (moved up to its parent), anything else below
+        it goes with it, and the branch shown then ends where the answer was, so the next
+        message takes its place.
+        """
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT * FROM messages WHERE conversation_id = ? AND role != 'system'"
-                " ORDER BY id DESC LIMIT 1",
-                (conversation_id,),
-            ).fetchone()
-            if row is None or row["role"] != "assistant":
+            leaf = conn.execute(_LEAF_SQL, (conversation_id,)).fetchone()
+            if leaf is None or leaf["leaf"] is None:
                 return None
-            conn.execute("DELETE FROM messages WHERE id = ?", (row["id"],))
+            path = conn.execute(_PATH_SQL, (leaf["leaf"], conversation_id)).fetchall()
+            last = max((i for i, m in enumerate(path) if m["role"] != "system"), default=None)
+            if last is None or path[last]["role"] != "assistant":
+                return None
+            answer, after = path[last], path[last + 1 :]
+            if after:
+                conn.execute(
+                    "UPDATE messages SET parent_id = ? WHERE id = ?",
+                    (answer["parent_id"], after[0]["id"]),
+                )
+            conn.execute(f"{_SUBTREE} DELETE FROM messages WHERE id IN sub", (answer["id"],))
             conn.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?",
-                (now_text(), conversation_id),
+                "UPDATE conversations SET updated_at = ?, current_message_id = ? WHERE id = ?",
+                (now_text(), after[-1]["id"] if after else answer["parent_id"], conversation_id),
             )
-            return message_from_row(row)
+            return message_from_row(answer)
 
     def export_markdown(self, conversation_id: int) -> str:
-        """The conversation as a Markdown transcript.
+        """The conversation as a Markdown transcript of the branch shown.
 
         Raises:
             HistoryError: There is no conversation with that id.

@@ -1,4 +1,5 @@
-"""A conversation as a Markdown transcript: title, model, date, then each message.
+"""A conversation as a Markdown transcript: title, model, date, then each message of the
+branch shown (other branches are left out).
 
 Stored text goes through `mlxchat.text.sanitize`, so a transcript shown in a terminal
 (`cat chat.md`) cannot act on it or reorder its text.
@@ -76,7 +77,7 @@ def _message_section(message: StoredMessage, conversation_model: str) -> str:
 
 
 def conversation_markdown(conversation: Conversation) -> str:
-    """The whole conversation as Markdown; message text (and code in it) is kept as written."""
+    """The conversation (its branch shown) as Markdown; text and code are kept as written."""
     title = sanitize(conversation.title, one_line=True) or "Untitled conversation"
     lines = [f"# {title}", ""]
     if conversation.model:

@@ -37,6 +37,8 @@ class StoredMessage:
         model: The model that wrote it (assistant messages), else None.
         finish_reason: Why the answer ended ("stop", "length", "cancelled", "error").
         stats: Speed and size numbers of the answer, or None.
+        parent_id: The message it follows (None: the first of its conversation). Messages
+            sharing a parent are alternatives: an edited question or a regenerated answer.
     """
 
     id: int
@@ -47,11 +49,13 @@ class StoredMessage:
     model: str | None = None
     finish_reason: str | None = None
     stats: Stats | None = None
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True)
 class ConversationSummary:
-    """A line of the conversation list."""
+    """A line of the conversation list (`message_count`: the user and assistant messages of
+    the branch shown)."""
 
     id: int
     title: str
@@ -63,7 +67,11 @@ class ConversationSummary:
 
 @dataclass(frozen=True)
 class Conversation:
-    """A conversation with its settings and every message, oldest first.
+    """A conversation with its settings and the messages of the branch shown, oldest first.
+
+    Messages form a tree (each has a `parent_id`); `messages` is the path from the first
+    message to `current_message_id`, the end of the branch last shown. Other branches are
+    read with `History.branch`.
 
     `system_prompt` is the prompt in force now. When it was changed after the first message,
     `first_system_prompt` is the one it started with and each change is a `system` message
@@ -79,6 +87,7 @@ class Conversation:
     settings: dict[str, Any] = field(default_factory=dict)
     messages: tuple[StoredMessage, ...] = ()
     first_system_prompt: str | None = None
+    current_message_id: int | None = None
 
     @property
     def opening_system_prompt(self) -> str:
@@ -144,4 +153,5 @@ def message_from_row(row: sqlite3.Row) -> StoredMessage:
         model=row["model"],
         finish_reason=row["finish_reason"],
         stats=stats_from_json(row["stats"]),
+        parent_id=row["parent_id"],
     )

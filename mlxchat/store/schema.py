@@ -54,7 +54,29 @@ def _v2_system_prompt_changes(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE conversations ADD COLUMN first_system_prompt TEXT")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_system_prompt_changes)
+def _v3_branches(conn: sqlite3.Connection) -> None:
+    """Version 3: messages form a tree, so an edited question or a regenerated answer starts
+    a branch and every branch is kept.
+
+    `messages.parent_id` is the message before it (NULL: the first of a conversation); a
+    parent always has a smaller id than its children. `conversations.current_message_id` is
+    the message the shown branch ends at (NULL: no messages). Existing messages become one
+    chain in id order, ending at the newest, so every v2 conversation reads as before.
+    """
+    conn.execute("ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id)")
+    conn.execute("ALTER TABLE conversations ADD COLUMN current_message_id INTEGER")
+    conn.execute(
+        "UPDATE messages SET parent_id = (SELECT MAX(p.id) FROM messages p"
+        " WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)"
+    )
+    conn.execute(
+        "UPDATE conversations SET current_message_id ="
+        " (SELECT MAX(m.id) FROM messages m WHERE m.conversation_id = conversations.id)"
+    )
+    conn.execute("CREATE INDEX messages_by_parent ON messages(parent_id)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_system_prompt_changes, _v3_branches)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,16 +4,21 @@
 session name; it saves each message as it happens (the user's when sent, the answer when it
 ends). Saving never raises: a failure comes back as a one-line message for the user, and
 the chat goes on in memory.
+
+The history keeps a tree of branches; `turns` is the branch shown, each turn with its
+message id, so a question can be edited (`branch_from`), an answer written again
+(`regenerate_from`) and the versions of a message browsed (`show_alternative`).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from mlxchat.engine.types import Message, SamplingParams, Stats
-from mlxchat.store.records import Conversation
+from mlxchat.store.records import Conversation, StoredMessage
 
 _SESSIONS = itertools.count(1)
 
@@ -29,11 +34,13 @@ class Turn:
         role: "user" or "assistant".
         content: The text.
         finish_reason: For answers: why it ended.
+        message_id: Its id in the history (None: not saved).
     """
 
     role: str
     content: str
     finish_reason: str | None = None
+    message_id: int | None = None
 
 
 class ChatState:
@@ -85,7 +92,8 @@ class ChatState:
     # ----- changes (each saved) ---------------------------------------------------------------
     def add_user(self, text: str) -> str | None:
         """Add and save the user's message; returns a problem to show, or None."""
-        self.turns.append(Turn("user", text))
+        turn = Turn("user", text)
+        self.turns.append(turn)
         if self.history is None:
             return None
         try:
@@ -95,7 +103,7 @@ class ChatState:
                     system_prompt=self.system_prompt,
                     settings=self.settings_dict(),
                 )
-            self.history.add_message(self.conversation_id, "user", text)
+            turn.message_id = self.history.add_message(self.conversation_id, "user", text)
         except Exception as error:  # HistoryError, or anything a broken store raises
             return _problem(error)
         return None
@@ -104,11 +112,12 @@ class ChatState:
         self, text: str, finish_reason: str, stats: Stats | None, model: str
     ) -> str | None:
         """Add and save an answer (also a stopped one); returns a problem to show, or None."""
-        self.turns.append(Turn("assistant", text, finish_reason))
+        turn = Turn("assistant", text, finish_reason)
+        self.turns.append(turn)
         if self.history is None or self.conversation_id is None:
             return None
         try:
-            self.history.add_message(
+            turn.message_id = self.history.add_message(
                 self.conversation_id,
                 "assistant",
                 text,
@@ -136,6 +145,104 @@ class ChatState:
         except Exception as error:
             return True, _problem(error)
         return True, None
+
+    # ----- branches (each saved) -------------------------------------------------------------
+    def branch_from(self, turn_index: int, new_user_text: str) -> str | None:
+        """Edit question `turn_index`: the turns before it stay, then `new_user_text` follows,
+        saved as an alternative to it (the old question and what followed it are kept).
+
+        Returns:
+            A problem to show, or None.
+
+        Raises:
+            ValueError: That turn is not a question.
+        """
+        old = self._turn(turn_index, "user")
+        del self.turns[turn_index:]
+        if self.history is None or self.conversation_id is None or old.message_id is None:
+            return self.add_user(new_user_text)  # nothing saved to branch from
+        turn = Turn("user", new_user_text)
+        self.turns.append(turn)
+        try:
+            saved = self._saved(old.message_id)
+            turn.message_id = self.history.add_message(
+                self.conversation_id, "user", new_user_text, parent_id=saved.parent_id
+            )
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def regenerate_from(self, turn_index: int) -> str | None:
+        """Take answer `turn_index` (and the turns after it) off the branch shown; the next
+        `add_answer` is saved as an alternative to it (the old one is kept).
+
+        Returns:
+            A problem to show, or None.
+
+        Raises:
+            ValueError: That turn is not an answer.
+        """
+        old = self._turn(turn_index, "assistant")
+        del self.turns[turn_index:]
+        if self.history is None or self.conversation_id is None or old.message_id is None:
+            return None
+        try:
+            parent = self._saved(old.message_id).parent_id
+            if parent is not None:
+                self.history.switch_to(self.conversation_id, parent, descend=False)
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def show_alternative(self, turn_index: int, step: int) -> str | None:
+        """Show the branch through the previous (`step` -1) or next (+1) version of turn
+        `turn_index` (no change past the first or last), remembered in the history; `turns`
+        is reloaded from it.
+
+        Returns:
+            A problem to show, or None.
+        """
+        turn = self.turns[turn_index]
+        if self.history is None or self.conversation_id is None or turn.message_id is None:
+            return None
+        try:
+            versions = self.history.alternatives(turn.message_id)
+            position = versions.index(turn.message_id) + step
+            if step == 0 or not 0 <= position < len(versions):
+                return None
+            self.history.switch_to(self.conversation_id, versions[position])
+            self.turns = _turns(self.history.branch(self.conversation_id))
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def alternative_position(self, turn_index: int) -> tuple[int, int]:
+        """Which version of its message turn `turn_index` is, from 1, and how many there are
+        (for "2/3"); (1, 1) when it is not saved or the history cannot say."""
+        turn = self.turns[turn_index]
+        if self.history is None or turn.message_id is None:
+            return 1, 1
+        try:
+            position, count = self.history.alternative_position(turn.message_id)
+        except Exception:
+            return 1, 1
+        return int(position), int(count)
+
+    def _turn(self, turn_index: int, role: str) -> Turn:
+        turn = self.turns[turn_index]
+        if turn.role != role:
+            raise ValueError(
+                f"turn {turn_index} is not {'a question' if role == 'user' else 'an answer'}"
+            )
+        return turn
+
+    def _saved(self, message_id: int) -> StoredMessage:
+        """The saved message; LookupError if it is gone (deleted from another window)."""
+        assert self.history is not None
+        saved = self.history.get_message(message_id)
+        if saved is None:
+            raise LookupError(f"history could not be saved: message {message_id} is gone")
+        return saved
 
     def save_settings(self) -> str | None:
         """Save the system prompt, model and sampling settings of a saved conversation."""
@@ -190,11 +297,7 @@ class ChatState:
         fresh = self.started_over(conversation.system_prompt)
         fresh.conversation_id = conversation.id
         fresh.title = conversation.title
-        fresh.turns = [
-            Turn(m.role, m.content, m.finish_reason)
-            for m in conversation.messages
-            if m.role in ("user", "assistant")
-        ]
+        fresh.turns = _turns(conversation.messages)
         known = {f.name for f in fields(SamplingParams)}
         saved = {
             k: v
@@ -205,6 +308,15 @@ class ChatState:
         }
         fresh.set_params(**saved)
         return fresh
+
+
+def _turns(messages: Iterable[StoredMessage]) -> list[Turn]:
+    """The user and assistant messages of a saved branch as turns."""
+    return [
+        Turn(m.role, m.content, m.finish_reason, m.id)
+        for m in messages
+        if m.role in ("user", "assistant")
+    ]
 
 
 def _is_number(value: object) -> bool:
