@@ -186,22 +186,41 @@ class ScriptedEngine:
 # ----- watching the screen ------------------------------------------------------------------
 
 
+def streaming_class() -> type:
+    """What the chat screen streams an answer into, in the code measured: the transcript's
+    `StreamingMessage` (one widget for the whole chat), or, in code before it, the
+    `StreamingView` widget (one widget per message)."""
+    try:
+        from mlxchat.ui.widgets.streaming import StreamingMessage
+
+        return StreamingMessage
+    except ImportError:
+        from mlxchat.ui.widgets.streaming import StreamingView  # type: ignore[attr-defined]
+
+        return StreamingView  # type: ignore[no-any-return]
+
+
 class Probe:
-    """Records when text reaches the answer's Markdown widget and when the screen paints."""
+    """Records when text reaches the answer's view and when the screen paints."""
 
     def __init__(self) -> None:
         self.appends: list[tuple[float, int]] = []  # (time appended, source length)
         self.paints: list[float] = []
-        self.target: Any = None  # the answer's StreamingView (a Markdown widget)
+        self.target: Any = None  # the answer being written (its StreamingMessage/View)
 
     def install(self) -> None:
         from textual.screen import Screen
 
-        from mlxchat.ui.widgets.markdown_view import MarkdownView as Markdown
+        Markdown = streaming_class()
+        if Markdown.__name__ == "StreamingView":  # the Markdown widget it is one of
+            from mlxchat.ui.widgets.markdown_view import (  # type: ignore[import-not-found]
+                MarkdownView as Markdown,
+            )
 
         probe = self
-        # the text is in the widget when it is parsed (`flush`; `append` in the code before
-        # the line-API view, which MarkdownStream called)
+        # the text is on its way to the screen once parsed (`flush`: the transcript or the
+        # widget parses it and marks the changed rows; `append` in the code before the
+        # line-API view, which MarkdownStream called)
         entry = "flush" if hasattr(Markdown, "flush") else "append"
         original_entry = getattr(Markdown, entry)
         original_refresh = Screen._compositor_refresh
@@ -309,7 +328,7 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
             await asyncio.sleep(0.01)
         await pilot.pause(0.2)
         mounted = len(screen.conversation.messages)
-        kept = screen.conversation.earlier_count
+        kept = getattr(screen.conversation, "earlier_count", 0)  # code that unmounted some
         cpu0 = time.process_time()
         wall0 = time.perf_counter()
         # what Enter does; returns once the answer view is there (before the first token)
@@ -329,11 +348,13 @@ async def render_benchmark(rate: float, count: int, earlier: int) -> bool:
     to_widget, to_screen = probe.lags(tokens, engine.emitted.times)
     emitted = len(engine.emitted.times)
     span = engine.emitted.times[-1] - engine.emitted.times[0]
-    print(
-        f"conversation: {earlier} earlier messages ({mounted} mounted, {kept} kept off "
-        f"screen until scrolled to; {streaming_mounted} mounted while the answer streams), "
-        "terminal 120x40"
+    shape = (
+        f"{mounted} mounted, {kept} kept off screen until scrolled to; {streaming_mounted} "
+        "mounted while the answer streams"
+        if kept
+        else f"{streaming_mounted} messages in one transcript while the answer streams"
     )
+    print(f"conversation: {earlier} earlier messages ({shape}), terminal 120x40")
     print(
         f"sent {emitted} tokens ({len(sent):,} characters) at {rate:,.0f} tok/s target, "
         f"{(emitted - 1) / span:,.0f} tok/s achieved by the emitter"
@@ -376,12 +397,12 @@ async def steady_cost(rate: float, count: int, paint: bool = True) -> float:
     without painting text.
     """
     from mlxchat.store.history import History
-    from mlxchat.ui.widgets.streaming import StreamingView
 
     warm_up()
     engine = ScriptedEngine(script_tokens(count), rate)
     app = scripted_app(engine, History.in_memory())
     # what the chat screen hands each token to (`feed` in the code before the line-API view)
+    StreamingView = streaming_class()
     entry = "feed" if hasattr(StreamingView, "feed") else "append"
     hand_over = getattr(StreamingView, entry)
     if not paint:

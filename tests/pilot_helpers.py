@@ -10,8 +10,6 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from mlxchat.ui.textual_compat import full_update
-
 
 async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
@@ -24,8 +22,10 @@ async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10
 
 def screen_rows(app: Any) -> list[str]:
     """The characters of every row the terminal would show now (Textual's full repaint),
-    trailing spaces left out."""
-    return ["".join(strip.text for strip in row).rstrip() for row in full_update(app.screen).strips]
+    trailing spaces left out. (Textual has no public call for the screen's rows: this asks
+    its compositor, as `App.export_screenshot` does.)"""
+    strips = app.screen._compositor.render_strips()
+    return [strip.text.rstrip() for strip in strips]
 
 
 def screenshot_text(app: Any) -> str:

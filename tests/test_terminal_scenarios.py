@@ -249,3 +249,32 @@ def test_a_new_chat_while_an_answer_streams_runs_beside_it(tmp_path: Path) -> No
         quit_cleanly(term)
     finally:
         term.close()
+
+
+def test_the_message_cursor_copies_and_find_moves_between_hits(tmp_path: Path) -> None:
+    chat = saved_chat(tmp_path)
+    term = Terminal(mlxchat_command(tmp_path, "--resume", str(chat)), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.wait_for("The capital of France is Paris.", 10)
+        term.type("C-Up")  # to the messages: the cursor on the answer
+        term.wait_for("↑↓ move · c copy · y code", 10)
+        term.type("Up")  # the question
+        term.type("c")
+        screen = term.wait_until(
+            lambda s: "Sent the message (30 characters)" in flat(s), 10, "the copy notice"
+        )
+        assert "OSC 52" in flat(screen)
+        term.type("Escape")  # back to the prompt
+        term.wait_until(lambda s: "↑↓ move" not in s, 10, "the keys line gone")
+        run_command(term, "/find France")
+        term.wait_for("find “France”: 2/2 · n next · N previous", 10)
+        term.type("n")  # wraps around to the first hit
+        term.wait_for("find “France”: 1/2", 10)
+        term.type("Escape")
+        term.wait_until(lambda s: "find “France”" not in s, 10, "the find line gone")
+        term.send("Hi")
+        term.wait_until(lambda s: prompt_text(s) == "Hi", 10, "the prompt takes keys again")
+        quit_cleanly(term)
+    finally:
+        term.close()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats
 from mlxchat.ui.display import answer_footer, stats_summary
-from mlxchat.ui.widgets.message import MessageView
+from mlxchat.ui.widgets.message import Message
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
     from mlxchat.engine.contract import ChatEngine, EventStream
     from mlxchat.ui.chat_state import ChatState
-    from mlxchat.ui.widgets.conversation import ConversationView
     from mlxchat.ui.widgets.status import StatusBar
-    from mlxchat.ui.widgets.streaming import StreamingView
+    from mlxchat.ui.widgets.streaming import StreamingMessage
+    from mlxchat.ui.widgets.transcript import Transcript
 
 
 class AnswerHost(Protocol):
@@ -42,7 +42,7 @@ class AnswerHost(Protocol):
     @property
     def app(self) -> App[Any]: ...
     @property
-    def conversation(self) -> ConversationView: ...
+    def conversation(self) -> Transcript: ...
     @property
     def status(self) -> StatusBar: ...
     def history_problem(self, problem: str | None) -> None: ...
@@ -64,7 +64,7 @@ class Answer:
         finish: Why it ended, once it did; `stats` and `error` with it.
     """
 
-    def __init__(self, host: AnswerHost, chat: ChatState, view: StreamingView) -> None:
+    def __init__(self, host: AnswerHost, chat: ChatState, view: StreamingMessage) -> None:
         """Prepare the answer to `chat`'s last message, streamed into `view`."""
         self.host = host
         self.chat = chat
@@ -186,14 +186,15 @@ class Answer:
         else:
             limit = self.params.max_tokens
             footer = answer_footer(self.finish, summary, limit=limit, empty=not text)
-        final = MessageView(
+        final = Message(
             "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
         )
         final.status = "stopped" if stopped else "failed" if failed else ""
         with contextlib.suppress(Exception):
-            await final.prepare(view.size.width)  # the full render, off the event loop
+            transcript = self.host.conversation
+            await final.prepare(transcript.text_width)  # the full render, off the event loop
             if self.shown:  # not if its chat left the screen meanwhile
-                await self.host.conversation.replace(view, final)
+                transcript.replace(view, final)
 
 
 async def after_paint(app: App[Any], timeout: float = 0.5) -> None:

@@ -4,9 +4,9 @@ Textual's `Markdown` widget mounts a widget per block (a list item alone takes f
 Textual lays out every mounted widget whenever anything grows, so a long chat streamed at
 thousands of tokens a second would drown in widgets. This module parses with the same
 parser (markdown-it "gfm-like") and lays the document out as lines of `Content` for one
-widget (`widgets.markdown_view.MarkdownView`): headings, paragraphs with inline styles,
-nested lists, block quotes, tables, rules and fenced code highlighted with Textual's own
-highlighter, all in theme colours.
+widget (`widgets.transcript.Transcript`, through `widgets.markdown_body`): headings,
+paragraphs with inline styles, nested lists, block quotes, tables, rules and fenced code
+highlighted with Textual's own highlighter, all in theme colours.
 
 Text is shown as chat models write it: a single newline is a line break (as chat front ends
 show it), and code written without fences is shown as code (`unfenced_code`).

@@ -13,7 +13,7 @@ from textual.widgets import OptionList
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ModelPicker
-from mlxchat.ui.widgets.message import MessageView
+from mlxchat.ui.widgets.message import Message
 
 from .fake_engine import DEFAULT_ANSWER
 from .helpers import SIZE, model_settled, ready, send, shown, type_text, until
@@ -105,7 +105,7 @@ async def test_escape_stops_and_keeps_partial_answer(make_app, engine, history) 
         answer = screen.conversation.messages[-1]
         assert answer.source == "Hello!"
         assert answer.status == "stopped"
-        assert answer.has_class("-stopped")
+        assert answer.stopped
         assert "stopped" in answer.header_text
         assert rows(history, screen.chat.conversation_id)[-1] == (
             "assistant",
@@ -510,7 +510,7 @@ async def test_history_browse_and_resume(make_app, engine, history) -> None:
         assert screen.chat.conversation_id == cid
         user, answer = screen.conversation.messages
         assert (user.source, answer.source) == ("Saved question", "Saved answer")
-        assert answer.has_class("-stopped")
+        assert answer.stopped
         await send(pilot, "Continue")
         request = engine.requests[-1]
         assert [m.content for m in request.messages] == [
@@ -735,7 +735,7 @@ async def test_views_are_message_widgets(make_app, engine) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await send(pilot, "Hi")
-        assert all(isinstance(v, MessageView) for v in screen.conversation.messages)
+        assert all(isinstance(v, Message) for v in screen.conversation.messages)
 
 
 async def test_translate_command_opens_the_translate_screen(make_app, engine) -> None:

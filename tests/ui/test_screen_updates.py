@@ -1,9 +1,9 @@
 """What reaches the terminal while an answer streams: partial repaints add up to the screen.
 
-The chat screen repaints only the rows that changed (`DirtyRowsCompositor`), the answer only
-its changed lines, and the status bar rides in the text's frames. A small terminal emulator
-here applies every update the app sends, as a terminal would; after each token its cells
-must equal a full repaint of the screen.
+The transcript repaints only the lines an answer changed (and everything when it scrolls),
+and the status bar rides in the text's frames. A small terminal emulator here applies every
+update the app sends, as a terminal would; after each token its cells must equal a full
+repaint of the screen.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.app import App
 
-from mlxchat.ui.textual_compat import CompositorUpdate, full_update
 from mlxchat.ui.widgets import status as status_module
 from mlxchat.ui.widgets.status import StatusBar
-from mlxchat.ui.widgets.streaming import StreamingView
 
 from .fake_engine import fixed_stats
 from .helpers import MARKDOWN_PIECES, SIZE, ready, send, until
@@ -35,7 +33,7 @@ class Terminal:
         ]
         self.x = self.y = 0
 
-    def apply(self, update: CompositorUpdate, console: Console) -> None:
+    def apply(self, update: Any, console: Console) -> None:
         """Write an update's segments at their cursor positions."""
         for segment in update.__rich_console__(console, console.options):
             self._write(segment)
@@ -64,7 +62,7 @@ def watch_terminal(app: App[Any]) -> Terminal:
     display = app._display
 
     def show(screen: Any, renderable: Any) -> None:
-        if isinstance(renderable, CompositorUpdate):
+        if hasattr(renderable, "__rich_console__"):  # the compositor's updates
             terminal.apply(renderable, app.console)
         display(screen, renderable)
 
@@ -72,38 +70,64 @@ def watch_terminal(app: App[Any]) -> Terminal:
     return terminal
 
 
+def full_update(app: App[Any]) -> Any:
+    """The update that paints the whole screen now (Textual's compositor: no public call)."""
+    return app.screen._compositor.render_full_update()
+
+
 def full_repaint(app: App[Any]) -> Terminal:
     """The screen as a full repaint draws it now."""
     terminal = Terminal(*SIZE)
-    terminal.apply(full_update(app.screen), app.console)
+    terminal.apply(full_update(app), app.console)
     return terminal
 
 
-@pytest.mark.parametrize("room", [0, 8], ids=["no room", "8 blank rows kept below"])
-async def test_partial_repaints_add_up_to_the_screen(make_app, engine, monkeypatch, room) -> None:
-    # a fast stream keeps blank rows below the text, drawn once and repeated (RowsAlikeBelow)
-    monkeypatch.setattr(StreamingView, "reserve_height", lambda self, lines: lines + room)
+def fresh_repaint(app: App[Any]) -> Terminal:
+    """The screen drawn from scratch: every widget (and scrollbar) draws every line again,
+    as if nothing had been drawn before (a row or a scrollbar thumb that was not repainted
+    when it changed differs from this). The status bar is left as drawn: it shows new
+    numbers a few times a second, on purpose."""
+    for widget in app.screen.walk_children(with_self=True):
+        if isinstance(widget, StatusBar):
+            continue
+        widget.refresh()
+        if widget.show_vertical_scrollbar:
+            widget.vertical_scrollbar.refresh()
+    return full_repaint(app)
+
+
+@pytest.mark.parametrize(
+    "earlier", [0, 12, 200], ids=["fresh chat", "a chat that scrolls", "a long chat that scrolls"]
+)
+async def test_partial_repaints_add_up_to_the_screen(make_app, engine, history, earlier) -> None:
     engine.answers = [MARKDOWN_PIECES]
     engine.hold_after(1)
-    app = make_app()
+    cid = history.new_conversation()
+    for n in range(earlier):  # enough to fill the view: the answer scrolls it
+        history.add_message(cid, "user", f"question {n}")
+        history.add_message(cid, "assistant", f"answer {n}")
+    app = make_app(resume=cid if earlier else None)
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
+        await until(pilot, lambda: len(screen.conversation.messages) == 2 * earlier)
+        await pilot.pause()
         terminal = watch_terminal(app)
-        terminal.apply(full_update(app.screen), app.console)
+        terminal.apply(full_update(app), app.console)
         await send(pilot, "Hi", wait=False)
         answer = screen.conversation.messages[-1]
         for count in range(1, len(MARKDOWN_PIECES)):  # one token at a time
             await until(pilot, lambda c=count: answer.source == "".join(MARKDOWN_PIECES[:c]))
             await pilot.pause()
             await pilot.pause()
-            assert terminal.cells == full_repaint(app).cells, f"after {count} tokens"
+            assert terminal.cells == fresh_repaint(app).cells, f"after {count} tokens"
+            await pilot.pause()  # (the refresh asked for is painted: the terminal catches up)
             gate = engine._gate
             engine.hold_after(count + 1)
             gate.set()
         engine.release()
         await until(pilot, lambda: not screen.answering)
         await pilot.pause()
-        assert terminal.cells == full_repaint(app).cells
+        assert terminal.cells == fresh_repaint(app).cells
         shown = "\n".join(terminal.lines())
         assert "The end." in shown and "return a + b" in shown
 

@@ -12,8 +12,8 @@ from pilot_helpers import screen_rows
 from mlxchat.text import sanitize
 from mlxchat.ui.markdown_render import parse_markdown
 from mlxchat.ui.screens.history import HistoryScreen
-from mlxchat.ui.widgets.markdown_view import MarkdownView
-from mlxchat.ui.widgets.message import MessageView
+from mlxchat.ui.widgets.markdown_body import MarkdownBody
+from mlxchat.ui.widgets.message import Message
 
 from .helpers import MARKDOWN_PIECES, SIZE, ready, send, until
 
@@ -121,12 +121,12 @@ def test_prose_is_not_taken_for_code(text: str) -> None:
 async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
     text: str, step: int
 ) -> None:
-    streamed = MarkdownView("")
+    streamed = MarkdownBody("")
     for end in range(step, len(text) + step, step):
         streamed.append(text[end - step : end])
-        whole = MarkdownView(text[:end])
-        assert [line.plain for line in streamed.body_lines(60)] == [
-            line.plain for line in whole.body_lines(60)
+        whole = MarkdownBody(text[:end])
+        assert [line.plain for line in streamed.lines(60)] == [
+            line.plain for line in whole.lines(60)
         ], repr(text[:end])
     assert streamed.text == text
     assert streamed.source == sanitize(text)
@@ -134,7 +134,7 @@ async def test_a_streamed_text_always_looks_like_the_same_text_rendered_whole(
 
 def test_a_user_message_is_shown_as_typed() -> None:
     typed = "**not bold**\n    indented\tcode\n# not a heading\n\n- not a list"
-    view = MessageView("user", typed)
+    view = Message("user", typed)
     assert view.rendered_text(60).split("\n")[1:] == [
         "**not bold**",
         "    indented    code",
@@ -202,23 +202,23 @@ TRICKY_PIECES = (
 def test_a_streamed_text_keeps_the_styles_of_the_whole_text(seed: int) -> None:
     rng = random.Random(seed)
     pieces = [rng.choice(TRICKY_PIECES) if rng.random() < 0.3 else " word" for _ in range(150)]
-    streamed = MarkdownView("")
+    streamed = MarkdownBody("")
     text = ""
     for number, piece in enumerate(pieces):
         text += piece
         streamed.append(piece)
         width = 50 if number % 20 else 37  # now and then the terminal is resized
-        whole = MarkdownView(text)
+        whole = MarkdownBody(text)
         assert styled_lines(streamed, width) == styled_lines(whole, width), repr(text)
 
 
 def styled_lines(
-    view: MarkdownView, width: int = 50
+    view: MarkdownBody, width: int = 50
 ) -> list[tuple[str, list[tuple[int, int, str]]]]:
     """Each line's text and styled spans, as drawn at `width`."""
     return [
         (line.plain, [(span.start, span.end, str(span.style)) for span in line.spans])
-        for line in view.body_lines(width)
+        for line in view.lines(width)
     ]
 
 
@@ -234,7 +234,7 @@ def styled_lines(
     ],
 )
 def test_a_piece_that_changes_earlier_text_is_parsed_again(pieces: list[str]) -> None:
-    streamed = MarkdownView("")
+    streamed = MarkdownBody("")
     for end, piece in enumerate(pieces, 1):
         streamed.append(piece)
-        assert styled_lines(streamed) == styled_lines(MarkdownView("".join(pieces[:end])))
+        assert styled_lines(streamed) == styled_lines(MarkdownBody("".join(pieces[:end])))

@@ -243,7 +243,7 @@ async def test_the_demo_model_is_said_not_to_translate(factory) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await screen_of(pilot)
         await until(pilot, lambda: "cannot translate" in screenshot_text(app))
-        assert "mlx-community/Qwen2.5-1.5B-Instruct-4bit" in screenshot_text(app)
+        assert "try -m demo-translate" in screenshot_text(app)
     other = app_for(loaded_engine(), factory)
     async with other.run_test(size=SIZE) as pilot:
         await screen_of(pilot)

@@ -17,8 +17,10 @@ import time
 from typing import Any
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, TextArea
@@ -42,15 +44,14 @@ from mlxchat.ui.messages import (
 from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_base_model_notice, show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
-from mlxchat.ui.screens.chat_commands import ChatCommands
+from mlxchat.ui.screens.chat_commands import ChatCommands, code_blocks
 from mlxchat.ui.screens.models import ListModels
-from mlxchat.ui.textual_compat import repaint_changed_rows_only
-from mlxchat.ui.widgets.conversation import ConversationView
-from mlxchat.ui.widgets.message import MessageView
+from mlxchat.ui.widgets.message import Message
 from mlxchat.ui.widgets.prompt import PromptInput
 from mlxchat.ui.widgets.status import StatusBar
-from mlxchat.ui.widgets.streaming import StreamingView
+from mlxchat.ui.widgets.streaming import StreamingMessage
 from mlxchat.ui.widgets.suggestions import CompletionList
+from mlxchat.ui.widgets.transcript import Transcript, TranscriptBar
 
 BUSY_NOTICE_SECONDS = 5.0
 """How long the "Busy" notice shows; it is not shown again meanwhile."""
@@ -62,13 +63,28 @@ WELCOME = (
 )
 
 
+class Pane(Vertical):
+    """A container that draws nothing of its own (its children cover it): a repaint of the
+    screen's rows costs it nothing."""
+
+    BLANK = True
+
+
 class ChatScreen(Screen[None]):
     """The main screen.
 
     Bindings:
-        escape: Stop the answer being written (the partial answer stays, marked stopped).
+        escape: Stop the answer being written (the partial answer stays, marked stopped);
+            with none, end a find.
         f1: Help. f2: Pick a model. f3: Saved chats.
         ctrl+n: New chat. ctrl+r: Write the last answer again. ctrl+l: Clear the chat.
+        ctrl+up: To the transcript (its message cursor; Tab and Shift+Tab go there too).
+        ctrl+f: Find in the transcript (starts "/find " in the prompt).
+        ctrl+c: Copy the text selected with the mouse (else Textual's own meaning).
+
+    The transcript's keys act on the message under its cursor (`Transcript.Act`): copy it,
+    copy a code block, edit a message of yours (`edit_and_resend` when sent), write an
+    answer again (`regenerate`), delete one (`delete_turn`).
 
     Reactives:
         answering: Whether an answer is being written in the chat on screen (or waits for
@@ -83,9 +99,13 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+n", "new_chat", "New"),
         Binding("ctrl+r", "retry", "Retry"),
         Binding("ctrl+l", "clear_chat", "Clear", show=False),
+        Binding("ctrl+up", "to_transcript", "Messages", show=False),
+        Binding("ctrl+f", "find", "Find", show=False),
     ]
 
     answering: reactive[bool] = reactive(False)
+
+    BLANK = True  # covered by its panes: nothing of its own to draw
 
     def __init__(
         self,
@@ -106,7 +126,6 @@ class ChatScreen(Screen[None]):
             resume: The id of a saved chat to open at start, or "latest".
         """
         super().__init__()
-        repaint_changed_rows_only(self)
         self.engine = engine
         self.settings = settings
         self.history = history
@@ -121,23 +140,33 @@ class ChatScreen(Screen[None]):
         self._dismissed_completion: str | None = None
         self._history_warned = False
         self._busy_notice_until = 0.0
+        self._editing: int | None = None
+        """The turn the prompt holds an edit of (sent with `edit_and_resend`), or None."""
+        self._code_pick: tuple[int, int] = (0, 0)
+        """(message serial, code block) last copied with the transcript's `y`."""
 
     # ----- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        """Conversation, completion list, prompt, status bar, footer."""
-        yield ConversationView(WELCOME, id="conversation")
-        yield CompletionList(id="completions")
-        yield PromptInput(placeholder="Message (/ for commands)", id="prompt")
-        yield StatusBar(
-            refresh_interval=max(0.1, min(0.5, float(self.settings.progress_interval))),
-            id="status",
-        )
-        yield Footer()
+        """Transcript, its key line, completion list, prompt, status bar, footer."""
+        # Textual repaints every widget whose container meets a changed row (from its
+        # cache), so each part is in a pane of its own: a streamed line repaints the
+        # transcript, the status bar's numbers the input area, never both
+        with Pane(id="transcript-pane"):
+            yield Transcript(WELCOME, id="conversation")
+        with Pane(id="input-area"):
+            yield TranscriptBar(id="transcript-bar")
+            yield CompletionList(id="completions")
+            yield PromptInput(placeholder="Message (/ for commands)", id="prompt")
+            yield StatusBar(
+                refresh_interval=max(0.1, min(0.5, float(self.settings.progress_interval))),
+                id="status",
+            )
+            yield Footer()
 
     @property
-    def conversation(self) -> ConversationView:
-        """The message list."""
-        return self.query_one(ConversationView)
+    def conversation(self) -> Transcript:
+        """The transcript (every message)."""
+        return self.query_one(Transcript)
 
     @property
     def prompt(self) -> PromptInput:
@@ -161,6 +190,7 @@ class ChatScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         """Focus the prompt, start loading the model, open a chat to resume."""
+        self.conversation.bar = self.query_one(TranscriptBar)
         self.prompt.focus()
         info = getattr(self.engine, "model_info", None)
         if info is not None:
@@ -279,12 +309,16 @@ class ChatScreen(Screen[None]):
         return True
 
     async def send(self, text: str) -> bool:
-        """Send a message: show it, save it, and start the answer."""
+        """Send a message: show it, save it, and start the answer (an edited message goes
+        in place of the one edited: `edit_and_resend`)."""
+        if self._editing is not None:
+            turn, self._editing = self._editing, None
+            return await self.edit_and_resend(turn, text)
         if self.busy():
             return False
         self.prompt.remember(text)
         self.prompt.reset()
-        await self.conversation.add(MessageView("user", text))
+        self.conversation.add(Message("user", text))
         self.conversation.follow()
         problem = self.chat.add_user(text)
         if problem:
@@ -304,9 +338,10 @@ class ChatScreen(Screen[None]):
     async def start_answer(self) -> None:
         """Add an answer view and stream the model's answer into it."""
         label = self.status.model or "assistant"
-        view = StreamingView(label)
+        view = StreamingMessage(label)
         view.on_flush = self.status.repaint_if_due  # the numbers go out with the text
-        await self.conversation.add(view)
+        self.conversation.add(view)
+        self.conversation.follow()
         answer = Answer(self, self.chat, view)
         self.answer = answer
         self._answers.add(answer)
@@ -397,6 +432,7 @@ class ChatScreen(Screen[None]):
             self._close_completion()
             return
         if self.answer is None:
+            self.conversation.clear_find()
             return
         self.status.set_state("stopping")
         self.answer.stop()
@@ -436,6 +472,8 @@ class ChatScreen(Screen[None]):
     @on(TextArea.Changed, "#prompt")
     def _prompt_changed(self, event: TextArea.Changed) -> None:
         text = self.prompt.text
+        if not text.strip():
+            self._editing = None  # the edit was thrown away
         if self.prompt.recalling:  # stepping through history: no list over it
             self._close_completion()
             return
@@ -497,6 +535,173 @@ class ChatScreen(Screen[None]):
         self._close_completion()
         self.run_worker(self.submit(text), group="command", exit_on_error=False)
         return True
+
+    # ----- the transcript's keys ------------------------------------------------------------
+    def action_to_transcript(self) -> None:
+        """Ctrl+Up: to the transcript, its cursor on the newest message."""
+        transcript = self.conversation
+        if transcript.messages:
+            transcript.focus()
+            transcript.set_cursor(transcript.messages[-1])
+
+    def action_find(self) -> None:
+        """Ctrl+F: start typing /find."""
+        self.prompt.reset("/find ")
+        self.prompt.focus()
+
+    def action_copy_text(self) -> None:
+        """Ctrl+C: copy the text selected with the mouse (none: the key goes on)."""
+        text = self.get_selected_text()
+        if not text:
+            raise SkipAction()
+        self.commands.to_clipboard(text, "the selection")
+
+    def find(self, text: str) -> int:
+        """/find TEXT: highlight every hit in the transcript and move to the newest; the
+        transcript takes the keys (n next, N previous, Esc ends). Returns the hit count."""
+        count = self.conversation.find(text)
+        if count:
+            self.conversation.focus()
+        else:
+            self.notify(f"“{text}” is not in this chat.", title="Find", markup=False)
+        return count
+
+    @on(Transcript.Left)
+    def _left_transcript(self, event: Transcript.Left) -> None:
+        self.prompt.focus()
+
+    @on(Transcript.Act)
+    async def _transcript_act(self, event: Transcript.Act) -> None:
+        message, action = event.message, event.action
+        if action == "copy":
+            self.commands.to_clipboard(message.text, "the message")
+        elif action == "code":
+            self._copy_code(message, event.number)
+        elif action in ("edit", "regenerate", "delete") and not self.busy():
+            turn = self.turn_of(message)
+            if action == "edit":
+                self.start_edit(message, turn)
+            elif action == "regenerate":
+                await self.regenerate(turn)
+            else:
+                self.delete_turn(turn)
+
+    def _copy_code(self, message: Message, number: int | None) -> None:
+        """Copy code block `number` of `message` (None: the next one after the last `y`)."""
+        blocks = code_blocks(message.text)
+        if not blocks:
+            self.notify("This message has no code block.", title="Copy", severity="warning")
+            return
+        if number is None:
+            serial, last = self._code_pick
+            number = last % len(blocks) + 1 if serial == message.serial else 1
+        if number > len(blocks):
+            count = "1 code block" if len(blocks) == 1 else f"{len(blocks)} code blocks"
+            self.notify(f"This message has {count}, not {number}.", title="Copy")
+            return
+        self._code_pick = (message.serial, number)
+        self.commands.to_clipboard(blocks[number - 1], f"code block {number} of {len(blocks)}")
+
+    def turn_of(self, message: Message) -> int:
+        """The index in `chat.turns` of a message in the transcript (for one not saved as a
+        turn, an answer stopped before any text: where its turn would be)."""
+        turn = 0
+        for shown in self.conversation.messages:
+            if shown is message:
+                return turn
+            if shown.kind == "user" or (shown.kind == "assistant" and shown.text):
+                turn += 1
+        return turn
+
+    def start_edit(self, message: Message, turn: int) -> None:
+        """`e`: a message of the user's goes into the prompt; sending it calls
+        `edit_and_resend`."""
+        if message.kind != "user":
+            self.notify("Only your own messages can be edited (r writes an answer again).")
+            return
+        self.prompt.reset(message.text)
+        self.prompt.focus()
+        self._editing = turn
+        self.notify(
+            "Enter sends it in place of the message and what came after it"
+            " (clear the prompt to cancel).",
+            title="Editing",
+        )
+
+    async def edit_and_resend(self, turn: int, text: str) -> bool:
+        """Send `text` in place of user turn `turn`: that turn and those after it go.
+
+        For now they go from the chat and the screen; the saved copy keeps them (a branch
+        tree is to keep both).
+        """
+        if self.busy():
+            return False
+        self.drop_turns(turn)
+        return await self.send(text)
+
+    async def regenerate(self, turn: int) -> None:
+        """`r` on an answer: write answer `turn` again (the turns after it go)."""
+        turns = self.chat.turns
+        if turn >= len(turns) - 1:  # the last answer: /retry (the saved copy follows)
+            try:
+                await self.commands.retry()
+            except CommandError as error:
+                self.notify(str(error), severity="error")
+            return
+        if turns[turn].role != "assistant":
+            self.notify("r writes an answer again: move to an answer first.")
+            return
+        self.drop_turns(turn)
+        await self.start_answer()
+
+    def delete_turn(self, turn: int) -> None:
+        """`d`: delete the exchange turn `turn` is in, a question and its answer (so that the
+        turns still alternate, as chat templates want). The last answer also goes from the
+        saved copy; for now the rest go only from the chat and the screen."""
+        message = self.message_of(turn)
+        if message is None:
+            return
+        messages = self.conversation.messages
+        start = messages.index(message)
+        while start > 0 and messages[start].kind != "user":  # back to its question
+            start -= 1
+        if messages[start].kind != "user":
+            start = messages.index(message)
+        end = start + 1
+        while end < len(messages) and messages[end].kind != "user":  # on to the next one
+            end += 1
+        gone = messages[start:end]
+        first = self.turn_of(gone[0])
+        count = sum(1 for m in gone if m.kind == "user" or (m.kind == "assistant" and m.text))
+        turns = self.chat.turns
+        if count and first + count == len(turns) and turns[-1].role == "assistant":
+            _, problem = self.chat.drop_last_answer()  # the saved copy loses it too
+            self.history_problem(problem)
+            count -= 1
+        del turns[first : first + count]
+        self.conversation.remove_messages(*gone)
+        self.count_context()
+
+    def drop_turns(self, turn: int) -> None:
+        """Take turn `turn` and every one after it out of the chat and the transcript."""
+        first = self.message_of(turn)
+        if first is not None:
+            messages = self.conversation.messages
+            self.conversation.remove_messages(*messages[messages.index(first) :])
+        del self.chat.turns[turn:]
+        self.count_context()
+
+    def message_of(self, turn: int) -> Message | None:
+        """The transcript's message of turn `turn` (see `turn_of`)."""
+        count = 0
+        for message in self.conversation.messages:
+            if message.kind == "user" or (message.kind == "assistant" and message.text):
+                if count == turn:
+                    return message
+                count += 1
+            elif message.kind == "assistant" and count == turn:
+                return message
+        return None
 
     # ----- history ------------------------------------------------------------------------
     def history_problem(self, problem: str | None) -> None:

@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from mlxchat.store.history import History
     from mlxchat.ui.answer import Answer
     from mlxchat.ui.chat_state import ChatState
-    from mlxchat.ui.widgets.conversation import ConversationView
     from mlxchat.ui.widgets.prompt import PromptInput
     from mlxchat.ui.widgets.status import StatusBar
+    from mlxchat.ui.widgets.transcript import Transcript
 
 
 UNANSWERED = "no answer — Ctrl+R to answer"
@@ -56,7 +56,7 @@ class ChatHost(Protocol):
     @property
     def app(self) -> App[Any]: ...
     @property
-    def conversation(self) -> ConversationView: ...
+    def conversation(self) -> Transcript: ...
     @property
     def prompt(self) -> PromptInput: ...
     @property
@@ -80,6 +80,7 @@ class ChatHost(Protocol):
     def busy(self) -> bool: ...
     def history_problem(self, problem: str | None) -> None: ...
     def default_sampling(self) -> SamplingParams: ...
+    def find(self, text: str) -> int: ...
 
 
 class ChatCommands:
@@ -179,7 +180,7 @@ class ChatCommands:
             raise CommandError("Nothing to retry yet — send a message first.")
         views = self.screen.conversation.messages
         if views and views[-1].kind == "assistant":  # the answer, or a failed one
-            await views[-1].remove()
+            self.screen.conversation.remove_messages(views[-1])
         elif views and views[-1].footer == UNANSWERED:
             views[-1].set_footer("")
         await self.screen.start_answer()
@@ -204,7 +205,7 @@ class ChatCommands:
         old = self.screen.chat
         still_answered = await self.screen.answer_to_background()
         self.screen.chat = chat
-        await self.screen.conversation.clear()
+        self.screen.conversation.clear()
         self.screen.status.set_stats(None)
         self.screen.count_context()
         self.screen.status.refresh()
@@ -279,7 +280,7 @@ class ChatCommands:
                 )
         if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
             records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
-        await self.screen.conversation.load(records)
+        self.screen.conversation.load(records)
         self.screen.conversation.follow()
         self.screen.prompt.set_recall(
             [t.content for t in self.screen.chat.turns if t.role == "user"]
@@ -319,7 +320,7 @@ class ChatCommands:
         answer = self.screen.chat.last_answer
         if not answer:
             raise CommandError("There is no answer to copy yet.")
-        self._to_clipboard(answer, "the last answer")
+        self.to_clipboard(answer, "the last answer")
 
     def copy_code(self, number: int | None) -> None:
         """Copy the `number`-th (1-based; None: the last) code block of the last answer."""
@@ -333,9 +334,9 @@ class ChatCommands:
             count = "1 code block" if len(blocks) == 1 else f"{len(blocks)} code blocks"
             raise CommandError(f"The last answer has {count}, not {number}.")
         number = number or len(blocks)
-        self._to_clipboard(blocks[number - 1], f"code block {number} of {len(blocks)}")
+        self.to_clipboard(blocks[number - 1], f"code block {number} of {len(blocks)}")
 
-    def _to_clipboard(self, text: str, what: str) -> None:
+    def to_clipboard(self, text: str, what: str) -> None:
         """Send `text` to the terminal's clipboard (OSC 52) and say so, honestly."""
         self.screen.app.copy_to_clipboard(text)
         notice = (
@@ -345,6 +346,11 @@ class ChatCommands:
         if os.environ.get("TMUX"):
             notice += " In tmux it arrives only with: set -g set-clipboard on"
         self.screen.notify(notice, title="Copy", markup=False)
+
+    def find_text(self, text: str) -> None:
+        """/find TEXT: highlight every place the transcript shows `text`; n and N move
+        between them, Esc ends."""
+        self.screen.find(text)
 
     def set_theme(self, name: str | None) -> None:
         """Switch the theme, or list the themes when `name` is None."""

@@ -19,6 +19,13 @@ KEYS = (
     ("Tab", "complete a /command"),
     ("Esc", "stop the answer being written"),
     ("PageUp / PageDown", "scroll the conversation"),
+    (
+        "Ctrl+Up (or Tab)",
+        "to the messages: Up/Down (k/j) move, c copy, y its code blocks"
+        " in turn (1-9: the N-th), e edit yours, r write an answer again, d delete, Esc back",
+    ),
+    ("Ctrl+F", "find in the chat (/find TEXT): n next, N previous, Esc ends"),
+    ("mouse drag, Ctrl+C", "select text in the chat, copy it"),
     ("Ctrl+P", "command palette"),
     ("F1", "this help"),
     ("F2", "pick a model"),

@@ -50,7 +50,6 @@ from mlxchat.translate.settings import WaitKSettings
 from mlxchat.translate.translation import Translation, open_translation
 from mlxchat.ui.model_load import load_model
 from mlxchat.ui.model_notice import show_model_notice
-from mlxchat.ui.textual_compat import repaint_changed_rows_only
 from mlxchat.ui.translate.alignment import AlignmentTable
 from mlxchat.ui.translate.delay_plot import DelayPlot
 from mlxchat.ui.translate.latency_panel import LatencyPanel
@@ -150,7 +149,6 @@ class TranslateScreen(Screen[None]):
             base: The config file's `Settings` (the sampling defaults).
         """
         super().__init__()
-        repaint_changed_rows_only(self)
         if not wpm > 0:
             raise ValueError(f"wpm must be more than 0, got {wpm}")
         self.engine = engine

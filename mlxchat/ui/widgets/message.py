@@ -1,23 +1,24 @@
-"""One finished message of the conversation: a header line and the Markdown text, one widget.
+"""One message of the conversation as the transcript holds it: plain data, not a widget.
 
-The header holds the author ("you", the model's name) and, dimmed after it, the answer's
-numbers ("42 tok · 18.3 tok/s · ttft 0.12s"); a stopped answer says so in the warning
-colour, a failed one shows the error in the error colour. The text is a `MarkdownView`
-(drawn line by line, parsed once), so a long chat costs one widget per message; the user's
-own messages are shown as typed, not as Markdown. The answer being written is a
-`StreamingView` until it ends.
+A `Message` has a header (the author: "you", the model's name; dimmed after it the answer's
+numbers, "42 tok · 18.3 tok/s · ttft 0.12s"; a stopped answer says so in the warning colour,
+a failed one shows the error in the error colour) and its text, a `MarkdownBody` (the
+user's own messages are shown as typed, not as Markdown). The transcript
+(`widgets.transcript.Transcript`) lays messages out as runs of lines in one document and
+draws them; a message tells the transcript showing it when its header changes. The answer
+being written is a `StreamingMessage` (streaming.py) until it ends.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from textual.content import Content
-from textual.reactive import reactive
 
 from mlxchat.text import sanitize
-from mlxchat.ui.widgets.markdown_view import MarkdownView
+from mlxchat.ui.widgets.markdown_body import MarkdownBody
 
 Kind = Literal["user", "assistant", "error", "info"]
 
@@ -28,11 +29,20 @@ LABEL_STYLES = {
     "error": "bold $error",
     "info": "bold $secondary",
 }
+BAR_STYLES = {
+    "user": "$primary",
+    "assistant": "$accent",
+    "error": "$error",
+    "info": "$secondary",
+}
+"""The colour of the bar at the left of each of a message's lines."""
+
+_SERIALS = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class MessageRecord:
-    """What it takes to show a message again (messages scrolled far away are kept as this).
+    """What it takes to show a message again (e.g. a saved message of a resumed chat).
 
     Attributes:
         kind: user, assistant, error or info.
@@ -51,6 +61,12 @@ class MessageRecord:
     failed: bool = False
 
 
+class MessageOwner(Protocol):
+    """What shows a message (the transcript): told when the message changes."""
+
+    def message_changed(self, message: Message, *, header: bool = False) -> None: ...
+
+
 def header_content(kind: str, label: str, note: str, *, stopped: bool, failed: bool) -> Content:
     """The header: the label, then the note (muted; warning when stopped, error when failed)."""
     style = "$warning" if stopped else "$error" if failed else "$text-muted"
@@ -60,93 +76,19 @@ def header_content(kind: str, label: str, note: str, *, stopped: bool, failed: b
     return Content.assemble(*parts)
 
 
-class HeaderedMarkdown(MarkdownView):
-    """A `MarkdownView` with a header line (label and note) above the text.
+class Message:
+    """A message: header (label and note) and Markdown text.
 
-    Reactives:
-        status: Shown after the label while there is no footer.
+    Attributes:
+        kind: user, assistant, error (an error line) or info (a note from mlxchat).
+        label: The header text ("you", the model's name, …).
+        footer: The numbers or a note shown after the label ("" for none).
+        stopped: A stopped answer (the note in the warning colour).
+        failed: A failed answer (the note in the error colour).
+        body: The text and its lines.
+        owner: The transcript showing it (None: not shown).
+        serial: A number no other message has (the transcript's caches go by it).
     """
-
-    DEFAULT_CSS = """
-    HeaderedMarkdown {
-        margin: 0 0 1 0;
-        padding: 0 1 0 1;
-    }
-    HeaderedMarkdown.-user { border-left: outer $primary; }
-    HeaderedMarkdown.-assistant { border-left: outer $accent; }
-    HeaderedMarkdown.-error { border-left: outer $error; }
-    HeaderedMarkdown.-info { border-left: outer $secondary; }
-    """
-
-    status: reactive[str] = reactive("")
-
-    kind: Kind = "assistant"
-    label = "assistant"
-    footer = ""
-
-    def _header_content(self) -> Content:
-        return header_content(
-            self.kind,
-            self.label,
-            self.footer or self.status,
-            stopped=self.has_class("-stopped"),
-            failed=self.has_class("-failed"),
-        )
-
-    @property
-    def header_text(self) -> str:
-        """The header as plain text."""
-        return self._header_content().plain
-
-    def header_lines(self, width: int) -> list[Content]:
-        """The header, wrapped to `width` (cached until it changes)."""
-        cached = self.__dict__.get("_header_cache")
-        if cached is not None and cached[0] == width:
-            return cached[1]
-        header = self._header_content()
-        lines = header.wrap(width) if header.cell_length > width else [header]
-        self.__dict__["_header_cache"] = (width, lines)
-        return lines
-
-    def forget_header(self) -> None:
-        """The header changed: draw it again (only its lines, when it keeps its height)."""
-        cached = self.__dict__.pop("_header_cache", None)
-        width = self._width
-        if (
-            cached is not None
-            and cached[0] == width
-            and self.is_mounted
-            and len(self.header_lines(width)) == len(cached[1])
-        ):
-            self.repaint_lines(0, len(cached[1]))
-        else:
-            super().forget_header()
-
-    def record(self) -> MessageRecord:
-        """What it takes to show this message again."""
-        return MessageRecord(
-            self.kind,
-            self.text,
-            self.label,
-            self.footer,
-            self.has_class("-stopped"),
-            self.has_class("-failed"),
-        )
-
-    def watch_status(self, status: str) -> None:
-        """Repaint the header."""
-        self.forget_header()
-
-    def set_footer(self, text: str, *, stopped: bool = False, failed: bool = False) -> None:
-        """Show `text` after the label (warning colour when stopped, error when failed)."""
-        self.footer = text
-        self.set_class(stopped, "-stopped")
-        self.set_class(failed, "-failed")
-        self.forget_header()
-
-
-class MessageView(HeaderedMarkdown):
-    """A finished message (or a user message): header and Markdown text in one widget."""
 
     def __init__(
         self,
@@ -157,12 +99,11 @@ class MessageView(HeaderedMarkdown):
         footer: str = "",
         stopped: bool = False,
         failed: bool = False,
-        id: str | None = None,
     ) -> None:
         """Create a message.
 
         Args:
-            kind: user, assistant, error (an error line) or info (a note from mlxchat).
+            kind: user, assistant, error or info.
             text: The text as sent or received (shown escaped where unsafe; a user's text is
                 shown as typed, not as Markdown, and cut when very long).
             label: The header text (default: "you", "assistant", …).
@@ -170,17 +111,20 @@ class MessageView(HeaderedMarkdown):
             stopped: Mark it as a stopped answer.
             failed: Mark it as a failed answer.
         """
-        super().__init__(text, plain=kind == "user", id=id, classes=f"-{kind}")
-        self.kind = kind
+        self.kind: Kind = kind
         self.label = label if label is not None else LABELS[kind]
         self.footer = footer
-        """The numbers or note after the label ("" for none)."""
-        self.set_class(stopped, "-stopped")
-        self.set_class(failed, "-failed")
+        self.stopped = stopped
+        self.failed = failed
+        self.body = MarkdownBody(text, plain=kind == "user")
+        self.owner: MessageOwner | None = None
+        self.serial = next(_SERIALS)
+        self._status = ""
+        self._header: tuple[int, list[Content]] | None = None
 
     @classmethod
-    def from_record(cls, record: MessageRecord) -> MessageView:
-        """A view of a kept message."""
+    def from_record(cls, record: MessageRecord) -> Message:
+        """A message showing a kept one."""
         return cls(
             record.kind,
             record.text,
@@ -189,3 +133,91 @@ class MessageView(HeaderedMarkdown):
             stopped=record.stopped,
             failed=record.failed,
         )
+
+    def record(self) -> MessageRecord:
+        """What it takes to show this message again."""
+        return MessageRecord(
+            self.kind, self.text, self.label, self.footer, self.stopped, self.failed
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind} {self.text[:30]!r}>"
+
+    # ----- text -------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        """The whole text, as written."""
+        return self.body.text
+
+    @property
+    def source(self) -> str:
+        """The text as shown (control characters escaped)."""
+        return self.body.source
+
+    # ----- header -----------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """Shown after the label while there is no footer ("thinking…", "stopped", …)."""
+        return self._status
+
+    @status.setter
+    def status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self._header_changed()
+
+    def set_footer(self, text: str, *, stopped: bool = False, failed: bool = False) -> None:
+        """Show `text` after the label (warning colour when stopped, error when failed)."""
+        self.footer, self.stopped, self.failed = text, stopped, failed
+        self._header_changed()
+
+    def header_content(self) -> Content:
+        """The header: label, then the footer (or the status)."""
+        return header_content(
+            self.kind,
+            self.label,
+            self.footer or self.status,
+            stopped=self.stopped,
+            failed=self.failed,
+        )
+
+    @property
+    def header_text(self) -> str:
+        """The header as plain text."""
+        return self.header_content().plain
+
+    def header_lines(self, width: int) -> list[Content]:
+        """The header, wrapped to `width` (cached until it changes)."""
+        cached = self._header
+        if cached is not None and cached[0] == width:
+            return cached[1]
+        header = self.header_content()
+        lines = header.wrap(width) if header.cell_length > width else [header]
+        self._header = (width, lines)
+        return lines
+
+    def _header_changed(self) -> None:
+        self._header = None
+        if self.owner is not None:
+            self.owner.message_changed(self, header=True)
+
+    # ----- lines ------------------------------------------------------------------------------
+    def rendered_text(self, width: int = 80) -> str:
+        """The message as drawn at `width` (plain): header, then text."""
+        lines = [*self.header_lines(width), *self.body.lines(width)]
+        return "\n".join(line.plain for line in lines)
+
+    async def prepare(self, width: int) -> None:
+        """Lay the text out for `width` in a worker thread (before showing a long text)."""
+        await self.body.prepare(width)
+
+
+__all__ = [
+    "BAR_STYLES",
+    "LABELS",
+    "Kind",
+    "Message",
+    "MessageOwner",
+    "MessageRecord",
+    "header_content",
+]

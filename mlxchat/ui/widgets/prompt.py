@@ -162,10 +162,10 @@ class PromptInput(TextArea):
             event.prevent_default()  # TextArea's own key handler does not run
 
     def _scroll_conversation(self, key: str) -> None:
-        from mlxchat.ui.widgets.conversation import ConversationView
+        from mlxchat.ui.widgets.transcript import Transcript
 
-        for view in self.screen.query(ConversationView):
+        for view in self.screen.query(Transcript):
             if key == "pageup":
-                view.scroll_page_up()
+                view.action_page_up()
             else:
-                view.scroll_page_down()
+                view.action_page_down()

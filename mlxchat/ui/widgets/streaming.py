@@ -1,55 +1,37 @@
-"""The answer being written: a header and the text, appended token by token.
+"""The answer being written: a message whose text is appended token by token.
 
-Tokens go straight into the view (`append`, cheap, never waits): the view holds the text
-once, parses its unfinished end at most twice a frame, and repaints the lines that changed.
-When the answer ends, the chat screen replaces this view by a `MessageView` holding the
+Tokens go straight into the message (`append`, cheap, never waits); the transcript showing
+it parses the unfinished end at most twice a frame (`PARSE_INTERVAL`) and repaints the lines
+that changed. When the answer ends, the chat screen replaces it by a `Message` holding the
 whole text, rendered once more in full (so an unclosed code fence mid-stream cannot leave
 it wrong).
 
-    view = StreamingView(label="demo")
-    await conversation.add(view)
-    view.append("Hello")           # per token, never waits
-    view.flush()                   # show what is pending now (at the end)
+    answer = StreamingMessage(label="demo")
+    transcript.add(answer)
+    answer.append("Hello")           # per token, never waits
+    answer.flush()                   # show what is pending now (at the end)
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import deque
+from collections.abc import Callable
 
-from textual.widget import Widget
+from mlxchat.ui.widgets.message import Message
 
-from mlxchat.ui.widgets.message import HeaderedMarkdown
-
-LEAD = 0.25
-"""Seconds of growth kept in reserve below a streaming answer."""
-
-RATE_WINDOW = 1.0
-"""Seconds over which the growth rate is measured."""
-
-MAX_LEAD_LINES = 30
-"""Most blank lines kept in reserve."""
-
-LINES_IN_SIGHT = 3
-"""Lines of the text that stay in sight above the room when it fills the view (a room
-taller than the view would show only blank lines after each layout)."""
-
-MIN_SPAN = 0.05
-"""Seconds of growth needed before a rate is trusted (less may be a burst, not a stream)."""
+PARSE_INTERVAL = 1 / 120
+"""Seconds between two parses of a streaming text (text that comes in between waits for the
+next): half of Textual's frame (it paints at most 60 times a second), so what a paint shows
+was parsed at most half a frame before it."""
 
 
-class StreamingView(HeaderedMarkdown):
-    """An answer being written.
+class StreamingMessage(Message):
+    """An answer being written (the handle the chat screen streams into).
 
-    Its height runs ahead of the text by the lines it is expected to grow in the next
-    `LEAD` seconds (at the rate of the last `RATE_WINDOW`), so a fast stream lays the screen
-    out a few times a second (each time it outgrows the room left), while a slow one keeps
-    no blank lines. The room is at most `MAX_LEAD_LINES`, and leaves `LINES_IN_SIGHT` lines
-    of the text in the view.
-
-    Reactives:
-        status: Shown after the label: "waiting for the model…", "thinking…", "writing…",
-            "stopping…".
+    Attributes:
+        on_flush: Called after appended text was parsed and its lines repainted (e.g. to
+            repaint a status bar in the same frame).
     """
 
     def __init__(self, label: str = "assistant") -> None:
@@ -58,35 +40,49 @@ class StreamingView(HeaderedMarkdown):
         Args:
             label: The header text (the model's name).
         """
-        super().__init__("", classes="-assistant")
-        self.kind = "assistant"
-        self.label = label
-        self._room = 0
-        """The height (lines) reserved so far."""
-        self._growth: deque[tuple[float, int]] = deque()
-        """(time, lines) as the text grew over the last `RATE_WINDOW` seconds."""
+        super().__init__("assistant", "", label=label)
+        self.on_flush: Callable[[], None] | None = None
+        self._flush_at: asyncio.Handle | None = None
+        self._flushed = 0.0
 
-    def reserve_height(self, lines: int) -> int:
-        """`lines`, plus room for what the text is expected to grow in the next `LEAD` s."""
-        if lines <= self._room:
-            return self._room
-        now = time.monotonic()
-        growth = self._growth
-        growth.append((now, lines))
-        while len(growth) > 1 and now - growth[0][0] > RATE_WINDOW:
-            growth.popleft()
-        since, before = growth[0]
-        lead = 0
-        if now - since >= MIN_SPAN:
-            expected = int((lines - before) / (now - since) * LEAD)
-            lead = max(0, min(self._most_room(), expected))
-        self._room = lines + lead
-        return self._room
+    def append(self, text: str) -> None:
+        """Add text at the end (cheap: call it per token).
 
-    def _most_room(self) -> int:
-        """`MAX_LEAD_LINES`, or fewer in a view too short to keep `LINES_IN_SIGHT` lines of
-        the text in sight above them."""
-        parent = self.parent
-        if isinstance(parent, Widget) and parent.size.height:
-            return min(MAX_LEAD_LINES, parent.scrollable_content_region.height - LINES_IN_SIGHT)
-        return MAX_LEAD_LINES
+        The unfinished end is parsed again and repainted now, or, when that was done less
+        than `PARSE_INTERVAL` ago, once that much time has passed (for all the text that came
+        meanwhile).
+        """
+        if not text:
+            return
+        self.body.append(text)
+        if self._flush_at is not None or self.owner is None:
+            return  # not shown yet: laid out when it is
+        wait = self._flushed + PARSE_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self.flush()
+        else:
+            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush_soon)
+
+    def flush(self) -> None:
+        """Parse and repaint the appended text now (what `append` does every `PARSE_INTERVAL`)."""
+        self.cancel_flush()
+        self._flushed = time.monotonic()
+        if not self.body.stale or self.owner is None:
+            return
+        self.owner.message_changed(self)
+        if self.on_flush is not None:
+            self.on_flush()
+
+    def cancel_flush(self) -> None:
+        """Drop a pending flush (the message left the transcript)."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+
+    def _flush_soon(self) -> None:
+        """Flush once what is ready to run now has run: text handed over while the loop was
+        busy (a layout) is appended by then, and goes out in this flush, not the next one."""
+        self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
+
+
+__all__ = ["PARSE_INTERVAL", "StreamingMessage"]
