@@ -48,6 +48,7 @@ class CommandContext(Protocol):
     def copy_answer(self) -> Awaitable[None] | None: ...
     def copy_code(self, number: int | None) -> Awaitable[None] | None: ...
     def find_text(self, text: str) -> Awaitable[None] | None: ...
+    def edit_message(self, number: int | None) -> Awaitable[None] | None: ...
     def set_theme(self, name: str | None) -> Awaitable[None] | None: ...
     def open_translate(self, wait_k: int | None) -> Awaitable[None] | None: ...
     def quit_app(self) -> Awaitable[None] | None: ...
@@ -122,6 +123,14 @@ def _required_text(name: str, what: str) -> Parser:
 
 def _optional_text(ctx: CommandContext, text: str) -> str | None:
     return text or None
+
+
+def _edit(ctx: CommandContext, text: str) -> int | None:
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise COMMANDS["edit"].fail(f"N counts your messages from 1, not '{clip(text)}'")
+    return int(text)
 
 
 def _setting(command: str, name: str, *, optional: bool = False) -> Parser:
@@ -277,6 +286,14 @@ _TABLE = (
         lambda c, v: c.copy_code(v[1]) if v[0] == "code" else c.copy_answer(),
         _copy,
         complete=lambda c: ["code"],
+    ),
+    Command(
+        "edit",
+        "[N]",
+        "put your N-th message (default: your last) back into the prompt; sending it starts"
+        " a new branch from there (the earlier one is kept)",
+        lambda c, v: c.edit_message(v),
+        _edit,
     ),
     Command(
         "find",

@@ -299,3 +299,62 @@ async def test_ctrl_f_starts_a_find_in_the_prompt(make_app) -> None:
         await pilot.press(*"hello", "enter")
         await pilot.pause()
         assert [h.message.text for h in screen.conversation.hits] == [ANSWER]
+
+
+async def test_regenerate_and_edit_keep_the_earlier_version_and_arrows_switch(
+    make_app, engine: FakeEngine, history
+) -> None:
+    engine.answers = [["One."], ["Two."], ["Three."]]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "q")
+        await pilot.press("ctrl+up", "r")  # the answer, written again beside the first
+        await until(pilot, lambda: not screen.answering and len(screen.chat.turns) == 2)
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["q", "Two."]
+        conversation_id = screen.chat.conversation_id
+        saved = history.get_conversation(conversation_id)
+        assert [m.content for m in saved.messages] == ["q", "Two."]
+        answer = screen.chat.turns[1].message_id
+        assert len(history.alternatives(answer)) == 2  # "One." is kept
+        assert any("2/2" in row for row in screen_rows(app)), screen_rows(app)
+        await pilot.press("ctrl+up", "left")  # the earlier version
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["q", "One."]
+        assert any("1/2" in row for row in screen_rows(app)), screen_rows(app)
+        assert [m.content for m in history.get_conversation(conversation_id).messages] == [
+            "q",
+            "One.",
+        ]  # remembered: a resume shows it
+        await pilot.press("right")
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["q", "Two."]
+        await pilot.press("up", "e")  # edit the question: a new branch from it
+        screen.prompt.reset("q, edited")
+        await pilot.press("enter")
+        await until(pilot, lambda: not screen.answering and len(screen.chat.turns) == 2)
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["q, edited", "Three."]
+        question = screen.chat.turns[0].message_id
+        assert len(history.alternatives(question)) == 2
+        assert any("you · 2/2" in row for row in screen_rows(app)), screen_rows(app)
+
+
+async def test_edit_n_puts_that_message_of_yours_back_in_the_prompt(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "first question")
+        await send(pilot, "second question")
+        await screen.submit("/edit 1")
+        await pilot.pause()
+        assert screen.prompt.text == "first question"
+        screen.prompt.reset("")
+        await screen.submit("/edit")  # your last
+        await pilot.pause()
+        assert screen.prompt.text == "second question"
+        screen.prompt.reset("")
+        await screen.submit("/edit 3")
+        await pilot.pause()
+        assert any("2 messages of yours, not 3" in n for n in await shown(pilot))

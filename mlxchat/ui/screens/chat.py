@@ -369,6 +369,11 @@ class ChatScreen(Screen[None]):
             await self._ended_unseen(answer)
             return
         finish, error = answer.finish or "cancelled", answer.error
+        turns = answer.chat.turns
+        last = len(turns) - 1
+        mine = answer.chat is self.chat and turns and turns[-1].role == "assistant"
+        if mine and self.chat.alternative_position(last)[1] > 1:
+            self.commands.show_branch()  # its header says which version it is: "2/2"
         if finish == "error" and error:
             self.notify(error, title="Answer failed", severity="error", timeout=8)
         self.post_message(AnswerFinished(answer.text, finish, answer.stats, error))
@@ -577,9 +582,12 @@ class ChatScreen(Screen[None]):
             self.commands.to_clipboard(message.text, "the message")
         elif action == "code":
             self._copy_code(message, event.number)
-        elif action in ("edit", "regenerate", "delete") and not self.busy():
+        elif action in ("edit", "regenerate", "delete", "version") and not self.busy():
             turn = self.turn_of(message)
-            if action == "edit":
+            if action == "version":
+                self.show_version(turn, event.number or 1)
+                self._cursor_on_turn(turn)
+            elif action == "edit":
                 self.start_edit(message, turn)
             elif action == "regenerate":
                 await self.regenerate(turn)
@@ -629,30 +637,47 @@ class ChatScreen(Screen[None]):
         )
 
     async def edit_and_resend(self, turn: int, text: str) -> bool:
-        """Send `text` in place of user turn `turn`: that turn and those after it go.
-
-        For now they go from the chat and the screen; the saved copy keeps them (a branch
-        tree is to keep both).
-        """
+        """Send `text` in place of user turn `turn`: a new branch from there (the earlier
+        question and what followed it stay saved, as the other version)."""
         if self.busy():
             return False
-        self.drop_turns(turn)
-        return await self.send(text)
+        self.prompt.remember(text)
+        self.prompt.reset()
+        self.history_problem(self.chat.branch_from(turn, text))
+        self.commands.show_branch()
+        self.count_context()
+        await self.start_answer()
+        return True
 
     async def regenerate(self, turn: int) -> None:
-        """`r` on an answer: write answer `turn` again (the turns after it go)."""
+        """`r` on an answer: write answer `turn` again as another version of it (the one
+        shown before stays saved; ← → switch between them)."""
         turns = self.chat.turns
-        if turn >= len(turns) - 1:  # the last answer: /retry (the saved copy follows)
-            try:
-                await self.commands.retry()
-            except CommandError as error:
-                self.notify(str(error), severity="error")
-            return
-        if turns[turn].role != "assistant":
+        if turn >= len(turns) or turns[turn].role != "assistant":
             self.notify("r writes an answer again: move to an answer first.")
             return
-        self.drop_turns(turn)
+        self.history_problem(self.chat.regenerate_from(turn))
+        self.commands.show_branch()
+        self.count_context()
         await self.start_answer()
+
+    def _cursor_on_turn(self, turn: int) -> None:
+        """Keep the message cursor on turn `turn` after the transcript was shown again."""
+        message = self.message_of(turn)
+        if message is not None:
+            self.conversation.set_cursor(message)
+
+    def show_version(self, turn: int, step: int) -> None:
+        """← / →: show the previous or next version of message `turn` (and the branch that
+        continues from it); the chat goes on from what is shown."""
+        if self.busy():
+            return
+        if self.chat.alternative_position(turn)[1] < 2:
+            self.notify("This message has no other version (e edits a question, r an answer).")
+            return
+        self.history_problem(self.chat.show_alternative(turn, step))
+        self.commands.show_branch()
+        self.count_context()
 
     def delete_turn(self, turn: int) -> None:
         """`d`: delete the exchange turn `turn` is in, a question and its answer (so that the

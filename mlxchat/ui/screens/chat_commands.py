@@ -26,7 +26,7 @@ from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ListModels, ModelChoice, ModelPicker, choices_from
 from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
 from mlxchat.ui.unfenced_code import add_unfenced_code
-from mlxchat.ui.widgets.message import MessageRecord
+from mlxchat.ui.widgets.message import Message, MessageRecord
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -81,6 +81,8 @@ class ChatHost(Protocol):
     def history_problem(self, problem: str | None) -> None: ...
     def default_sampling(self) -> SamplingParams: ...
     def find(self, text: str) -> int: ...
+    def message_of(self, turn: int) -> Message | None: ...
+    def start_edit(self, message: Message, turn: int) -> None: ...
 
 
 class ChatCommands:
@@ -264,30 +266,50 @@ class ChatCommands:
             )
             return False
         await self._switch_to(self.screen.chat.resumed(conversation))
-        records = []
-        for message in conversation.messages:
-            if message.role == "user":
-                records.append(MessageRecord("user", message.content))
-            elif message.role == "assistant":
-                records.append(
-                    MessageRecord(
-                        "assistant",
-                        message.content,
-                        label=message.model or "assistant",
-                        footer=answer_footer(message.finish_reason, stats_summary(message.stats)),
-                        stopped=message.finish_reason == "cancelled",
-                    )
-                )
-        if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
-            records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
-        self.screen.conversation.load(records)
-        self.screen.conversation.follow()
+        self.show_branch(conversation.messages)
         self.screen.prompt.set_recall(
             [t.content for t in self.screen.chat.turns if t.role == "user"]
         )
         title = sanitize(conversation.title, one_line=True) or "(untitled)"
         self.screen.notify(title, title="Resumed chat", markup=False)
         return True
+
+    def show_branch(self, messages: Sequence[Any] | None = None) -> None:
+        """Show the chat's branch (its saved `messages`, default: read again): a message with
+        other versions says which one it is in its header ("you · 2/3")."""
+        chat = self.screen.chat
+        if messages is None:
+            conversation = None
+            if self.screen.history is not None and chat.conversation_id is not None:
+                with contextlib.suppress(Exception):
+                    conversation = self.screen.history.get_conversation(chat.conversation_id)
+            messages = conversation.messages if conversation is not None else chat.turns
+        records: list[MessageRecord] = []
+        turn = 0
+        for message in messages:
+            if message.role not in ("user", "assistant"):
+                continue
+            position, count = chat.alternative_position(turn) if turn < len(chat.turns) else (1, 1)
+            version = f" · {position}/{count}" if count > 1 else ""
+            turn += 1
+            if message.role == "user":
+                records.append(MessageRecord("user", message.content, label=f"you{version}"))
+                continue
+            reason = getattr(message, "finish_reason", None)
+            records.append(
+                MessageRecord(
+                    "assistant",
+                    message.content,
+                    label=(getattr(message, "model", None) or "assistant") + version,
+                    footer=answer_footer(reason, stats_summary(getattr(message, "stats", None))),
+                    stopped=reason == "cancelled",
+                )
+            )
+        if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
+            records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
+        self.screen.conversation.clear()
+        self.screen.conversation.load(records)
+        self.screen.conversation.follow()
 
     def export_chat(self, path: str | None) -> None:
         """Save the chat as Markdown (default: ./<title>.md, never overwriting)."""
@@ -346,6 +368,22 @@ class ChatCommands:
         if os.environ.get("TMUX"):
             notice += " In tmux it arrives only with: set -g set-clipboard on"
         self.screen.notify(notice, title="Copy", markup=False)
+
+    def edit_message(self, number: int | None) -> None:
+        """/edit [N]: your N-th message of the chat shown (default: the last) goes back into
+        the prompt; sending it starts a new branch from there."""
+        if self.screen.busy():
+            return
+        questions = [i for i, t in enumerate(self.screen.chat.turns) if t.role == "user"]
+        if not questions:
+            raise CommandError("Nothing to edit yet — send a message first.")
+        if number is not None and number > len(questions):
+            count = "1 message" if len(questions) == 1 else f"{len(questions)} messages"
+            raise CommandError(f"This chat has {count} of yours, not {number}.")
+        turn = questions[-1 if number is None else number - 1]
+        message = self.screen.message_of(turn)
+        if message is not None:  # after the command line is cleared from the prompt
+            self.screen.app.call_later(self.screen.start_edit, message, turn)
 
     def find_text(self, text: str) -> None:
         """/find TEXT: highlight every place the transcript shows `text`; n and N move
