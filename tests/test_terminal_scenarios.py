@@ -278,3 +278,34 @@ def test_the_message_cursor_copies_and_find_moves_between_hits(tmp_path: Path) -
         quit_cleanly(term)
     finally:
         term.close()
+
+
+def test_r_writes_an_answer_again_and_the_arrows_switch_versions(tmp_path: Path) -> None:
+    with History.open(tmp_path / "data" / HISTORY_FILE) as history:
+        chat = history.new_conversation()
+        history.add_message(chat, "user", "What is the capital of France?")
+        first = history.add_message(chat, "assistant", "Lyon, I believe.")
+    term = Terminal(mlxchat_command(tmp_path, "--resume", str(chat)), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        term.wait_for("Lyon, I believe.", 10)
+        run_command(term, "/max-tokens 12")
+        term.type("C-Up")  # the cursor on the answer
+        term.wait_for("↑↓ move · c copy · y code", 10)
+        term.type("r")  # the demo writes it again: a second version beside the first
+        screen = term.wait_until(
+            lambda s: "2/2" in s and "● demo │ idle" in s, 120, "the second version"
+        )
+        assert "Lyon, I believe." not in screen  # the demo's own words now
+        term.type("C-Up")
+        term.type("Left")  # the first version again
+        term.wait_until(lambda s: "1/2" in s and "Lyon, I believe." in s, 10, "version 1")
+        term.type("Right")
+        term.wait_until(lambda s: "2/2" in s and "Lyon, I believe." not in s, 10, "version 2")
+        quit_cleanly(term)
+    finally:
+        term.close()
+    with History.open(tmp_path / "data" / HISTORY_FILE) as history:
+        assert len(history.alternatives(first)) == 2  # both versions are kept
+        shown = history.get_conversation(chat).messages  # type: ignore[union-attr]
+        assert [m.content for m in shown][-1] != "Lyon, I believe."  # the one last viewed
