@@ -269,7 +269,9 @@ async def test_sampling_commands_change_the_next_request(make_app, engine, histo
         assert engine.requests[-1].messages[0].role == "user"
 
 
-async def test_retry_replaces_the_last_answer(make_app, engine, history) -> None:
+async def test_retry_writes_the_last_answer_again_and_keeps_the_first(
+    make_app, engine, history
+) -> None:
     engine.answers = [["First", " answer"], ["Second", " answer"]]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -287,8 +289,11 @@ async def test_retry_replaces_the_last_answer(make_app, engine, history) -> None
         assert engine.requests[1].session == engine.requests[0].session  # cache reused
         assert rows(history, screen.chat.conversation_id) == [
             ("user", "Question", None),
+            ("assistant", "First answer", "stop"),  # kept, as the other version
             ("assistant", "Second answer", "stop"),
         ]
+        shown = history.get_conversation(screen.chat.conversation_id).messages
+        assert [m.content for m in shown] == ["Question", "Second answer"]  # what resume shows
 
 
 async def test_retry_with_nothing_to_retry(make_app, engine) -> None:

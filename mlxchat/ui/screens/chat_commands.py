@@ -83,6 +83,7 @@ class ChatHost(Protocol):
     def find(self, text: str) -> int: ...
     def message_of(self, turn: int) -> Message | None: ...
     def start_edit(self, message: Message, turn: int) -> None: ...
+    async def regenerate(self, turn: int) -> None: ...
 
 
 class ChatCommands:
@@ -171,11 +172,16 @@ class ChatCommands:
         self.screen.notify(f"{name.replace('_', '-')} = {shown}", title="Setting")
 
     async def retry(self) -> None:
-        """Write the last answer again (the engine reuses the cached prompt)."""
+        """Write the last answer again (the engine reuses the cached prompt); a saved one
+        stays as the other version (← → on it switch)."""
         if self.screen.busy():
             return
-        if not self.screen.chat.turns:
+        turns = self.screen.chat.turns
+        if not turns:
             raise CommandError("Nothing to retry yet — send a message first.")
+        if turns[-1].role == "assistant" and turns[-1].message_id is not None:
+            await self.screen.regenerate(len(turns) - 1)
+            return
         dropped, problem = self.screen.chat.drop_last_answer()
         self.screen.history_problem(problem)
         if not dropped and self.screen.chat.turns[-1].role != "user":
