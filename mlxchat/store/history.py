@@ -26,7 +26,7 @@ import enum
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -491,6 +491,27 @@ class History:
                 (now_text(), leaf, conversation_id),
             )
             return deleted
+
+    def cut_out(self, message_ids: Sequence[int]) -> None:
+        """Take messages out of their branch, each on its own: what hung below one now hangs
+        below its parent (deleting an exchange from the middle of a chat keeps the rest)."""
+        with self._write() as conn:
+            for message_id in message_ids:
+                row = conn.execute(
+                    "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                parent, conversation_id = row["parent_id"], row["conversation_id"]
+                conn.execute(
+                    "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (parent, message_id)
+                )
+                conn.execute(
+                    "UPDATE conversations SET current_message_id = ? "
+                    "WHERE id = ? AND current_message_id = ?",
+                    (parent, conversation_id, message_id),
+                )
+                conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
     def delete_conversation(self, conversation_id: int) -> bool:
         """Delete a conversation and its messages; False if there was none."""

@@ -194,6 +194,19 @@ class ChatState:
             return _problem(error)
         return None
 
+    def cut_out(self, first: int, count: int) -> str | None:
+        """Delete turns `first` to `first + count` from the chat and its saved branch (what
+        followed them stays). Returns a problem to show, or None."""
+        ids = [t.message_id for t in self.turns[first : first + count] if t.message_id]
+        del self.turns[first : first + count]
+        if self.history is None or not ids:
+            return None
+        try:
+            self.history.cut_out(ids)
+        except Exception as error:
+            return _problem(error)
+        return None
+
     def show_alternative(self, turn_index: int, step: int) -> str | None:
         """Show the branch through the previous (`step` -1) or next (+1) version of turn
         `turn_index` (no change past the first or last), remembered in the history; `turns`

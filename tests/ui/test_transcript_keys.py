@@ -226,11 +226,14 @@ async def test_r_writes_an_earlier_answer_again_and_d_deletes(
         await pilot.pause()
         assert [t.content for t in screen.chat.turns] == ["q3", "Again."]
         assert [m.text for m in screen.conversation.messages] == ["q3", "Again."]
+        saved = history.get_conversation(screen.chat.conversation_id)
+        assert [m.content for m in saved.messages] == ["q3", "Again."]  # what followed stays
         await pilot.press("ctrl+up", "d")  # the last answer: its question too; the saved
         await pilot.pause()  # copy loses the answer
         assert screen.chat.turns == [] and screen.conversation.messages == []
-        saved = history.get_conversation(screen.chat.conversation_id)
-        assert [m.content for m in saved.messages][-1] == "q3"
+        kept = [m.content for m in history.get_conversation(screen.chat.conversation_id).messages]
+        assert not {"q1", "q3", "Again."} & set(kept)  # deleted from the saved chat too
+        assert "One." in kept  # the other version of the first answer (and its branch) stays
 
 
 async def test_find_highlights_and_counts_every_hit_and_n_moves_between_them(

@@ -681,8 +681,8 @@ class ChatScreen(Screen[None]):
 
     def delete_turn(self, turn: int) -> None:
         """`d`: delete the exchange turn `turn` is in, a question and its answer (so that the
-        turns still alternate, as chat templates want). The last answer also goes from the
-        saved copy; for now the rest go only from the chat and the screen."""
+        turns still alternate, as chat templates want), from the saved branch too: what
+        followed it stays."""
         message = self.message_of(turn)
         if message is None:
             return
@@ -698,12 +698,7 @@ class ChatScreen(Screen[None]):
         gone = messages[start:end]
         first = self.turn_of(gone[0])
         count = sum(1 for m in gone if m.kind == "user" or (m.kind == "assistant" and m.text))
-        turns = self.chat.turns
-        if count and first + count == len(turns) and turns[-1].role == "assistant":
-            _, problem = self.chat.drop_last_answer()  # the saved copy loses it too
-            self.history_problem(problem)
-            count -= 1
-        del turns[first : first + count]
+        self.history_problem(self.chat.cut_out(first, count))  # the saved branch too
         self.conversation.remove_messages(*gone)
         self.count_context()
 
