@@ -361,3 +361,21 @@ async def test_edit_n_puts_that_message_of_yours_back_in_the_prompt(make_app) ->
         await screen.submit("/edit 3")
         await pilot.pause()
         assert any("2 messages of yours, not 3" in n for n in await shown(pilot))
+
+
+async def test_keys_already_on_their_way_after_esc_are_not_actions(make_app) -> None:
+    """Esc then "do…" typed fast: the "d" reaches the transcript before the focus moves to
+    the prompt; it must not delete the message under the cursor."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "keep me")
+        await pilot.press("ctrl+up")
+        transcript = screen.conversation
+        transcript.action_leave()
+        transcript.action_act("delete")  # handled before the focus has moved
+        await pilot.pause()
+        assert [m.text for m in transcript.messages] == ["keep me", ANSWER]
+        await pilot.press("ctrl+up", "d")  # back in the transcript, d acts again
+        await pilot.pause()
+        assert transcript.messages == []

@@ -197,6 +197,7 @@ class Transcript(ScrollView, can_focus=True):
         self._layout_task: asyncio.Task[None] | None = None
         self._adjusting = False
         self.cursor: Message | None = None
+        self._leaving = False  # Esc/Enter pressed: keys already on their way are not actions
         """The message the action keys act on (shown highlighted), or None."""
         self.bar: TranscriptBar | None = None
         """Where the keys and the find count are shown (set by the screen)."""
@@ -565,6 +566,8 @@ class Transcript(ScrollView, can_focus=True):
     def action_act(self, action: str, number: int | None = None) -> None:
         """A key for the message under the cursor: the chat screen does it (with no cursor
         yet, the key only shows it, on the newest message in view)."""
+        if self._leaving:  # e.g. Esc then "do…" typed fast: the "d" deletes nothing
+            return
         if self.cursor is None:
             self.move_cursor(0)
         elif self.index_of(self.cursor) is not None:
@@ -585,12 +588,14 @@ class Transcript(ScrollView, can_focus=True):
 
     def action_leave(self) -> None:
         """Esc / Enter: back to the prompt (the hits and the selection go)."""
+        self._leaving = True
         self.clear_find()
         self.screen.clear_selection()
         self.post_message(self.Left())
 
     def on_focus(self, event: events.Focus) -> None:
         """Focused: the keys are shown under the transcript."""
+        self._leaving = False
         self._update_bar()
 
     def on_blur(self) -> None:
