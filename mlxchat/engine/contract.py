@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from mlxchat.engine.types import Event, LoadProgress, Message, ModelInfo, SamplingParams
+from mlxchat.engine.types import (
+    Event,
+    LoadProgress,
+    Message,
+    ModelInfo,
+    RequestOptions,
+    SamplingParams,
+)
 
 Prompt = str | Sequence[Message]
 """A user prompt, or the whole conversation."""
@@ -100,8 +107,10 @@ class ChatEngine(TranslateEngine, Protocol):
         chat_template: bool = True,
         max_context: int | None = None,
         progress: bool = True,
+        options: RequestOptions | None = None,
     ) -> EventStream:
-        """Stream the answer to `prompt`: one `Chunk` per token, throttled `Progress`."""
+        """Stream the answer to `prompt`: one `Chunk` per token, throttled `Progress`;
+        `options` asks for tools, a response format, logprobs or template variables."""
         ...
 
     def cancel(self) -> None:

@@ -34,6 +34,7 @@ from mlxchat.engine.types import (
     ModelInfo,
     ModelLoadError,
     Progress,
+    RequestOptions,
     Result,
     SamplingParams,
 )
@@ -338,6 +339,7 @@ class Engine:
         chat_template: bool,
         max_context: int | None,
         progress: bool,
+        options: RequestOptions,
     ) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> None:
             from mlxchat.engine.generation import GenerateRequest, run_generation
@@ -359,6 +361,7 @@ class Engine:
                 self.progress_interval if progress else None,
                 max_context,
                 self.prefill_step_size,
+                options,
             )
             if loaded.batch is not None:  # joins the batch; ends when its answer does
                 return loaded.batch.admit(self._thread.current, request)
@@ -386,6 +389,7 @@ class Engine:
         chat_template: bool = True,
         max_context: int | None = None,
         progress: bool = True,
+        options: RequestOptions | None = None,
     ) -> EventStream:
         """Stream `Chunk`s (one per token) and throttled `Progress` events for `prompt`.
 
@@ -399,9 +403,16 @@ class Engine:
             max_context: Cap the context below the model's own; the oldest turns are left
                 out of the prompt to fit (reported in `Stats.dropped_messages`).
             progress: Emit `Progress` events every `progress_interval` seconds.
+            options: Tools, a response format, logprobs, template variables.
         """
         job = self._generate_job(
-            prompt, params or SamplingParams(), session, chat_template, max_context, progress
+            prompt,
+            params or SamplingParams(),
+            session,
+            chat_template,
+            max_context,
+            progress,
+            options or RequestOptions(),
         )
         return self.submit_async(job)
 
@@ -423,6 +434,7 @@ class Engine:
             kw.pop("chat_template", True),
             kw.pop("max_context", None),
             progress,
+            kw.pop("options", None) or RequestOptions(),
         )
         if kw:
             raise TypeError(f"unexpected arguments: {', '.join(kw)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import mlx.core as mx
@@ -20,6 +20,7 @@ from mlxchat.engine.types import (
     Message,
     Progress,
     PromptTooLongError,
+    RequestOptions,
     SamplingParams,
     Stats,
 )
@@ -64,6 +65,7 @@ class GenerateRequest:
     progress_interval: float | None = None
     max_context: int | None = None
     prefill_step_size: int | None = None
+    options: RequestOptions = field(default_factory=RequestOptions)
 
 
 class StopMatcher:

@@ -32,6 +32,7 @@ from mlxchat.engine.types import (
     ModelInfo,
     ModelLoadError,
     Progress,
+    RequestOptions,
     SamplingParams,
 )
 
@@ -147,6 +148,7 @@ class RemoteEngine:
         chat_template: bool = True,
         max_context: int | None = None,
         progress: bool = True,
+        options: RequestOptions | None = None,
     ) -> ThreadedStream[Event]:
         """Stream the answer (the server keeps its own prompt cache: `session` and
         `max_context` are not needed and ignored)."""
@@ -165,6 +167,7 @@ class RemoteEngine:
         progress = kw.pop("progress", True)
         kw.pop("session", None)
         kw.pop("max_context", None)
+        kw.pop("options", None)
         if kw:
             raise TypeError(f"unexpected arguments: {', '.join(kw)}")
         params = params or SamplingParams()

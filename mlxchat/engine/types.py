@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 from mlxchat.settings import SAMPLING, default, validate
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
-Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "tool_calls"]
+Role = Literal["system", "user", "assistant", "tool"]
+Channel = Literal["answer", "reasoning"]
+"""What a chunk of text is: the answer, or the model's reasoning before it."""
 
 
 class EngineError(Exception):
@@ -33,11 +35,66 @@ class PromptTooLongError(EngineError):
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model made: `arguments` is the JSON text of the arguments object."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Message:
-    """One chat message."""
+    """One chat message.
+
+    Attributes:
+        role: Who wrote it; "tool" is a tool's result.
+        content: The text.
+        reasoning: An assistant's reasoning (never sent back unless the template asks).
+        tool_calls: An assistant's calls.
+        tool_call_id: For a "tool" message, the call it answers.
+        name: For a "tool" message, the tool's name.
+    """
 
     role: Role
     content: str
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log probability and the `top` alternatives (token, logprob)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What a request asks beyond sampling (the agents' API).
+
+    Attributes:
+        tools: OpenAI-style tool declarations (`{"type": "function", "function": {...}}`).
+        tool_choice: "auto", "none", "required" or `{"type": "function", "function":
+            {"name": ...}}`.
+        response_format: OpenAI's `response_format` (json_object / json_schema), or None.
+        logprobs: Report each token's log probability.
+        top_logprobs: How many alternatives to report with it (0-20).
+        template_kwargs: Extra chat-template variables (e.g. `enable_thinking`).
+        thinking_budget: Most reasoning tokens before the think end is forced (None: no cap).
+    """
+
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] = "auto"
+    response_format: dict[str, Any] | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    thinking_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +173,12 @@ class Chunk:
     finish_reason: FinishReason | None = None
     error: str | None = None
     created: float = field(default_factory=time.perf_counter)
+    channel: Channel = "answer"
+    """"reasoning" for the model's thinking, "answer" for the answer."""
+    tool_call: ToolCall | None = None
+    """A whole tool call, parsed when its end arrived (its text is not in `text`)."""
+    logprob: TokenLogprob | None = None
+    """This token's log probability, when the request asked for it."""
 
 
 @dataclass
@@ -127,7 +190,7 @@ class Progress:
     so far and `stats.context_tokens` is the whole prompt the request holds.
     """
 
-    phase: Literal["prefill", "generating"]
+    phase: Literal["prefill", "thinking", "generating"]
     stats: Stats
     prompt_done: int = 0
     prompt_total: int = 0
@@ -175,6 +238,8 @@ class Result:
     finish_reason: FinishReason
     stats: Stats
     tokens: list[int] = field(default_factory=list)
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 Event = Chunk | Progress

@@ -27,6 +27,7 @@ from mlxchat.engine.types import (
     ModelInfo,
     ModelLoadError,
     Progress,
+    RequestOptions,
     SamplingParams,
     Stats,
 )
@@ -169,6 +170,7 @@ class FakeEngine:
         chat_template: bool = True,
         max_context: int | None = None,
         progress: bool = True,
+        options: RequestOptions | None = None,
     ) -> FakeStream:
         """Start a scripted answer."""
         messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
