@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxchat.engine.types import Role
+from mlxchat.engine.types import Role, ToolCall
 from mlxchat.store import SCHEMA_VERSION, History, HistoryError
 from mlxchat.store.markdown import conversation_markdown
 from mlxchat.store.records import Conversation, message_from_row, parse_time
@@ -126,7 +126,7 @@ def test_a_version_2_file_migrates_to_one_chain_per_chat_losslessly(db_path: Pat
 
     with History.open(db_path) as history:
         assert history.notice is None and history.persistent
-        assert rows(db_path, "PRAGMA user_version") == [(3,)] and SCHEMA_VERSION == 3
+        assert rows(db_path, "PRAGMA user_version") == [(4,)] and SCHEMA_VERSION == 4
         # every old column and row is as it was
         assert rows(db_path, f"SELECT {OLD_COLUMNS} FROM messages ORDER BY id") == before
         assert [r[:8] for r in rows(db_path, "SELECT * FROM conversations ORDER BY id")] == [
@@ -188,16 +188,16 @@ def test_a_failing_migration_leaves_the_version_2_file_as_it_was(db_path: Path) 
     assert rows(db_path, "SELECT * FROM messages ORDER BY id") == before
 
 
-def test_a_file_newer_than_version_3_is_refused_with_the_usual_notice(db_path: Path) -> None:
+def test_a_file_newer_than_version_4_is_refused_with_the_usual_notice(db_path: Path) -> None:
     write_v2_file(db_path)
     conn = sqlite3.connect(db_path)
-    conn.execute("PRAGMA user_version = 4")
+    conn.execute("PRAGMA user_version = 5")
     conn.commit()
     conn.close()
     with History.open(db_path) as history:
         assert not history.persistent and history.notice is not None
-        assert "newer mlxchat (schema 4, this one reads up to 3)" in history.notice
-    assert rows(db_path, "PRAGMA user_version") == [(4,)]
+        assert "newer mlxchat (schema 5, this one reads up to 4)" in history.notice
+    assert rows(db_path, "PRAGMA user_version") == [(5,)]
 
 
 # --- branching --------------------------------------------------------------------------------
@@ -392,3 +392,64 @@ def test_search_finds_text_that_is_only_in_a_branch_not_shown(history: History) 
     assert [c.id for c in history.list_conversations(search="nine MINUTES")] == [cid]
     assert [c.id for c in history.list_conversations(search="poach")] == [cid]
     assert history.list_conversations(search="fried") == []
+
+
+# --- version 4: reasoning and tool calls ----------------------------------------------------
+
+
+def test_a_version_3_tree_migrates_to_version_4_keeping_every_row_and_branch(
+    db_path: Path,
+) -> None:
+    from mlxchat.store.schema import MIGRATIONS, migrate
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrate(conn, MIGRATIONS[:3])
+    stamp = STAMP.format(1)
+    conn.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at, current_message_id)"
+        " VALUES (1, 't', ?, ?, 4)",
+        (stamp, stamp),
+    )
+    for mid, role, parent in [(1, "user", None), (2, "assistant", 1), (3, "user", None)]:
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, role, content, created_at, parent_id)"
+            " VALUES (?, 1, ?, ?, ?, ?)",
+            (mid, role, f"m{mid}", stamp, parent),
+        )
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, role, content, created_at, parent_id)"
+        " VALUES (4, 1, 'assistant', 'm4', ?, 3)",
+        (stamp,),
+    )
+    conn.close()
+    before = rows(db_path, "SELECT * FROM messages ORDER BY id")
+
+    with History.open(db_path) as history:
+        assert history.persistent and history.notice is None
+        assert [m.content for m in history.branch(1)] == ["m3", "m4"]
+        assert [m.content for m in history.branch(1, 2)] == ["m1", "m2"]
+        asked = history.add_message(1, "assistant", "", reasoning="hmm", tool_calls=[])
+        call = ToolCall("call_1", "get_time", '{"tz": "UTC"}')
+        caller = history.add_message(
+            1, "assistant", "", reasoning="I should look", tool_calls=[call]
+        )
+        result = history.add_message(
+            1, "tool", "12:00", tool_call_id="call_1", tool_name="get_time"
+        )
+        stored = {m.id: m for m in history.branch(1)}
+        assert stored[caller].tool_calls == (call,) and stored[caller].reasoning == "I should look"
+        assert stored[result].role == "tool" and stored[result].tool_call_id == "call_1"
+        assert stored[asked].reasoning == "hmm"
+        messages = history.get_conversation(1).chat_messages()  # type: ignore[union-attr]
+        assert messages[-1].role == "tool" and messages[-1].name == "get_time"
+        assert messages[-2].tool_calls == (call,)
+        with pytest.raises(HistoryError):  # references are still enforced after the rebuild
+            history.add_message(1, "user", "x", parent_id=999)
+
+    assert rows(db_path, "PRAGMA user_version") == [(4,)]
+    after = rows(db_path, "SELECT * FROM messages WHERE id <= 4 ORDER BY id")
+    assert [r[:9] for r in after] == [r[:9] for r in before]
+    assert {r[9:] for r in after} == {("", None, None, None)}
+    assert rows(db_path, "PRAGMA foreign_key_check") == []

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from mlxchat.engine.types import Role, Stats
+from mlxchat.engine.types import Role, Stats, ToolCall
 from mlxchat.store.markdown import conversation_markdown
 from mlxchat.store.opening import connect_memory, open_database, reason
 from mlxchat.store.records import (
@@ -43,6 +43,7 @@ from mlxchat.store.records import (
     now_text,
     parse_time,
     stats_to_json,
+    tool_calls_to_json,
 )
 
 HISTORY_FILE = "history.sqlite3"
@@ -196,6 +197,10 @@ class History:
         finish_reason: str | None = None,
         stats: Stats | None = None,
         parent_id: int | None | _Leaf = CURRENT_LEAF,
+        reasoning: str = "",
+        tool_calls: Sequence[ToolCall] = (),
+        tool_call_id: str | None = None,
+        tool_name: str | None = None,
     ) -> int:
         """Save one message (committed before returning) and return its id.
 
@@ -206,6 +211,10 @@ class History:
             parent_id: The message it follows: by default the current leaf (the branch
                 shown goes on); another message starts a branch there; None makes it a first
                 message (an alternative to the conversation's first one, if it has one).
+            reasoning: The model's thinking, kept apart from `content`.
+            tool_calls: The calls an assistant message made.
+            tool_call_id: On a "tool" message (a tool's result), the call it answers.
+            tool_name: On a "tool" message, the tool's name.
 
         Raises:
             HistoryError: The conversation does not exist, the parent is not one of its
@@ -221,7 +230,8 @@ class History:
                 self._message_in(conn, conversation_id, parent)
             cursor = conn.execute(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model,"
-                " finish_reason, stats, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " finish_reason, stats, parent_id, reasoning, tool_calls, tool_call_id,"
+                " tool_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     role,
@@ -231,6 +241,10 @@ class History:
                     finish_reason,
                     stats_to_json(stats),
                     parent,
+                    reasoning,
+                    tool_calls_to_json(list(tool_calls)),
+                    tool_call_id,
+                    tool_name,
                 ),
             )
             message_id = int(cursor.lastrowid or 0)

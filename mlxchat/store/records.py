@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mlxchat.engine.types import Message, Role, Stats
+from mlxchat.engine.types import Message, Role, Stats, ToolCall
 
 STATS_FIELDS = (
     "prompt_tokens",
@@ -39,6 +39,10 @@ class StoredMessage:
         stats: Speed and size numbers of the answer, or None.
         parent_id: The message it follows (None: the first of its conversation). Messages
             sharing a parent are alternatives: an edited question or a regenerated answer.
+        reasoning: The model's thinking before the answer ("" for none).
+        tool_calls: The calls an assistant message made.
+        tool_call_id: On a "tool" message (a tool's result): the call it answers.
+        tool_name: On a "tool" message: the tool's name.
     """
 
     id: int
@@ -50,6 +54,21 @@ class StoredMessage:
     finish_reason: str | None = None
     stats: Stats | None = None
     parent_id: int | None = None
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+    def as_message(self) -> Message:
+        """The engine message (reasoning included; the prompt builder decides if it goes)."""
+        return Message(
+            self.role,
+            self.content,
+            self.reasoning,
+            self.tool_calls,
+            self.tool_call_id,
+            self.tool_name,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class Conversation:
         """The conversation as engine messages: the system prompt in force (if any), then
         each user and assistant message."""
         head = [Message("system", self.system_prompt)] if self.system_prompt else []
-        return head + [Message(m.role, m.content) for m in self.turns]
+        return head + [m.as_message() for m in self.turns]
 
 
 def now_text() -> str:
@@ -154,4 +173,22 @@ def message_from_row(row: sqlite3.Row) -> StoredMessage:
         finish_reason=row["finish_reason"],
         stats=stats_from_json(row["stats"]),
         parent_id=row["parent_id"],
+        reasoning=row["reasoning"],
+        tool_calls=tool_calls_from_json(row["tool_calls"]),
+        tool_call_id=row["tool_call_id"],
+        tool_name=row["tool_name"],
     )
+
+
+def tool_calls_to_json(calls: tuple[ToolCall, ...] | list[ToolCall]) -> str | None:
+    """Tool calls as stored (None for none)."""
+    if not calls:
+        return None
+    return json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls])
+
+
+def tool_calls_from_json(text: str | None) -> tuple[ToolCall, ...]:
+    """Stored tool calls back as `ToolCall`s."""
+    if not text:
+        return ()
+    return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in json.loads(text))

@@ -76,7 +76,52 @@ def _v3_branches(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX messages_by_parent ON messages(parent_id)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_system_prompt_changes, _v3_branches)
+_V4_MESSAGES = """
+    CREATE TABLE messages_v4 (
+        id              INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+        content         TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        model           TEXT,
+        finish_reason   TEXT,
+        stats           TEXT,
+        parent_id       INTEGER REFERENCES messages(id),
+        reasoning       TEXT NOT NULL DEFAULT '',
+        tool_calls      TEXT,
+        tool_call_id    TEXT,
+        tool_name       TEXT
+    )
+"""
+_V3_COLUMNS = (
+    "id, conversation_id, role, content, created_at, model, finish_reason, stats, parent_id"
+)
+
+
+def _v4_reasoning_and_tools(conn: sqlite3.Connection) -> None:
+    """Version 4: an answer's reasoning kept apart from its text, and tool calls.
+
+    `messages.reasoning` is the model's thinking ('' for none); `tool_calls` a JSON list of
+    `{"id", "name", "arguments"}` on an assistant message (NULL: none); a `tool` message (a
+    new role) is a tool's result, `tool_call_id` naming the call and `tool_name` the tool.
+    SQLite cannot alter a CHECK, so the table is rebuilt: every row keeps its id and values.
+    """
+    conn.execute(_V4_MESSAGES)
+    conn.execute(f"INSERT INTO messages_v4 ({_V3_COLUMNS}) SELECT {_V3_COLUMNS} FROM messages")
+    conn.execute("DROP TABLE messages")
+    conn.execute("ALTER TABLE messages_v4 RENAME TO messages")
+    conn.execute("CREATE INDEX messages_by_conversation ON messages(conversation_id, id)")
+    conn.execute("CREATE INDEX messages_by_parent ON messages(parent_id)")
+    if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        raise sqlite3.IntegrityError("the rebuilt messages table breaks a reference")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_system_prompt_changes,
+    _v3_branches,
+    _v4_reasoning_and_tools,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -96,17 +141,22 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
         The version the database is at afterwards.
     """
     target = len(migrations)
-    while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = user_version(conn)  # re-read under the lock: another process may have won
-            if version >= target:
-                conn.execute("ROLLBACK")
-                return version
-            migrations[version](conn)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")  # a step may rebuild a table (checked in it)
+    try:
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = user_version(conn)  # re-read under the lock: another may have won
+                if version >= target:
+                    conn.execute("ROLLBACK")
+                    return version
+                migrations[version](conn)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
