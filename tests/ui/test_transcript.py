@@ -246,3 +246,39 @@ async def test_text_waiting_for_its_flush_when_the_width_changes_reaches_the_scr
             rows = [row[3 : width - 2].rstrip() for row in screen_rows(app)[:HEIGHT]]
             assert rows == document_in_view(transcript), piece
         assert answer.body.source == "".join(MARKDOWN_PIECES)
+
+
+class TranscriptAbovePanel(App[None]):
+    """A transcript with a panel below it that grows, as the prompt does with new lines."""
+
+    CSS = "Transcript { height: 1fr; } #panel { height: 1; }"
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Static
+
+        yield Transcript()
+        yield Static("panel", id="panel")
+
+
+async def test_a_view_at_the_end_stays_at_the_end_when_the_view_gets_shorter() -> None:
+    app = TranscriptAbovePanel()
+    async with app.run_test(size=(WIDTH, 20)) as pilot:
+        transcript = app.query_one(Transcript)
+        transcript.load(records(9))
+        await pilot.pause()
+        assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y
+        panel = app.query_one("#panel")
+        for height in (3, 5, 7):  # the prompt grows a line at a time (Ctrl+J)
+            panel.styles.height = height
+            await pilot.pause()
+            assert transcript.scroll_y == transcript.max_scroll_y, height
+            assert "question 8" in "\n".join(screen_rows(app)[: 20 - height])
+        await pilot.resize_terminal(WIDTH, 14)  # the window shrinks
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y
+        assert "question 8" in "\n".join(screen_rows(app)[: 14 - 7])
+        transcript.scroll_to(y=0, animate=False, immediate=True)  # scrolled up: stays put
+        await pilot.pause()
+        panel.styles.height = 2
+        await pilot.pause()
+        assert transcript.scroll_y == 0

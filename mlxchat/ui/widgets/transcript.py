@@ -196,6 +196,9 @@ class Transcript(ScrollView, can_focus=True):
         """How many messages are not laid out at `_width` (a background pass lays them out)."""
         self._layout_task: asyncio.Task[None] | None = None
         self._adjusting = False
+        self._following = True
+        """Whether the view was at the end when it last moved: it stays there when the view
+        gets shorter (the prompt grows, the window shrinks), not only when lines come."""
         self.cursor: Message | None = None
         self._leaving = False  # Esc/Enter pressed: keys already on their way are not actions
         """The message the action keys act on (shown highlighted), or None."""
@@ -867,7 +870,7 @@ class Transcript(ScrollView, can_focus=True):
         return TOP + 1 + len(self._welcome_lines(width)) + 1
 
     def _at_end(self) -> bool:
-        return round(self.scroll_y) >= self.max_scroll_y
+        return self._following or round(self.scroll_y) >= self.max_scroll_y
 
     def _anchor(self) -> tuple[Message, int] | None:
         """The message at the top of the view and the line of it there."""
@@ -918,13 +921,16 @@ class Transcript(ScrollView, can_focus=True):
         self._lay_out_near_view(at_end=self._at_end())
 
     def on_resize(self, event: events.Resize) -> None:
-        """A new size: a new width lays the text out again."""
+        """A new size: a new width lays the text out again; a view at the end stays there."""
         self._sync_width()
         self._set_virtual_size()
+        if self._following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         """Scrolled: the view is drawn again, what comes into view is laid out first."""
+        self._following = round(new) >= self.max_scroll_y
         if self.show_vertical_scrollbar:
             self._set_scrollbar(position=new)
         if round(old) != round(new):
