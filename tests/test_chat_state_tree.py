@@ -165,3 +165,76 @@ def test_a_failing_store_is_reported_and_the_turns_still_change() -> None:
     assert contents(state) == ["edited"]
     assert state.show_alternative(0, 1) == "history could not be saved: disk full"
     assert state.alternative_position(0) == (1, 1)
+
+
+# --- d: deleting what the cursor is on --------------------------------------------------------
+
+
+def delete(state: ChatState, turn: int) -> str:
+    deletion = state.deletion(turn)
+    assert state.delete(deletion) is None
+    return deletion.what
+
+
+def test_deleting_the_answer_of_a_second_question_version_shows_the_first_version() -> None:
+    """The bug: with two versions of a question, d on version 2's answer left the chat
+    ending two turns earlier, the first version hidden until ← →."""
+    history = History.in_memory()
+    state = chat(history)
+    talk(state, "Q0", "A0", "Italy?", "Rome.")
+    assert state.branch_from(2, "Spain?") is None
+    assert state.add_answer("Madrid.", "stop", None, "tiny") is None
+    assert delete(state, 3) == "the answer"  # what the cursor is on, and only that
+    assert contents(state) == ["Q0", "A0", "Spain?"]
+    assert state.alternative_position(2) == (2, 2)
+    assert state.add_answer("Madrid.", "stop", None, "tiny") is None
+    assert delete(state, 2) == "this version of your question and its answer"
+    assert contents(state) == ["Q0", "A0", "Italy?", "Rome."]  # the version left is shown
+    assert in_turns(state) == saved_branch(history, state)
+    assert state.alternative_position(2) == (1, 1)
+    resumed = chat(history).resumed(history.get_conversation(state.conversation_id or 0))  # type: ignore[arg-type]
+    assert contents(resumed) == ["Q0", "A0", "Italy?", "Rome."]
+
+
+def test_deleting_an_answer_version_keeps_the_question_and_shows_the_other_answer() -> None:
+    history = History.in_memory()
+    state = chat(history)
+    talk(state, "Q0", "A0", "Q1", "first")
+    assert state.regenerate_from(3) is None
+    assert state.add_answer("second", "stop", None, "tiny") is None
+    assert delete(state, 3) == "this answer"
+    assert contents(state) == ["Q0", "A0", "Q1", "first"]
+    assert in_turns(state) == saved_branch(history, state)
+
+
+def test_deleting_the_last_answer_alone_leaves_its_question_waiting() -> None:
+    history = History.in_memory()
+    state = chat(history)
+    talk(state, "Q0", "A0", "Q1", "A1")
+    assert delete(state, 3) == "the answer"
+    assert contents(state) == ["Q0", "A0", "Q1"]
+    assert in_turns(state) == saved_branch(history, state)
+
+
+def test_deleting_a_question_in_the_middle_takes_its_answer_and_keeps_what_followed() -> None:
+    history = History.in_memory()
+    state = chat(history)
+    talk(state, "Q0", "A0", "Q1", "A1", "Q2", "A2")
+    assert state.regenerate_from(3) is None  # Q1 has two answers: both go with it
+    assert state.add_answer("A1 again", "stop", None, "tiny") is None
+    assert state.show_alternative(3, -1) is None
+    assert contents(state) == ["Q0", "A0", "Q1", "A1", "Q2", "A2"]
+    assert delete(state, 2) == "your question and its answer"
+    assert contents(state) == ["Q0", "A0", "Q2", "A2"]
+    assert in_turns(state) == saved_branch(history, state)
+    assert state.alternative_position(2) == (1, 1)  # no stray answer became a version
+    assert delete(state, 1) == "your question and its answer"  # an answer mid-chat
+    assert contents(state) == ["Q2", "A2"]
+    assert in_turns(state) == saved_branch(history, state)
+
+
+def test_deleting_without_a_history_deletes_in_memory() -> None:
+    state = chat()
+    talk(state, "Q0", "A0", "Q1", "A1")
+    assert delete(state, 0) == "your question and its answer"
+    assert contents(state) == ["Q1", "A1"]

@@ -508,7 +508,9 @@ class History:
 
     def cut_out(self, message_ids: Sequence[int]) -> None:
         """Take messages out of their branch, each on its own: what hung below one now hangs
-        below its parent (deleting an exchange from the middle of a chat keeps the rest)."""
+        below its parent (deleting an exchange from the middle of a chat keeps the rest).
+        A branch shown that ended at one goes on to the newest branch left below its parent
+        (another version of it, if there is one)."""
         with self._write() as conn:
             for message_id in message_ids:
                 row = conn.execute(
@@ -520,12 +522,13 @@ class History:
                 conn.execute(
                     "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (parent, message_id)
                 )
-                conn.execute(
-                    "UPDATE conversations SET current_message_id = ? "
-                    "WHERE id = ? AND current_message_id = ?",
-                    (parent, conversation_id, message_id),
-                )
+                leaf = conn.execute(_LEAF_SQL, (conversation_id,)).fetchone()["leaf"]
                 conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                if leaf == message_id:
+                    conn.execute(
+                        "UPDATE conversations SET current_message_id = ? WHERE id = ?",
+                        (self._newest_below(conn, conversation_id, parent), conversation_id),
+                    )
 
     def delete_conversation(self, conversation_id: int) -> bool:
         """Delete a conversation and its messages; False if there was none."""

@@ -43,6 +43,18 @@ class Turn:
     message_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """What `d` deletes: turns `first` to `first + count` of the branch shown, as a
+    `version` (what followed goes too; another version is shown) or cut out (what followed
+    stays); `what` says it for the user ("your question and its answer")."""
+
+    first: int
+    count: int
+    version: bool
+    what: str
+
+
 class ChatState:
     """The current conversation.
 
@@ -194,15 +206,54 @@ class ChatState:
             return _problem(error)
         return None
 
-    def cut_out(self, first: int, count: int) -> str | None:
-        """Delete turns `first` to `first + count` from the chat and its saved branch (what
-        followed them stays). Returns a problem to show, or None."""
-        ids = [t.message_id for t in self.turns[first : first + count] if t.message_id]
+    def deletion(self, turn_index: int) -> Deletion:
+        """What deleting turn `turn_index` takes (`d` on the message cursor).
+
+        A message with other versions goes as a version: it and what followed it on its
+        branch, and the nearest version left is shown. The last answer goes alone (its
+        question then waits for an answer). Otherwise the exchange goes, the question and
+        its answer (turns must alternate, as chat templates want), and what followed stays.
+        """
+        turns, last = self.turns, len(self.turns) - 1
+        turn = turns[turn_index]
+        if turn.role == "assistant":
+            if self.alternative_position(turn_index)[1] > 1:
+                after = " and what followed it" if turn_index < last else ""
+                return Deletion(turn_index, last + 1 - turn_index, True, f"this answer{after}")
+            if turn_index == last or turn_index == 0 or turns[turn_index - 1].role != "user":
+                return Deletion(turn_index, 1, False, "the answer")
+            turn_index -= 1
+        if self.alternative_position(turn_index)[1] > 1:
+            what = "this version of your question"
+            if turn_index + 1 < last:
+                what += ", its answer and what followed"
+            elif turn_index < last:
+                what += " and its answer"
+            return Deletion(turn_index, last + 1 - turn_index, True, what)
+        answered = turn_index < last and turns[turn_index + 1].role == "assistant"
+        what = "your question and its answer" if answered else "your question"
+        return Deletion(turn_index, 2 if answered else 1, False, what)
+
+    def delete(self, deletion: Deletion) -> str | None:
+        """Delete what `deletion` says, here and in the history, and show the branch left.
+        Returns a problem to show, or None."""
+        first, count = deletion.first, deletion.count
+        gone = self.turns[first : first + count]
         del self.turns[first : first + count]
-        if self.history is None or not ids:
+        ids = [t.message_id for t in gone if t.message_id is not None]
+        if self.history is None or self.conversation_id is None or not ids:
             return None
         try:
-            self.history.cut_out(ids)
+            if deletion.version:
+                self.history.delete_message(ids[0])
+            else:
+                for turn in gone[1:]:  # the other versions of the answer go with its question
+                    if turn.message_id is not None and gone[0].role == "user":
+                        for other in self.history.alternatives(turn.message_id):
+                            if other != turn.message_id:
+                                self.history.delete_message(other)
+                self.history.cut_out(ids)
+            self.turns = _turns(self.history.branch(self.conversation_id))
         except Exception as error:
             return _problem(error)
         return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pilot_helpers import screen_rows
+from pilot_helpers import screen_rows, screenshot_text
 from textual.geometry import Offset
 from textual.selection import Selection
 from textual.style import Style
@@ -182,8 +182,13 @@ async def test_e_puts_a_message_of_yours_in_the_prompt_and_sending_replaces_it(
         assert screen.focused is screen.prompt
         screen.prompt.reset("second question, edited")
         await pilot.press("enter")
+        await pilot.pause()
+        edited = screen.conversation.messages[2]
+        assert edited.header_text == "you · 2/2"  # not "no answer": one is being written
         await until(pilot, lambda: not screen.answering)
         await pilot.pause()
+        assert screen.conversation.messages[2].header_text == "you · 2/2"
+        assert "no answer" not in screenshot_text(app)
         assert [t.content for t in screen.chat.turns] == [
             "first question",
             ANSWER,
@@ -222,18 +227,28 @@ async def test_r_writes_an_earlier_answer_again_and_d_deletes(
         await pilot.press("escape")  # back to the prompt
         await send(pilot, "q3")
         assert [t.content for t in screen.chat.turns] == ["q1", "Again.", "q3", "Again."]
-        await pilot.press("ctrl+up", "up", "up", "up", "d")  # the first question: its answer too
+        await pilot.press("ctrl+up", "up", "up", "up", "d")  # the first question: it asks
+        await pilot.pause()
+        assert len(screen.chat.turns) == 4
+        assert "Delete?: Press d again to delete your question and its answer." in await shown(
+            pilot
+        )
+        await pilot.press("d")  # its answer goes too (with the other version of it)
         await pilot.pause()
         assert [t.content for t in screen.chat.turns] == ["q3", "Again."]
         assert [m.text for m in screen.conversation.messages] == ["q3", "Again."]
+        assert "Deleted: Deleted your question and its answer." in await shown(pilot)
         saved = history.get_conversation(screen.chat.conversation_id)
         assert [m.content for m in saved.messages] == ["q3", "Again."]  # what followed stays
-        await pilot.press("ctrl+up", "d")  # the last answer: its question too; the saved
-        await pilot.pause()  # copy loses the answer
-        assert screen.chat.turns == [] and screen.conversation.messages == []
+        rows = history._read("SELECT content FROM messages")
+        assert sorted(r["content"] for r in rows) == ["Again.", "q3"]
+        await pilot.press("ctrl+up", "d", "d")  # the last answer: only it
+        await pilot.pause()
+        assert [t.content for t in screen.chat.turns] == ["q3"]
+        assert [m.text for m in screen.conversation.messages] == ["q3"]
+        assert "Deleted: Deleted the answer." in await shown(pilot)
         kept = [m.content for m in history.get_conversation(screen.chat.conversation_id).messages]
-        assert not {"q1", "q3", "Again."} & set(kept)  # deleted from the saved chat too
-        assert "One." in kept  # the other version of the first answer (and its branch) stays
+        assert kept == ["q3"]  # deleted from the saved chat too
 
 
 async def test_find_highlights_and_counts_every_hit_and_n_moves_between_them(
@@ -376,6 +391,40 @@ async def test_keys_already_on_their_way_after_esc_are_not_actions(make_app) -> 
         transcript.action_act("delete")  # handled before the focus has moved
         await pilot.pause()
         assert [m.text for m in transcript.messages] == ["keep me", ANSWER]
-        await pilot.press("ctrl+up", "d")  # back in the transcript, d acts again
+        await pilot.press("ctrl+up", "d", "d")  # back in the transcript, d acts again
         await pilot.pause()
-        assert transcript.messages == []
+        assert [m.text for m in transcript.messages] == ["keep me"]
+
+
+async def test_d_on_the_answer_of_a_second_version_deletes_it_and_then_that_version(
+    make_app, engine: FakeEngine, history
+) -> None:
+    """With two versions of a question, d deletes what the cursor is on, asks first, says
+    what went, and the chat shows a branch that still exists (saved as such)."""
+    engine.answers = [["Rome."], ["Madrid."]]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "Capital of Italy?")
+        await pilot.press("ctrl+up", "up", "e")
+        screen.prompt.reset("Capital of Spain?")
+        await pilot.press("enter")
+        await until(pilot, lambda: not screen.answering)
+        await pilot.pause()
+        await pilot.press("ctrl+up", "d", "d")  # the answer of version 2/2: only it
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["Capital of Spain?"]
+        assert screen.conversation.messages[0].header_text.startswith("you · 2/2")
+        assert "Deleted: Deleted the answer." in await shown(pilot)
+        await pilot.press("ctrl+up", "d")  # the question: asks again, then the version goes
+        await pilot.pause()
+        assert "Delete?: Press d again to delete this version of your question." in await shown(
+            pilot
+        )
+        await pilot.press("d")
+        await pilot.pause()
+        assert [m.text for m in screen.conversation.messages] == ["Capital of Italy?", "Rome."]
+        assert [t.content for t in screen.chat.turns] == ["Capital of Italy?", "Rome."]
+        saved = history.get_conversation(screen.chat.conversation_id)
+        assert [m.content for m in saved.messages] == ["Capital of Italy?", "Rome."]
+        assert screen.conversation.cursor is screen.conversation.messages[0]

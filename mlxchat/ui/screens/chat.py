@@ -30,7 +30,7 @@ from mlxchat.engine.contract import ChatEngine
 from mlxchat.engine.types import SamplingParams
 from mlxchat.ui import commands
 from mlxchat.ui.answer import Answer
-from mlxchat.ui.chat_state import ChatState
+from mlxchat.ui.chat_state import ChatState, Deletion
 from mlxchat.ui.commands import Command, CommandError
 from mlxchat.ui.messages import (
     AnswerFinished,
@@ -54,6 +54,9 @@ from mlxchat.ui.widgets.suggestions import CompletionList
 from mlxchat.ui.widgets.transcript import Transcript, TranscriptBar
 
 BUSY_NOTICE_SECONDS = 5.0
+
+CONFIRM_SECONDS = 5.0
+"""How long a second `d` confirms a deletion the first one asked about."""
 """How long the "Busy" notice shows; it is not shown again meanwhile."""
 
 WELCOME = (
@@ -141,6 +144,9 @@ class ChatScreen(Screen[None]):
         self._history_warned = False
         self._busy_notice_until = 0.0
         self._editing: int | None = None
+        self._confirm_delete: tuple[int, Deletion, float] | None = None
+        """The message `d` was pressed on, what it would delete, and until when a second
+        `d` confirms it."""
         """The turn the prompt holds an edit of (sent with `edit_and_resend`), or None."""
         self._code_pick: tuple[int, int] = (0, 0)
         """(message serial, code block) last copied with the transcript's `y`."""
@@ -578,6 +584,8 @@ class ChatScreen(Screen[None]):
     @on(Transcript.Act)
     async def _transcript_act(self, event: Transcript.Act) -> None:
         message, action = event.message, event.action
+        if action != "delete":
+            self._confirm_delete = None
         if action == "copy":
             self.commands.to_clipboard(message.text, "the message")
         elif action == "code":
@@ -592,7 +600,7 @@ class ChatScreen(Screen[None]):
             elif action == "regenerate":
                 await self.regenerate(turn)
             else:
-                self.delete_turn(turn)
+                self.delete_turn(message, turn)
 
     def _copy_code(self, message: Message, number: int | None) -> None:
         """Copy code block `number` of `message` (None: the next one after the last `y`)."""
@@ -644,7 +652,7 @@ class ChatScreen(Screen[None]):
         self.prompt.remember(text)
         self.prompt.reset()
         self.history_problem(self.chat.branch_from(turn, text))
-        self.commands.show_branch()
+        self.commands.show_branch(answering=True)
         self.count_context()
         await self.start_answer()
         return True
@@ -657,7 +665,7 @@ class ChatScreen(Screen[None]):
             self.notify("r writes an answer again: move to an answer first.")
             return
         self.history_problem(self.chat.regenerate_from(turn))
-        self.commands.show_branch()
+        self.commands.show_branch(answering=True)
         self.count_context()
         await self.start_answer()
 
@@ -679,28 +687,27 @@ class ChatScreen(Screen[None]):
         self.commands.show_branch()
         self.count_context()
 
-    def delete_turn(self, turn: int) -> None:
-        """`d`: delete the exchange turn `turn` is in, a question and its answer (so that the
-        turns still alternate, as chat templates want), from the saved branch too: what
-        followed it stays."""
-        message = self.message_of(turn)
-        if message is None:
+    def delete_turn(self, message: Message, turn: int) -> None:
+        """`d`, then `d` again to confirm: delete what the cursor is on (`ChatState.deletion`
+        says what), from the saved chat too, and say what went."""
+        if turn >= len(self.chat.turns):  # an answer stopped before any text
+            self.conversation.remove_messages(message)
             return
-        messages = self.conversation.messages
-        start = messages.index(message)
-        while start > 0 and messages[start].kind != "user":  # back to its question
-            start -= 1
-        if messages[start].kind != "user":
-            start = messages.index(message)
-        end = start + 1
-        while end < len(messages) and messages[end].kind != "user":  # on to the next one
-            end += 1
-        gone = messages[start:end]
-        first = self.turn_of(gone[0])
-        count = sum(1 for m in gone if m.kind == "user" or (m.kind == "assistant" and m.text))
-        self.history_problem(self.chat.cut_out(first, count))  # the saved branch too
-        self.conversation.remove_messages(*gone)
+        deletion = self.chat.deletion(turn)
+        asked = self._confirm_delete
+        now = time.monotonic()
+        if asked is None or asked[:2] != (message.serial, deletion) or now > asked[2]:
+            self._confirm_delete = (message.serial, deletion, now + CONFIRM_SECONDS)
+            self.notify(f"Press d again to delete {deletion.what}.", title="Delete?")
+            return
+        self._confirm_delete = None
+        self.history_problem(self.chat.delete(deletion))
+        self.commands.show_branch()
         self.count_context()
+        shown = min(deletion.first, len(self.chat.turns) - 1)
+        if shown >= 0:
+            self._cursor_on_turn(shown)
+        self.notify(f"Deleted {deletion.what}.", title="Deleted")
 
     def drop_turns(self, turn: int) -> None:
         """Take turn `turn` and every one after it out of the chat and the transcript."""

@@ -280,9 +280,12 @@ class ChatCommands:
         self.screen.notify(title, title="Resumed chat", markup=False)
         return True
 
-    def show_branch(self, messages: Sequence[Any] | None = None) -> None:
+    def show_branch(
+        self, messages: Sequence[Any] | None = None, *, answering: bool = False
+    ) -> None:
         """Show the chat's branch (its saved `messages`, default: read again): a message with
-        other versions says which one it is in its header ("you · 2/3")."""
+        other versions says which one it is in its header ("you · 2/3"); a last question
+        says it has no answer unless one is about to be written (`answering`)."""
         chat = self.screen.chat
         if messages is None:
             conversation = None
@@ -311,7 +314,7 @@ class ChatCommands:
                     stopped=reason == "cancelled",
                 )
             )
-        if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)
+        if records and records[-1].kind == "user" and not answering:  # its answer was lost
             records[-1] = replace(records[-1], footer=UNANSWERED, stopped=True)
         self.screen.conversation.clear()
         self.screen.conversation.load(records)
