@@ -322,6 +322,17 @@ def test_open_fence() -> None:
     assert open_fence("``` not a close\n```py\n") == "```"
 
 
+def test_the_export_leaves_a_blank_line_between_a_code_block_and_the_text_after_it() -> None:
+    history = History.in_memory()
+    cid = history.new_conversation()
+    history.add_message(cid, "user", "Code?")
+    history.add_message(
+        cid, "assistant", "Here:\n```py\nx = 1\n```\nThen run it.\n````\n```\n````\nok"
+    )
+    text = history.export_markdown(cid)
+    assert "```py\nx = 1\n```\n\nThen run it.\n````\n```\n````\n\nok" in text
+
+
 # --- durability and damaged or unusable files ----------------------------------------------
 
 WRITER = textwrap.dedent(

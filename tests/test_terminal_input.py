@@ -50,3 +50,17 @@ def test_a_long_run_of_keys_is_a_paste_but_mouse_reports_are_not() -> None:
     assert feed(b"x" * 80) == [Pasted("x" * 80)]
     moves = b"\x1b[<35;10;5M" * 4
     assert feed(moves + b"\r" + moves) == [(moves + b"\r" + moves).decode()]
+
+
+def test_keys_that_arrive_together_stay_keys_in_order() -> None:
+    """Over SSH, from a macro or while the app is busy, keys come bunched in one read: an
+    Enter first, or next to arrows and Home/End, is the Enter key, not a pasted line."""
+    assert feed(b"\r\x1b[A x") == ["\r\x1b[A x"]
+    assert feed(b"\x1b[D\x1b[DX") == ["\x1b[D\x1b[DX"]
+    assert feed(b"\x1bOD\x1bOD\rX") == ["\x1bOD\x1bOD\rX"]
+    assert feed(b"\x1b[A\x1b[B\x1b[D\x1b[C\x1b[1~\x1b[4~\r") == [
+        "\x1b[A\x1b[B\x1b[D\x1b[C\x1b[1~\x1b[4~\r"
+    ]
+    assert feed(b"hi\r\x1b[A") == ["hi\r\x1b[A"]
+    assert feed(b"\rhello", more=True) == ["\rhello"]
+    assert feed(b"two words\r", more=True) == [Pasted("two words\n")]  # still a paste

@@ -7,6 +7,7 @@ paste from a terminal without bracketed paste. Every wait is on the screen.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,51 @@ def test_r_writes_an_answer_again_and_the_arrows_switch_versions(tmp_path: Path)
         assert len(history.alternatives(first)) == 2  # both versions are kept
         shown = history.get_conversation(chat).messages  # type: ignore[union-attr]
         assert [m.content for m in shown][-1] != "Lyon, I believe."  # the one last viewed
+
+
+def last_text_row(screen: str) -> str:
+    """The last row of the transcript that holds text (above the prompt box)."""
+    rows = screen.splitlines()
+    top = min(i for i, row in enumerate(rows) if "▔▔▔" in row)  # the prompt box's top
+    return next(row for row in reversed(rows[:top]) if row.strip(" ▌"))
+
+
+def test_keys_in_one_burst_act_in_order_idle_and_while_streaming(tmp_path: Path) -> None:
+    """Keys that arrive together (SSH, macros, a busy UI) act as if typed one by one:
+    arrows and Home/End in order with the text, Enter first sends, Tab then a key acts on
+    the message, also while an answer streams."""
+    term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
+    try:
+        term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
+        run_command(term, "/max-tokens 60")
+        term.send("abc")
+        term.wait_until(lambda s: prompt_text(s) == "abc", 10, "typed")
+        term.type("Left", "Left", "X")  # one write
+        term.wait_until(lambda s: prompt_text(s) == "aXbc", 10, "the arrows in order")
+        term.type("Home", "Y", "End", "Z", "BSpace", "BSpace", "W")
+        term.wait_until(lambda s: prompt_text(s) == "YaXbW", 10, "Home/End/Backspace in order")
+        term.type("Enter", "Up", " x")  # sends, recalls it, types after it
+        screen = term.wait_until(lambda s: prompt_text(s) == "YaXbW x", 10, "Enter first sends")
+        assert "YaXbW" in screen.split("▔▔▔")[0]  # sent: shown in the transcript
+        term.wait_for("● demo │ generating", 60)
+        term.type("C-u", "Left", "Left", "Q", "Home", "R", "End", "S")  # while it streams
+        screen = term.wait_until(lambda s: prompt_text(s) == "RQS", 10, "in order, streaming")
+        assert "\\x1b" not in screen and "[D" not in screen
+        term.wait_until(lambda s: "● demo │ idle │" in s, 120, "answered")
+        answer_end = last_text_row(term.screen())
+        term.type("C-u", "Tab", "c")  # Tab goes where Ctrl+Up goes: c copies at once
+        term.wait_until(lambda s: "OSC 52" in flat(s), 10, "the copy notice")
+        term.type("Escape")
+        term.wait_until(lambda s: "↑↓ move" not in s, 10, "back at the prompt")
+        term.send("line1")
+        term.type("C-j", "C-j", "C-j", "C-j")  # the prompt grows: the view keeps its end
+        term.wait_until(lambda s: last_text_row(s) == answer_end, 10, "the answer's end shown")
+        subprocess.run(["tmux", "resize-window", "-t", term.name, "-y", "30"], check=True)
+        term.wait_until(
+            lambda s: len(s.splitlines()) == 30 and last_text_row(s) == answer_end,
+            10,
+            "the answer's end shown in a shorter window",
+        )
+        quit_cleanly(term)
+    finally:
+        term.close()

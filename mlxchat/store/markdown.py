@@ -26,26 +26,44 @@ def open_fence(text: str) -> str | None:
     """The fence (e.g. "```") left open at the end of `text`, or None if all are closed."""
     fence: str | None = None
     for line in text.splitlines():
-        match = _FENCE.match(line)
-        if not match:
-            continue
-        marker = match.group(1)
-        if fence is None:
-            fence = marker
-        elif (
-            marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip()[len(marker) :]
-        ):
-            fence = None
+        fence = _fence_after(fence, line)
     return fence
 
 
+def _fence_after(fence: str | None, line: str) -> str | None:
+    """The fence open after `line`, given the one open before it (None: none)."""
+    match = _FENCE.match(line)
+    if not match:
+        return fence
+    marker = match.group(1)
+    if fence is None:
+        return marker
+    closes = marker[0] == fence[0] and len(marker) >= len(fence)
+    return None if closes and not line.strip()[len(marker) :] else fence
+
+
 def _body(content: str) -> str:
-    """The message text (escaped), with a closing fence added if the answer stopped in code."""
+    """The message text (escaped), with a closing fence added if the answer stopped in code
+    and a blank line after each code block that text follows at once."""
     if not content.strip():
         return "*(no text)*"
-    body = sanitize(content).rstrip("\n")
+    body = _space_after_code(sanitize(content).rstrip("\n"))
     fence = open_fence(body)
     return f"{body}\n{fence}" if fence else body
+
+
+def _space_after_code(text: str) -> str:
+    """`text` with a blank line between a closing fence and a line of text right after it."""
+    out: list[str] = []
+    fence: str | None = None
+    closed = False
+    for line in text.split("\n"):
+        if closed and line.strip():
+            out.append("")
+        out.append(line)
+        before, fence = fence, _fence_after(fence, line)
+        closed = before is not None and fence is None
+    return "\n".join(out)
 
 
 def _when(moment: datetime) -> str:

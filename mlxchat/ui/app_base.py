@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.driver import Driver
 from textual.theme import Theme
 
+from mlxchat.ui.key_order import take_in_order
 from mlxchat.ui.textual_compat import safe_input_driver
 from mlxchat.ui.themes import default_themes, install_themes
 
@@ -35,6 +37,14 @@ class ThemedApp(App[int]):
             self._themes, self._theme_errors = list(loaded), list(errors)
         else:
             self._themes, self._theme_errors = list(themes), list(theme_errors)
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key from the terminal goes in order to a widget that takes keys so
+        (`key_order`); everything else as Textual does."""
+        key = isinstance(event, events.Key) and not event.is_forwarded
+        if key and await take_in_order(self, event):  # type: ignore[arg-type]
+            return
+        await super().on_event(event)
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's driver, with an input loop that takes pasted bytes as text."""

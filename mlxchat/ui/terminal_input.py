@@ -5,11 +5,14 @@ quit the app or open a screen, and a newline inside a paste must not send a mess
 
 - Bytes that are not UTF-8 become U+FFFD (they used to end the app with a traceback).
 - Between the bracketed-paste markers everything is pasted text, whatever bytes it holds.
-- A terminal without bracketed paste sends a paste as keys. One read that holds a line
-  break with more input after it (in the same read, or already waiting) is a paste:
-  nobody types Enter and the next key within one read. So is a long run of keys with no
-  escape sequence in it. An Enter at the very end of the input stays a key (it sends), and
-  so does what follows the last line break when it holds keys that are not text (Esc).
+- A terminal without bracketed paste sends a paste as keys. One read that holds text, a
+  line break and more text (or a line break after text with more input already waiting)
+  is a paste: nobody types a word, Enter and the next word within one read. So is a long
+  run of keys with no escape sequence in it. Keys that arrive together (over SSH, from a
+  macro, while the app is busy) stay keys: a line break next to escape sequences (arrows,
+  Home, End) or with no text before it (Enter first) is the Enter key. An Enter at the very
+  end of the input stays a key (it sends), and so does what follows the last line break
+  when it holds keys that are not text (Esc).
 - Pasted text gets its line breaks as ``\\n`` and its control characters shown escaped.
 """
 
@@ -27,8 +30,11 @@ PASTE_END = "\x1b[201~"
 LONG_RUN = 64
 """Characters in one read, with no escape sequence, taken as a paste rather than typing."""
 
-_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_KEY_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1bO[@-~]")
+"""A key's escape sequence (CSI, or SS3 as arrows are in application mode), or a mouse report."""
 _LINE_BREAK = re.compile(r"\r\n?|\n")
+_TEXT_BREAK_TEXT = re.compile(r"[^\x1b\r\n](?:\r\n?|\n)+[^\x1b\r\n]")
+_TEXT_BREAK_AT_END = re.compile(r"[^\x1b\r\n](?:\r\n?|\n)+$")
 _NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -63,9 +69,8 @@ def looks_pasted(keys: str, more: bool) -> bool:
         keys: The characters of one read, outside any bracketed paste.
         more: Whether more input is already waiting after them.
     """
-    plain = _CSI.sub("", keys)  # mouse reports and key sequences are not text
-    body = plain if more else plain.removesuffix("\r")
-    if _LINE_BREAK.search(body):
+    plain = _KEY_SEQUENCE.sub("\x1b", keys)  # key sequences and mouse reports are not text
+    if _TEXT_BREAK_TEXT.search(plain) or (more and _TEXT_BREAK_AT_END.search(plain)):
         return True
     return len(keys) >= LONG_RUN and "\x1b" not in keys
 

@@ -97,22 +97,27 @@ def test_copy_code_is_in_help_and_completion() -> None:
 
 
 async def test_export_notice_shows_the_absolute_path(make_app, tmp_path: Path, monkeypatch) -> None:
-    """The notice names the file written by its absolute path, for a relative PATH too."""
-    monkeypatch.chdir(tmp_path)
+    """The notice names the file written by its absolute path; by default it goes to the
+    data dir's exports/ (not wherever the app was started), a relative PATH is from here."""
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready(pilot)
         await send(pilot, "Plan a trip to Paris!")
-        for command, name in (
-            ("/export", "plan-a-trip-to-paris.md"),
-            ("/export chat.md", "chat.md"),
+        exports = tmp_path / "data" / "exports"
+        for command, written in (
+            ("/export", exports / "plan-a-trip-to-paris.md"),
+            ("/export", exports / "plan-a-trip-to-paris-2.md"),
+            ("/export chat.md", work / "chat.md"),
         ):
             app.clear_notifications()
             assert await screen.submit(command)
-            written = Path.cwd() / name
             assert written.exists()
             [notice] = await shown(pilot)
             assert str(written) in notice
+        assert sorted(p.name for p in work.iterdir()) == ["chat.md"]
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24)])

@@ -103,6 +103,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+r", "retry", "Retry"),
         Binding("ctrl+l", "clear_chat", "Clear", show=False),
         Binding("ctrl+up", "to_transcript", "Messages", show=False),
+        Binding("tab,shift+tab", "switch_focus", "Messages", show=False),
         Binding("ctrl+f", "find", "Find", show=False),
     ]
 
@@ -197,6 +198,7 @@ class ChatScreen(Screen[None]):
     async def on_mount(self) -> None:
         """Focus the prompt, start loading the model, open a chat to resume."""
         self.conversation.bar = self.query_one(TranscriptBar)
+        self.conversation.back_to = self.prompt
         self.prompt.focus()
         info = getattr(self.engine, "model_info", None)
         if info is not None:
@@ -281,9 +283,12 @@ class ChatScreen(Screen[None]):
     async def _submitted(self, event: PromptSubmitted) -> None:
         event.stop()
         text = event.text
-        if self.completion.is_open and self._complete_on_enter(text):
-            return
-        await self.submit(text)
+        try:
+            if self.completion.is_open and self._complete_on_enter(text):
+                return
+            await self.submit(text)
+        finally:
+            self.prompt.sent()
 
     async def submit(self, text: str) -> bool:
         """Handle a submitted prompt: run a command or send a message.
@@ -549,11 +554,21 @@ class ChatScreen(Screen[None]):
 
     # ----- the transcript's keys ------------------------------------------------------------
     def action_to_transcript(self) -> None:
-        """Ctrl+Up: to the transcript, its cursor on the newest message."""
+        """Ctrl+Up: to the transcript, its cursor on the newest message (at once: the next
+        key typed acts on it)."""
         transcript = self.conversation
         if transcript.messages:
-            transcript.focus()
+            self.set_focus(transcript)
             transcript.set_cursor(transcript.messages[-1])
+
+    def action_switch_focus(self) -> None:
+        """Tab / Shift+Tab: from the prompt to the transcript as Ctrl+Up goes, and back."""
+        if self.focused is self.prompt:
+            self.action_to_transcript()
+        elif self.focused is self.conversation:
+            self.set_focus(self.prompt)
+        else:
+            raise SkipAction()
 
     def action_find(self) -> None:
         """Ctrl+F: start typing /find."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from markdown_it import MarkdownIt
 
 from mlxchat.engine.types import SamplingParams
+from mlxchat.locations import data_dir
 from mlxchat.text import sanitize
 from mlxchat.ui.commands import CommandError
 from mlxchat.ui.display import answer_footer, safe_filename, stats_summary
@@ -321,7 +323,8 @@ class ChatCommands:
         self.screen.conversation.follow()
 
     def export_chat(self, path: str | None) -> None:
-        """Save the chat as Markdown (default: ./<title>.md, never overwriting)."""
+        """Save the chat as Markdown (default: <data dir>/exports/<title>.md, never
+        overwriting; a relative PATH is from the current directory)."""
         history, conversation_id = self.screen.history, self.screen.chat.conversation_id
         if history is None or conversation_id is None:
             raise CommandError("Nothing to export yet — this chat has no saved messages.")
@@ -331,8 +334,17 @@ class ChatCommands:
         except Exception as error:
             self.screen.notify(str(error), title="Export", severity="error")
             return
-        target = Path(path).expanduser() if path else _free_path(Path.cwd(), safe_filename(title))
-        target = target.absolute()
+        if path:
+            target = Path(path).expanduser().absolute()
+        else:
+            exports = data_dir() / "exports"
+            try:
+                exports.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise CommandError(
+                    f"Cannot create {exports}: {error.strerror or error}; give a PATH."
+                ) from None
+            target = _free_path(exports, safe_filename(title))
         if target.is_dir():
             target = _free_path(target, safe_filename(title))
         try:
@@ -374,7 +386,7 @@ class ChatCommands:
             f"Sent {what} ({len(text):,} characters) to the terminal's clipboard (OSC 52);"
             " some terminals ignore it."
         )
-        if os.environ.get("TMUX"):
+        if os.environ.get("TMUX") and tmux_option("set-clipboard") != "on":
             notice += " In tmux it arrives only with: set -g set-clipboard on"
         self.screen.notify(notice, title="Copy", markup=False)
 
@@ -430,3 +442,14 @@ def _free_path(folder: Path, stem: str) -> Path:
         candidate = folder / f"{stem}-{number}.md"
         number += 1
     return candidate
+
+
+def tmux_option(name: str) -> str | None:
+    """The value of a global tmux option of the tmux this runs in (None: cannot tell)."""
+    try:
+        found = subprocess.run(
+            ["tmux", "show-options", "-gv", name], capture_output=True, text=True, timeout=2
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() if found.returncode == 0 else None

@@ -13,10 +13,14 @@ Keys (besides the usual TextArea editing keys):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from textual import events
 from textual.reactive import reactive
 from textual.widgets import TextArea
 
+from mlxchat.ui.key_order import run_binding
 from mlxchat.ui.messages import (
     CompletionAccept,
     CompletionDismiss,
@@ -26,6 +30,9 @@ from mlxchat.ui.messages import (
 
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter", "ctrl+enter"})
 """Keys that insert a newline instead of sending (terminals differ in what they send)."""
+
+SEND_WAIT = 1.0
+"""Seconds the keys typed right after Enter wait at most for the prompt to be sent."""
 
 
 class PromptInput(TextArea):
@@ -81,6 +88,8 @@ class PromptInput(TextArea):
         self._recalled: list[str] = []
         self._recall_index: int | None = None
         self._draft = ""
+        self._sending: asyncio.Event | None = None
+        """Set once the screen has handled the prompt sent with Enter (None: none sent)."""
 
     # ----- recall -------------------------------------------------------------------------
     def remember(self, text: str) -> None:
@@ -132,9 +141,41 @@ class PromptInput(TextArea):
         self._load(text)
 
     # ----- keys ---------------------------------------------------------------------------
+    async def take_key(self, event: events.Key) -> bool:
+        """A key in the order typed (`key_order`): the prompt's own, text, or a binding.
+        After Enter, the next key waits (a moment at most) until the prompt was sent."""
+        if self._sending is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sending.wait(), SEND_WAIT)
+            self._sending = None
+        if self.cursor_blink:  # the cursor shows at once, as TextArea shows it for a key
+            self.cursor_blink = False
+            self.cursor_blink = True
+        if self._own_key(event.key):
+            if event.key == "enter":
+                self._sending = asyncio.Event()
+            return True
+        if event.is_printable and event.character is not None:
+            if self.read_only:
+                return False
+            start, end = self.selection
+            self.replace(event.character, start, end, maintain_selection_offset=False)
+            return True
+        return await run_binding(self, event.key)
+
+    def sent(self) -> None:
+        """The screen has handled the prompt sent with Enter: keys typed after it go on."""
+        if self._sending is not None:
+            self._sending.set()
+
     def on_key(self, event: events.Key) -> None:
         """Handle the prompt's own keys; the rest go on to `TextArea` (not prevented)."""
-        key = event.key
+        if self._own_key(event.key):
+            event.stop()
+            event.prevent_default()  # TextArea's own key handler does not run
+
+    def _own_key(self, key: str) -> bool:
+        """Do what the prompt itself does with `key`; whether it did."""
         handled = True
         if key in ("up", "down") and self.recalling:
             self._recall(-1 if key == "up" else +1)  # history first, even over a command
@@ -157,9 +198,7 @@ class PromptInput(TextArea):
             self._scroll_conversation(key)
         else:
             handled = False
-        if handled:
-            event.stop()
-            event.prevent_default()  # TextArea's own key handler does not run
+        return handled
 
     def _scroll_conversation(self, key: str) -> None:
         from mlxchat.ui.widgets.transcript import Transcript

@@ -49,9 +49,11 @@ from textual.scrollbar import ScrollBar
 from textual.selection import Selection
 from textual.strip import Strip
 from textual.style import Style
+from textual.widget import Widget
 from textual.widgets import Static
 
 from mlxchat.text import sanitize
+from mlxchat.ui.key_order import run_binding
 from mlxchat.ui.widgets.markdown_body import MIN_WIDTH
 from mlxchat.ui.widgets.message import BAR_STYLES, Message, MessageRecord
 
@@ -204,6 +206,8 @@ class Transcript(ScrollView, can_focus=True):
         """The message the action keys act on (shown highlighted), or None."""
         self.bar: TranscriptBar | None = None
         """Where the keys and the find count are shown (set by the screen)."""
+        self.back_to: Widget | None = None
+        """Where Esc and Enter put the focus (set by the screen)."""
         self._query = ""
         self._hits: list[Hit] = []
         self._hits_by_line: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
@@ -594,7 +598,13 @@ class Transcript(ScrollView, can_focus=True):
         self._leaving = True
         self.clear_find()
         self.screen.clear_selection()
+        if self.back_to is not None:  # at once: the next key typed goes there
+            self.screen.set_focus(self.back_to)
         self.post_message(self.Left())
+
+    async def take_key(self, event: events.Key) -> bool:
+        """A key in the order typed (`key_order`): the binding in force for it."""
+        return await run_binding(self, event.key)
 
     def on_focus(self, event: events.Focus) -> None:
         """Focused: the keys are shown under the transcript."""
