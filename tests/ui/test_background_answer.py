@@ -4,6 +4,7 @@ ITS chat, and never shows in the new one, which takes messages (answered at the 
 from __future__ import annotations
 
 import pytest
+from pilot_helpers import screen_rows
 from textual.widgets import OptionList
 
 from mlxchat.ui.screens.history import HistoryScreen
@@ -114,9 +115,17 @@ async def test_a_chat_whose_answer_runs_in_the_background_opens_once_it_ends(
         assert not await screen.commands.resume_chat(first_id)
         assert any("still being written in the background" in n for n in await shown(pilot))
         assert screen.chat.conversation_id is None and screen.conversation.messages == []
+        assert "1 more answering" in screen_rows(app)[-2]  # the status bar says it runs
+        await send(pilot, "/history")  # and the saved chats mark it
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.pause()
+        assert any("Tell me a long story  (answering…)" in row for row in screen_rows(app))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
         engine.release()
         await until(pilot, lambda: len(saved(history, first_id)) == 2)
         await pilot.pause()
+        assert "more answering" not in screen_rows(app)[-2]
         assert await screen.commands.resume_chat(first_id)
         await pilot.pause()
         assert transcript(screen)[-1] == ("assistant", "".join(FIRST))
@@ -190,3 +199,22 @@ async def test_without_a_history_the_answer_left_behind_is_stopped(make_app, eng
         assert first.cancelled
         assert any("was stopped" in n for n in await shown(pilot))
         assert screen.conversation.messages == []
+
+
+def test_the_saved_chats_keep_their_order_while_the_list_is_open() -> None:
+    """A chat updated while the list is open (its background answer ended) stays where it
+    was listed; a chat seen for the first time goes below."""
+    from datetime import UTC, datetime
+
+    from mlxchat.store.records import ConversationSummary
+
+    def chat(cid: int) -> ConversationSummary:
+        now = datetime.now(UTC)
+        return ConversationSummary(cid, f"chat {cid}", "demo", now, now, 2)
+
+    orders = [[3, 2, 1], [1, 3, 2, 4]]  # chat 1 updated meanwhile, chat 4 new
+    screen = HistoryScreen(lambda text: [chat(c) for c in orders.pop(0)], current=2)
+    assert [c.id for c in screen.find("")[0]] == [3, 2, 1]
+    assert [c.id for c in screen.find("chat")[0]] == [3, 2, 1, 4]
+    labels = [label.plain for label in screen.labels([chat(2), chat(3)])]
+    assert "(on screen)" in labels[0] and "(on screen)" not in labels[1]

@@ -370,6 +370,7 @@ class ChatScreen(Screen[None]):
     async def answer_ended(self, answer: Answer) -> None:
         """An answer ended and was saved (on screen, or in the background)."""
         self._answers.discard(answer)
+        self._count_background()
         if not self._answers:
             _quiet_gc(False)
         if self.answer is answer:
@@ -423,6 +424,7 @@ class ChatScreen(Screen[None]):
         self.answer = None
         self.answering = False
         answer.detach()
+        self._count_background()
         self._settle_status()
         if answer.chat.conversation_id is None:  # nowhere to keep it
             answer.stop()
@@ -434,6 +436,18 @@ class ChatScreen(Screen[None]):
                 title="Background answer",
             )
         return True
+
+    def background_chats(self) -> set[int]:
+        """The saved chats whose answer is being written off screen."""
+        return {
+            a.chat.conversation_id
+            for a in self._answers
+            if not a.shown and a.chat.conversation_id is not None
+        }
+
+    def _count_background(self) -> None:
+        """The status bar counts the answers being written off screen."""
+        self.status.set_background(sum(1 for a in self._answers if not a.shown))
 
     def running_answer(self, conversation_id: int) -> Answer | None:
         """The answer being written for saved chat `conversation_id`, if any."""

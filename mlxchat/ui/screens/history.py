@@ -5,7 +5,7 @@ It returns the id of the chat to resume, or None when closed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from textual.content import Content
@@ -56,18 +56,29 @@ class HistoryScreen(FilterList[ConversationSummary, int]):
     LIST_ID = "history-list"
     NOTE_CLASS = "history--note"
 
-    def __init__(self, search: Search, current: int | None = None, limit: int = 200) -> None:
+    def __init__(
+        self,
+        search: Search,
+        current: int | None = None,
+        limit: int = 200,
+        answering: Collection[int] = (),
+    ) -> None:
         """Create the screen.
 
         Args:
             search: Looks chats up by text.
             current: The id of the chat on screen now (marked).
             limit: Most chats listed.
+            answering: Chats whose answer is being written in the background (marked).
         """
         super().__init__()
         self.search = search
         self.current = current
         self.limit = limit
+        self.answering = set(answering)
+        self._order: dict[int, int] = {}
+        """Where each chat was first listed: the order stays while the list is open (an
+        answer ending in the background would move its chat to the top)."""
 
     def find(self, text: str) -> tuple[list[ConversationSummary], str]:
         """The chats matching `text`, newest first."""
@@ -75,6 +86,9 @@ class HistoryScreen(FilterList[ConversationSummary, int]):
             shown = list(self.search(text))[: self.limit]
         except Exception as error:  # a broken database must not close the app
             return [], f"Cannot read the history: {error}"
+        for chat in shown:
+            self._order.setdefault(chat.id, len(self._order))
+        shown.sort(key=lambda chat: self._order[chat.id])
         if shown:
             note = "Enter resumes · Esc closes · shell: mlxchat --resume ID, -c latest"
         elif text.strip():
@@ -84,13 +98,15 @@ class HistoryScreen(FilterList[ConversationSummary, int]):
         return shown, note
 
     def labels(self, items: Sequence[ConversationSummary]) -> list[Content]:
-        """Id, time, title, message count and model of each chat (the one on screen marked)."""
+        """Id, time, title, message count and model of each chat; the one on screen and
+        those answering in the background say so after their title."""
         return [
             Content.assemble(
-                ("● " if chat.id == self.current else "  ", "$success"),
                 (f"#{chat.id:<4} ", "$accent"),
                 (f"{format_when(chat.updated_at):>10}  ", "$text-muted"),
                 (sanitize(chat.title, one_line=True) or "(untitled)", "bold"),
+                ("  (on screen)" if chat.id == self.current else "", "italic $success"),
+                ("  (answering…)" if chat.id in self.answering else "", "italic $warning"),
                 (f"  {_messages(chat.message_count)}", "$text-muted"),
                 (f"  {sanitize(chat.model, one_line=True)}" if chat.model else "", "$secondary"),
             )

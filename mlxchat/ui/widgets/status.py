@@ -124,6 +124,8 @@ class StatusBar(Widget):
         self.refresh_interval = refresh_interval
         self.stats: Stats | None = None
         """The latest numbers (set with `set_stats`)."""
+        self.background = 0
+        """Answers being written in other chats (see `set_background`)."""
         self.context_size: int = 0
         """The model's context size, shown until an answer reports the limit in force."""
         self.context_tokens: int | None = None
@@ -198,6 +200,12 @@ class StatusBar(Widget):
             self.set_state("generating")
         self._dirty = True
 
+    def set_background(self, count: int) -> None:
+        """Show how many answers are being written in other chats (0: nothing shown)."""
+        if count != self.background:
+            self.background = count
+            self.refresh()
+
     def show_loading(self, progress: LoadProgress) -> None:
         """Show a model-load progress event."""
         detail = progress.message
@@ -213,6 +221,8 @@ class StatusBar(Widget):
         state = self.state
         label = state if not self.detail else f"{state} {self.detail}"
         parts.append(_Part(label, _STATE_STYLE.get(state, ""), 0))
+        if self.background:
+            parts.append(_Part(f"{self.background} more answering", "bold $accent", 1))
         stats = self.stats
         if stats is not None and self.context_tokens is None and stats.dropped_messages:
             parts.append(_Part(dropped_note(stats.dropped_messages), "bold $warning", 1))
