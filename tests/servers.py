@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,11 +37,15 @@ def server_process(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    tail: deque[bytes] = deque(maxlen=50)  # read as it comes: a full pipe would stop the
+    reader = threading.Thread(target=tail.extend, args=(proc.stderr,), daemon=True)
+    reader.start()  # server at its next log line (one per request)
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                reader.join(5)
+                raise RuntimeError(f"server exited: {b''.join(tail).decode()[-2000:]}")
             try:
                 if (
                     httpx.get(

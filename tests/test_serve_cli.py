@@ -32,8 +32,10 @@ def test_without_the_serve_extra_it_says_how_to_install(tmp_path: Path) -> None:
     env = os.environ | {"PYTHONPATH": str(tmp_path)}
     result = serve(env=env)
     assert result.returncode == 2
+    checkout = Path(__file__).resolve().parent.parent  # an editable install: from here
     assert result.stderr == (
-        "mlxchat: error: serving needs the 'serve' extra: pip install 'mlxchat[serve]'\n"
+        f"mlxchat: error: serving needs the 'serve' extra: cd {checkout} && "
+        "pip install -e '.[serve]'\n"
     )
 
 
@@ -69,10 +71,10 @@ def test_another_address_without_a_key_warns() -> None:
     assert lines[1].startswith("mlxchat: error: cannot listen on 192.0.2.1:8080")
 
 
-def started_server(model: str) -> tuple[subprocess.Popen, openai.OpenAI]:
+def started_server(model: str, *args: str) -> tuple[subprocess.Popen, openai.OpenAI]:
     """`mlxchat serve -m MODEL --port 0` and an openai client on the address it printed."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlxchat", "serve", "-m", model, "--port", "0"],
+        [sys.executable, "-m", "mlxchat", "serve", "-m", model, "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -97,6 +99,21 @@ def test_demo_model_answers_through_the_openai_client() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(20) == 130  # Ctrl+C, as everywhere in mlxchat
+    log = server.stderr.read().splitlines()
+    assert log[-1] == "mlxchat: interrupted"
+    [access] = log[:-1]  # one line per request: client, method, path, status, tokens, time
+    assert re.fullmatch(
+        r"mlxchat: 127\.0\.0\.1 POST /v1/chat/completions 200 \d+\+\d+ tok \d+\.\d\d s", access
+    ), access
+
+
+def test_quiet_serves_without_an_access_log(tiny_endless: Path) -> None:
+    server, client = started_server(str(tiny_endless), "--quiet")
+    try:
+        assert client.models.list().data
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(20) == 130
     assert server.stderr.read() == "mlxchat: interrupted\n"
 
 
@@ -119,4 +136,8 @@ def test_ctrl_c_while_an_answer_streams_ends_it_cleanly(tiny_endless: Path) -> N
             server.kill()
     errors = server.stderr.read()
     assert code == 130, errors  # not 134: the process left the engine thread idle
-    assert errors == "mlxchat: interrupted\n"
+    *access, last = errors.splitlines()
+    assert last == "mlxchat: interrupted"
+    assert [a.split()[1:5] for a in access] == [
+        ["127.0.0.1", "POST", "/v1/chat/completions", "200"]  # the stream cut by Ctrl+C
+    ]

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -29,7 +30,15 @@ if TYPE_CHECKING:
 FOLLOWER_GRACE_S = 5.0
 """How long a rank other than 0 waits before it exits after a model that cannot be split."""
 
-INSTALL_HINT = "serving needs the 'serve' extra: pip install 'mlxchat[serve]'"
+
+def install_hint() -> str:
+    """How to add the 'serve' extra: from a checkout (an editable install) or from PyPI."""
+    import mlxchat
+
+    checkout = Path(mlxchat.__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return f"serving needs the 'serve' extra: cd {checkout} && pip install -e '.[serve]'"
+    return "serving needs the 'serve' extra: pip install 'mlxchat[serve]'"
 
 
 @app.command()
@@ -69,19 +78,26 @@ def serve(
             "none; '*': any).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No access log line per request.")
+    ] = False,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (SSE) and WebSockets."""
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        fail(INSTALL_HINT)
+        fail(install_hint())
     if max_queue < 0:
         fail(f"--max-queue must be 0 or more (got {max_queue})")
     if not 1 <= max_concurrency <= 64:
         fail(f"--max-concurrency must be from 1 to 64 (got {max_concurrency})")
     if progress_interval <= 0:
         fail(f"--progress-interval must be a number of seconds > 0 (got {progress_interval})")
+    if quiet:
+        import logging
+
+        logging.getLogger("mlxchat.access").setLevel(logging.WARNING)
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535 (got {port})")
     settings = settings_or_exit(

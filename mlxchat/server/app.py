@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from mlxchat import __version__
 from mlxchat.engine.contract import ChatEngine
 from mlxchat.server import openai_routes, ws_chat, ws_translate
+from mlxchat.server.access_log import AccessLogMiddleware
 from mlxchat.server.errors import install_handlers
 from mlxchat.server.guard import GuardMiddleware
 from mlxchat.server.queue import RequestQueue
@@ -31,6 +32,7 @@ def create_app(engine: ChatEngine, config: ServerConfig | None = None) -> FastAP
     )
     install_handlers(app)
     app.add_middleware(GuardMiddleware, guard=config.guard)
+    app.add_middleware(AccessLogMiddleware)  # outermost: it logs refused requests too
     app.include_router(openai_routes.router)
     app.include_router(ws_chat.router)
     app.include_router(ws_translate.router)

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlxchat.engine.engine import Prompt
 from mlxchat.engine.types import EngineError, Progress, PromptTooLongError, SamplingParams, Stats
+from mlxchat.server.access_log import count_tokens
 from mlxchat.server.errors import APIError, internal_error
 from mlxchat.server.pump import TIMEOUT, EventPump
 from mlxchat.server.queue import Slot
@@ -47,7 +48,9 @@ def served_model(state: ServerState, requested: str | None) -> str:
 
 
 def usage(stats: Stats) -> dict[str, Any]:
-    """OpenAI's `usage` object; cached tokens are the prompt prefix reused from the cache."""
+    """OpenAI's `usage` object; cached tokens are the prompt prefix reused from the cache
+    (noted for the access log line)."""
+    count_tokens(stats)
     prompt = stats.cached_tokens + stats.prompt_tokens
     return {
         "prompt_tokens": prompt,
