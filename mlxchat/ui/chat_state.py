@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from mlxchat.engine.types import Message, SamplingParams, Stats
+from mlxchat.engine.types import Message, SamplingParams, Stats, ToolCall
 from mlxchat.store.records import Conversation, StoredMessage
+from mlxchat.tools.toolbox import ToolChoices
 
 _SESSIONS = itertools.count(1)
 
@@ -31,16 +32,32 @@ class Turn:
     """One message of the conversation as the model sees it.
 
     Attributes:
-        role: "user" or "assistant".
+        role: "user", "assistant" or "tool" (a tool's result).
         content: The text.
         finish_reason: For answers: why it ended.
         message_id: Its id in the history (None: not saved).
+        tool_calls: For answers: the tools the model called.
+        tool_call_id: For a tool's result: the call it answers.
+        tool_name: For a tool's result: the tool's name.
     """
 
     role: str
     content: str
     finish_reason: str | None = None
     message_id: int | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+    def as_message(self) -> Message:
+        """The engine message."""
+        return Message(
+            self.role,  # type: ignore[arg-type]
+            self.content,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+            name=self.tool_name,
+        )
 
 
 class ChatState:
@@ -69,12 +86,14 @@ class ChatState:
         self.title = ""
         self.model = ""
         self.session = _new_session()
+        self.tool_choices = ToolChoices()
+        """Tools turned on/off and approved for the rest of this chat (/tools, `a`)."""
 
     # ----- the prompt -----------------------------------------------------------------------
     def messages(self) -> list[Message]:
         """The conversation as the engine takes it: the system prompt then every turn."""
         head = [Message("system", self.system_prompt)] if self.system_prompt.strip() else []
-        return head + [Message(t.role, t.content) for t in self.turns]  # type: ignore[arg-type]
+        return head + [t.as_message() for t in self.turns]
 
     @property
     def last_answer(self) -> str | None:
@@ -109,10 +128,16 @@ class ChatState:
         return None
 
     def add_answer(
-        self, text: str, finish_reason: str, stats: Stats | None, model: str
+        self,
+        text: str,
+        finish_reason: str,
+        stats: Stats | None,
+        model: str,
+        tool_calls: tuple[ToolCall, ...] = (),
     ) -> str | None:
-        """Add and save an answer (also a stopped one); returns a problem to show, or None."""
-        turn = Turn("assistant", text, finish_reason)
+        """Add and save an answer (also a stopped one, and the tools it called); returns a
+        problem to show, or None."""
+        turn = Turn("assistant", text, finish_reason, tool_calls=tool_calls)
         self.turns.append(turn)
         if self.history is None or self.conversation_id is None:
             return None
@@ -124,6 +149,21 @@ class ChatState:
                 model=model or None,
                 finish_reason=finish_reason,
                 stats=stats,
+                tool_calls=tool_calls,
+            )
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def add_tool_result(self, call: ToolCall, text: str) -> str | None:
+        """Add and save a tool's result to `call` (role "tool"); returns a problem, or None."""
+        turn = Turn("tool", text, tool_call_id=call.id, tool_name=call.name)
+        self.turns.append(turn)
+        if self.history is None or self.conversation_id is None:
+            return None
+        try:
+            turn.message_id = self.history.add_message(
+                self.conversation_id, "tool", text, tool_call_id=call.id, tool_name=call.name
             )
         except Exception as error:
             return _problem(error)
@@ -302,6 +342,8 @@ class ChatState:
         if params is None:
             fresh.chosen = dict(self.chosen)
         fresh.model = self.model
+        fresh.tool_choices.servers_off = set(self.tool_choices.servers_off)
+        fresh.tool_choices.tools_off = set(self.tool_choices.tools_off)
         return fresh
 
     def resumed(self, conversation: Conversation) -> ChatState:
@@ -324,11 +366,19 @@ class ChatState:
 
 
 def _turns(messages: Iterable[StoredMessage]) -> list[Turn]:
-    """The user and assistant messages of a saved branch as turns."""
+    """The user and assistant messages and tool results of a saved branch as turns."""
     return [
-        Turn(m.role, m.content, m.finish_reason, m.id)
+        Turn(
+            m.role,
+            m.content,
+            m.finish_reason,
+            m.id,
+            tool_calls=tuple(getattr(m, "tool_calls", ()) or ()),
+            tool_call_id=getattr(m, "tool_call_id", None),
+            tool_name=getattr(m, "tool_name", None),
+        )
         for m in messages
-        if m.role in ("user", "assistant")
+        if m.role in ("user", "assistant", "tool")
     ]
 
 
