@@ -1,6 +1,7 @@
 """A stdio MCP server for the tests, written with the SDK's FastMCP (`MCPServer` in mcp 2).
 
     python tests/mcp_servers/tool_server.py [--crash-on-start] [--slow-start SECONDS]
+                                            [--http PORT]  (streamable HTTP at /mcp)
 
 Tools: `add(a, b)`, `echo(text)`, `lines(count)` (a long result), `sleep(seconds)` (for
 timeouts and Esc), `crash()` (the process dies mid-call), `env(name)` (what it was given).
@@ -61,4 +62,8 @@ if __name__ == "__main__":
         sys.exit(1)
     if "--slow-start" in sys.argv:
         time.sleep(float(sys.argv[sys.argv.index("--slow-start") + 1]))
-    server.run()
+    if "--http" in sys.argv:
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run()

@@ -84,7 +84,7 @@ async def test_approve_runs_the_call_and_the_answer_goes_on(make_app, settings, 
         text = shown(pilot)
         assert "tool call test · add" in text  # the block: server, tool, arguments
         assert '"a": 2,' in text and '"b": 3' in text
-        assert "Run add (test)?" in text and "a always" in text
+        assert "Run add (test)?  y/Enter once · a always · n refuse · Esc stop" in text
         assert len(engine.requests) == 1  # nothing ran, nothing more asked of the model
         first = engine.requests[0].options
         assert first is not None and "add" in [t["function"]["name"] for t in first.tools]
@@ -118,8 +118,8 @@ async def test_resume_shows_the_calls_and_results(make_app, settings, history) -
         await pilot.press("y")
         await settled(pilot, screen, 2)
         text = shown(pilot)
-        assert "line 6" in text and "line 7" not in text  # folded to its first lines
-        assert "14 more lines" in text
+        assert "line 4" in text and "line 5" not in text  # folded to its first lines
+        assert "16 more lines" in text
         conversation_id = screen.chat.conversation_id
         # o on the message cursor unfolds it
         screen.conversation.focus()
@@ -341,3 +341,43 @@ async def test_tool_by_hand_bad_input_is_one_line(make_app, settings, bad) -> No
         await pilot.pause()
         messages = [n.message for n in app._notifications]
         assert any("usage: /tool NAME" in m for m in messages), messages
+
+
+async def test_escape_at_the_question_runs_nothing(make_app, settings) -> None:
+    engine = FakeEngine(answers=[[call("echo", {"text": "x"})], ["never"]])
+    app = make_app(engine=engine, settings=with_tools(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await servers_settled(pilot, screen)
+        screen = await ask(pilot, "echo x")
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.tools.running, timeout=5)
+        await pilot.pause()
+        assert not screen.query(ApprovalBar) and screen.prompt.has_focus
+        assert len(engine.requests) == 1
+        assert screen.chat.turns[-1].content == "error: the user stopped this call"
+
+
+async def test_delete_takes_the_calls_with_their_exchange(make_app, settings, history) -> None:
+    engine = FakeEngine(
+        answers=[["First answer."], [call("add", {"a": 2, "b": 3})], ["The sum is 5."]]
+    )
+    app = make_app(engine=engine, settings=with_tools(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await servers_settled(pilot, screen)
+        await type_text(pilot, "hello")
+        await pilot.press("enter")
+        await settled(pilot, screen, 1)
+        await ask(pilot, "add")
+        await pilot.press("y")
+        await settled(pilot, screen, 3)
+        assert len(screen.chat.turns) == 6
+        screen.conversation.focus()
+        screen.conversation.set_cursor(screen.conversation.messages[-1])
+        await pilot.press("d")
+        await pilot.pause()
+        assert [t.content for t in screen.chat.turns] == ["hello", "First answer."]
+        assert [m.kind for m in screen.conversation.messages] == ["user", "assistant"]
+        saved = history.get_conversation(screen.chat.conversation_id)
+        assert [m.content for m in saved.messages] == ["hello", "First answer."]

@@ -1,6 +1,6 @@
 """The question asked before a tool runs, shown above the prompt until it is answered.
 
-    Run get_current_time (time)?  Enter/y once · a always in this chat · n refuse · Esc stop
+    Run get_current_time (time)?  y/Enter once · a always · n refuse · Esc stop
 
 `n` asks for an optional reason (Enter sends it, empty is none), which goes back to the model
 as the call's result. Esc is the chat screen's: it stops the whole loop.
@@ -66,7 +66,7 @@ class ApprovalBar(Vertical, can_focus=True):
         """The question as shown."""
         name = sanitize(self.tool, one_line=True)
         server = sanitize(self.server, one_line=True)
-        return f"Run {name} ({server})?  Enter/y once · a always in this chat · n refuse · Esc stop"
+        return f"Run {name} ({server})?  y/Enter once · a always · n refuse · Esc stop"
 
     def compose(self):  # noqa: ANN201 - Textual's ComposeResult
         """The question, and the reason's input (shown after `n`)."""

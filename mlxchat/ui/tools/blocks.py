@@ -15,7 +15,7 @@ from mlxchat.text import sanitize
 from mlxchat.tools.toolbox import pretty_arguments
 from mlxchat.ui.widgets.message import Message, MessageRecord
 
-FOLDED_LINES = 6
+FOLDED_LINES = 4
 """Lines of a result shown while it is folded."""
 
 
