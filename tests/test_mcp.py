@@ -209,3 +209,25 @@ def test_mcp_list_bad_config_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "give either 'command'" in proc.stderr
+
+
+def test_export_writes_the_calls_and_results(tmp_path: Path) -> None:
+    from mlxchat.engine.types import ToolCall
+    from mlxchat.store.history import History
+
+    with History.open(tmp_path / "history.sqlite3") as history:
+        chat = history.new_conversation(model="m")
+        history.add_message(chat, "user", "What time is it?")
+        asked = ToolCall("c1", "get_current_time", '{"timezone": "UTC"}')
+        history.add_message(chat, "assistant", "", tool_calls=(asked,))
+        history.add_message(
+            chat, "tool", '{"datetime": "12:00"}', tool_call_id="c1", tool_name="get_current_time"
+        )
+        history.add_message(chat, "assistant", "It is noon.")
+        text = history.export_markdown(chat)
+    assert (
+        '## Assistant\n\n**Tool call** `get_current_time`\n\n```json\n{"timezone": "UTC"}\n```'
+        in text
+    )
+    assert '## Tool result (get_current_time)\n\n{"datetime": "12:00"}\n' in text
+    assert text.rstrip().endswith("It is noon.")
