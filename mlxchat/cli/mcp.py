@@ -14,9 +14,11 @@ mcp_app = typer.Typer(help="MCP tool servers ([mcp.servers.NAME] in config.toml)
 app.add_typer(mcp_app, name="mcp")
 
 
-@mcp_app.callback()
-def mcp_main() -> None:
-    """MCP tool servers ([mcp.servers.NAME] in config.toml)."""
+@mcp_app.callback(invoke_without_command=True)
+def mcp_main(ctx: typer.Context) -> None:
+    """MCP tool servers ([mcp.servers.NAME] in config.toml); alone: `mcp list`."""
+    if ctx.invoked_subcommand is None:
+        mcp_list()
 
 
 @mcp_app.command("list")
