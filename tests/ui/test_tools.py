@@ -381,3 +381,23 @@ async def test_delete_takes_the_calls_with_their_exchange(make_app, settings, hi
         assert [m.kind for m in screen.conversation.messages] == ["user", "assistant"]
         saved = history.get_conversation(screen.chat.conversation_id)
         assert [m.content for m in saved.messages] == ["hello", "First answer."]
+
+
+async def test_a_new_chat_stops_the_question_of_the_one_left(make_app, settings, history) -> None:
+    engine = FakeEngine(answers=[[call("echo", {"text": "x"})], ["new chat answer"]])
+    app = make_app(engine=engine, settings=with_tools(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        await servers_settled(pilot, screen)
+        screen = await ask(pilot, "echo x")
+        left = screen.chat
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: not screen.tools.running and not screen.query(ApprovalBar))
+        assert not screen.answering and screen.chat is not left
+        saved = history.get_conversation(left.conversation_id)
+        assert [m.role for m in saved.messages] == ["user", "assistant", "tool"]
+        assert saved.messages[-1].content == "error: the user stopped this call"
+        await type_text(pilot, "hi")
+        await pilot.press("enter")
+        await settled(pilot, screen, 2)
+        assert "new chat answer" in shown(pilot)

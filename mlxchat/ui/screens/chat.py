@@ -413,6 +413,7 @@ class ChatScreen(Screen[None]):
         Returns:
             Whether an answer of the chat left still runs (it frees its cache when it ends).
         """
+        self.tools.stop()  # calls waiting or running for the chat left: stopped, kept
         answer = self.answer
         if answer is None:
             return False
