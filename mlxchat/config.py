@@ -30,6 +30,7 @@ from mlxchat.settings import (
     unknown,
     validate,
 )
+from mlxchat.tools.config import McpConfigError, ServerConfig, parse_mcp
 
 
 class ConfigError(Exception):
@@ -70,6 +71,10 @@ class Settings:
     prompt_cache_mb: int | None = default("prompt_cache_mb")
     allowed_hosts: str = default("allowed_hosts")
     allowed_origins: str = default("allowed_origins")
+    max_tool_steps: int = default("max_tool_steps")
+    tool_timeout: float = default("tool_timeout")
+    mcp_servers: tuple[ServerConfig, ...] = ()
+    """The `[mcp.servers.NAME]` tables (mlxchat/tools/config.py)."""
     chosen: frozenset[str] = frozenset()
 
     @property
@@ -196,7 +201,12 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
         ConfigError: Invalid TOML, an unknown key, or a value of the wrong type or range.
     """
     path = locations.config_file() if path is None else Path(path)
-    settings = apply_overrides(Settings(), _read_toml(path), str(path), in_file=True)
+    values = _read_toml(path)
+    try:
+        servers = parse_mcp(values.pop("mcp", {}))
+    except McpConfigError as error:
+        raise ConfigError(f"{path}: {error}; fix it, or delete the table") from None
+    settings = apply_overrides(Settings(mcp_servers=servers), values, str(path), in_file=True)
     return apply_overrides(settings, overrides or {})
 
 

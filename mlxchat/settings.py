@@ -257,6 +257,23 @@ _ALL = (
         optional=True,
         example=2048,
     ),
+    # --- tools (MCP servers, [mcp.servers.NAME]) ---------------------------------------------
+    Setting(
+        "max_tool_steps",
+        int,
+        10,
+        "Most rounds of tool calls in one answer before the chat stops to ask you.",
+        low=1,
+        high=100,
+    ),
+    Setting(
+        "tool_timeout",
+        float,
+        60.0,
+        "Seconds a tool call may take before it fails (an MCP server may take 60 to start).",
+        low=0.0,
+        above=True,
+    ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(
         "allowed_hosts",

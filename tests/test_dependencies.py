@@ -17,7 +17,7 @@ SOURCES = [*(ROOT / "mlxchat").rglob("*.py"), *(ROOT / "themes").rglob("*.py")]
 
 IMPORT_NAMES = {"markdown-it-py": "markdown_it", "mlx-lm": "mlx_lm"}
 """Distributions whose import name is not their name with - as _."""
-OPTIONAL = {"eval", "serve"}
+OPTIONAL = {"eval", "serve", "tools"}
 """Extras the package may import from (lazily, for an optional feature)."""
 LOADED = {"ngsolve_openblas"}
 """Dependencies loaded as shared libraries (engine/blas.py), never imported."""

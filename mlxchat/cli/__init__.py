@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mlxchat.cli import generate, models, serve, translate  # noqa: F401  (register the commands)
+from mlxchat.cli import generate, mcp, models, serve, translate  # noqa: F401  (register the commands)
 from mlxchat.cli.app import app, with_resume_value
 from mlxchat.cli.errors import EXIT_INTERRUPTED
 

@@ -14,7 +14,12 @@ from mlxchat.store.records import Conversation, StoredMessage
 from mlxchat.text import sanitize
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ROLE_HEADINGS = {"system": "System", "user": "User", "assistant": "Assistant"}
+_ROLE_HEADINGS = {
+    "system": "System",
+    "user": "User",
+    "assistant": "Assistant",
+    "tool": "Tool result",
+}
 _ENDINGS = {
     "length": "cut off at the token limit",
     "cancelled": "stopped",
@@ -89,7 +94,14 @@ def _message_section(message: StoredMessage, conversation_model: str) -> str:
     heading = _ROLE_HEADINGS.get(message.role, message.role.title())
     if message.role == "assistant" and message.model and message.model != conversation_model:
         heading += f" ({sanitize(message.model, one_line=True)})"
-    section = f"## {heading}\n\n{_body(message.content)}\n"
+    if message.role == "tool" and message.tool_name:
+        heading += f" ({sanitize(message.tool_name, one_line=True)})"
+    body = _body(message.content) if message.content or not message.tool_calls else ""
+    for call in message.tool_calls:
+        arguments = sanitize(call.arguments or "{}").replace("```", "`​``")
+        name = sanitize(call.name, one_line=True)
+        body += f"\n\n**Tool call** `{name}`\n\n```json\n{arguments}\n```"
+    section = f"## {heading}\n\n{body.strip()}\n"
     footer = _footer(message)
     return f"{section}\n{footer}\n" if footer else section
 

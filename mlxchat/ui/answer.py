@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats
+from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats, ToolCall
 from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.widgets.message import Message
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from mlxchat.engine.contract import ChatEngine, EventStream
     from mlxchat.ui.chat_state import ChatState
+    from mlxchat.ui.tools.controller import ChatTools
     from mlxchat.ui.widgets.status import StatusBar
     from mlxchat.ui.widgets.streaming import StreamingMessage
     from mlxchat.ui.widgets.transcript import Transcript
@@ -38,6 +39,7 @@ class AnswerHost(Protocol):
 
     engine: ChatEngine
     settings: Any
+    tools: ChatTools
 
     @property
     def app(self) -> App[Any]: ...
@@ -62,6 +64,7 @@ class Answer:
         finishing: Whether it ended and is being shown finished and saved.
         done: Set once it ended and was saved.
         finish: Why it ended, once it did; `stats` and `error` with it.
+        tool_calls: The tools the model called (run after it ends, see `ui/tools`).
     """
 
     def __init__(self, host: AnswerHost, chat: ChatState, view: StreamingMessage) -> None:
@@ -79,6 +82,7 @@ class Answer:
         self.finish: FinishReason | None = None
         self.stats: Stats | None = None
         self.error: str | None = None
+        self.tool_calls: tuple[ToolCall, ...] = ()
         self._unseen: list[str] = []
         """The text so far once detached (until then it is the view's)."""
 
@@ -111,6 +115,8 @@ class Answer:
             async for event in stream:
                 if isinstance(event, Chunk):
                     stats = event.stats
+                    if event.tool_call is not None:
+                        self.tool_calls += (event.tool_call,)
                     if self.shown:
                         if not self.got_tokens:
                             view.status = "writing…"
@@ -153,6 +159,7 @@ class Answer:
             self.params,
             session=self.chat.session,
             max_context=max_context,
+            options=self.host.tools.request_options(self.chat),
         )
 
     def model(self) -> str:
@@ -165,9 +172,9 @@ class Answer:
         text, finish, stats = self.text, self.finish or "cancelled", self.stats
         model = self.model()
         if self.shown:
-            await self._show_finished(text, model)
-        if text:
-            problem = self.chat.add_answer(text, finish, stats, model)
+            await self._show_finished(self.host.tools.answer_text(text, self.tool_calls), model)
+        if text or self.tool_calls:
+            problem = self.chat.add_answer(text, finish, stats, model, self.tool_calls)
             if problem:
                 self.host.history_problem(problem)
         if stats is not None and self.shown:

@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from mlxchat.engine.types import Message, SamplingParams, Stats
+from mlxchat.engine.types import Message, SamplingParams, Stats, ToolCall
 from mlxchat.store.records import Conversation, StoredMessage
+from mlxchat.tools.toolbox import ToolChoices
 
 _SESSIONS = itertools.count(1)
 
@@ -31,16 +32,32 @@ class Turn:
     """One message of the conversation as the model sees it.
 
     Attributes:
-        role: "user" or "assistant".
+        role: "user", "assistant" or "tool" (a tool's result).
         content: The text.
         finish_reason: For answers: why it ended.
         message_id: Its id in the history (None: not saved).
+        tool_calls: For answers: the tools the model called.
+        tool_call_id: For a tool's result: the call it answers.
+        tool_name: For a tool's result: the tool's name.
     """
 
     role: str
     content: str
     finish_reason: str | None = None
     message_id: int | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+    def as_message(self) -> Message:
+        """The engine message."""
+        return Message(
+            self.role,  # type: ignore[arg-type]
+            self.content,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+            name=self.tool_name,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,12 +98,14 @@ class ChatState:
         self.title = ""
         self.model = ""
         self.session = _new_session()
+        self.tool_choices = ToolChoices()
+        """Tools turned on/off and approved for the rest of this chat (/tools, `a`)."""
 
     # ----- the prompt -----------------------------------------------------------------------
     def messages(self) -> list[Message]:
         """The conversation as the engine takes it: the system prompt then every turn."""
         head = [Message("system", self.system_prompt)] if self.system_prompt.strip() else []
-        return head + [Message(t.role, t.content) for t in self.turns]  # type: ignore[arg-type]
+        return head + [t.as_message() for t in self.turns]
 
     @property
     def last_answer(self) -> str | None:
@@ -121,10 +140,16 @@ class ChatState:
         return None
 
     def add_answer(
-        self, text: str, finish_reason: str, stats: Stats | None, model: str
+        self,
+        text: str,
+        finish_reason: str,
+        stats: Stats | None,
+        model: str,
+        tool_calls: tuple[ToolCall, ...] = (),
     ) -> str | None:
-        """Add and save an answer (also a stopped one); returns a problem to show, or None."""
-        turn = Turn("assistant", text, finish_reason)
+        """Add and save an answer (also a stopped one, and the tools it called); returns a
+        problem to show, or None."""
+        turn = Turn("assistant", text, finish_reason, tool_calls=tool_calls)
         self.turns.append(turn)
         if self.history is None or self.conversation_id is None:
             return None
@@ -136,6 +161,21 @@ class ChatState:
                 model=model or None,
                 finish_reason=finish_reason,
                 stats=stats,
+                tool_calls=tool_calls,
+            )
+        except Exception as error:
+            return _problem(error)
+        return None
+
+    def add_tool_result(self, call: ToolCall, text: str) -> str | None:
+        """Add and save a tool's result to `call` (role "tool"); returns a problem, or None."""
+        turn = Turn("tool", text, tool_call_id=call.id, tool_name=call.name)
+        self.turns.append(turn)
+        if self.history is None or self.conversation_id is None:
+            return None
+        try:
+            turn.message_id = self.history.add_message(
+                self.conversation_id, "tool", text, tool_call_id=call.id, tool_name=call.name
             )
         except Exception as error:
             return _problem(error)
@@ -212,27 +252,35 @@ class ChatState:
         A message with other versions goes as a version: it and what followed it on its
         branch, and the nearest version left is shown. The last answer goes alone (its
         question then waits for an answer). Otherwise the exchange goes, the question and
-        its answer (turns must alternate, as chat templates want), and what followed stays.
+        what answered it (answers, tool calls and results: turns must alternate, as chat
+        templates want), and what followed stays.
         """
         turns, last = self.turns, len(self.turns) - 1
         turn = turns[turn_index]
-        if turn.role == "assistant":
-            if self.alternative_position(turn_index)[1] > 1:
+        if turn.role != "user":
+            if turn.role == "assistant" and self.alternative_position(turn_index)[1] > 1:
                 after = " and what followed it" if turn_index < last else ""
                 return Deletion(turn_index, last + 1 - turn_index, True, f"this answer{after}")
-            if turn_index == last or turn_index == 0 or turns[turn_index - 1].role != "user":
+            previous = turns[turn_index - 1].role if turn_index else None
+            if turn_index == last and turn.role == "assistant" and previous != "assistant":
                 return Deletion(turn_index, 1, False, "the answer")
-            turn_index -= 1
+            while turn_index > 0 and turns[turn_index].role != "user":  # back to its question
+                turn_index -= 1
+            if turns[turn_index].role != "user":
+                return Deletion(0, 1, False, "the message")
+        end = turn_index + 1
+        while end <= last and turns[end].role != "user":  # on to the next question
+            end += 1
         if self.alternative_position(turn_index)[1] > 1:
             what = "this version of your question"
-            if turn_index + 1 < last:
+            if end <= last:
                 what += ", its answer and what followed"
-            elif turn_index < last:
+            elif end > turn_index + 1:
                 what += " and its answer"
             return Deletion(turn_index, last + 1 - turn_index, True, what)
-        answered = turn_index < last and turns[turn_index + 1].role == "assistant"
+        answered = end > turn_index + 1
         what = "your question and its answer" if answered else "your question"
-        return Deletion(turn_index, 2 if answered else 1, False, what)
+        return Deletion(turn_index, end - turn_index, False, what)
 
     def delete(self, deletion: Deletion) -> str | None:
         """Delete what `deletion` says, here and in the history, and show the branch left.
@@ -353,6 +401,8 @@ class ChatState:
         if params is None:
             fresh.chosen = dict(self.chosen)
         fresh.model = self.model
+        fresh.tool_choices.servers_off = set(self.tool_choices.servers_off)
+        fresh.tool_choices.tools_off = set(self.tool_choices.tools_off)
         return fresh
 
     def resumed(self, conversation: Conversation) -> ChatState:
@@ -375,11 +425,19 @@ class ChatState:
 
 
 def _turns(messages: Iterable[StoredMessage]) -> list[Turn]:
-    """The user and assistant messages of a saved branch as turns."""
+    """The user and assistant messages and tool results of a saved branch as turns."""
     return [
-        Turn(m.role, m.content, m.finish_reason, m.id)
+        Turn(
+            m.role,
+            m.content,
+            m.finish_reason,
+            m.id,
+            tool_calls=tuple(getattr(m, "tool_calls", ()) or ()),
+            tool_call_id=getattr(m, "tool_call_id", None),
+            tool_name=getattr(m, "tool_name", None),
+        )
         for m in messages
-        if m.role in ("user", "assistant")
+        if m.role in ("user", "assistant", "tool")
     ]
 
 

@@ -52,6 +52,8 @@ class CommandContext(Protocol):
     def set_theme(self, name: str | None) -> Awaitable[None] | None: ...
     def open_translate(self, wait_k: int | None) -> Awaitable[None] | None: ...
     def quit_app(self) -> Awaitable[None] | None: ...
+    def tools_command(self, switch: tuple[bool, str] | None) -> Awaitable[None] | None: ...
+    def call_tool(self, call: tuple[str, str]) -> Awaitable[None] | None: ...
 
 
 Parser = Callable[[CommandContext, str], Any]
@@ -176,6 +178,26 @@ def _copy(ctx: CommandContext, text: str) -> tuple[str, int | None]:
     if not (number.isascii() and number.isdigit() and int(number) >= 1):
         raise COMMANDS["copy"].fail(f"N counts the code blocks from 1, not '{clip(number)}'")
     return "code", int(number)
+
+
+def _tools(ctx: CommandContext, text: str) -> tuple[bool, str] | None:
+    """None (list), or (on, NAME) for "on NAME" / "off NAME"."""
+    if not text:
+        return None
+    word, _, name = text.partition(" ")
+    if word.lower() not in ("on", "off") or not name.strip():
+        raise COMMANDS["tools"].fail(
+            f"/tools takes nothing, 'on NAME' or 'off NAME', not '{clip(text)}'"
+        )
+    return word.lower() == "on", name.strip()
+
+
+def _tool(ctx: CommandContext, text: str) -> tuple[str, str]:
+    """(NAME, JSON arguments text)."""
+    if not text:
+        raise COMMANDS["tool"].fail("/tool needs a tool name")
+    name, _, arguments = text.partition(" ")
+    return name, arguments.strip()
 
 
 # ----- the table ----------------------------------------------------------------------------
@@ -317,6 +339,20 @@ _TABLE = (
         "simultaneous translation (wait-k, default 3) with live latency metrics",
         lambda c, v: c.open_translate(v),
         _setting("translate", "wait_k", optional=True),
+    ),
+    Command(
+        "tools",
+        "[on|off NAME]",
+        "list the MCP tool servers and tools; turn one on or off for this chat",
+        lambda c, v: c.tools_command(v),
+        _tools,
+    ),
+    Command(
+        "tool",
+        "NAME [JSON]",
+        'call a tool by hand, e.g. /tool get_current_time {"timezone": "UTC"}',
+        lambda c, v: c.call_tool(v),
+        _tool,
     ),
     Command(
         "quit", "", "leave mlxchat", lambda c, v: c.quit_app(), _no_argument("quit"), key="ctrl+q"

@@ -7,8 +7,11 @@ Like the real engine, streams run at the same time (a batch), while a load runs 
 stream asked for while a model loads waits until the load is over, and a load waits until
 the streams running have ended.
 
-Answers are scripted as lists of token texts. `hold_after(n)` pauses every stream after n
-tokens until `release()`, so a test can look at the screen mid-answer;
+Answers are scripted as lists of token texts; a `ToolCall` in the list is streamed as a tool
+call (`Chunk.tool_call`, no text), and an answer holding one ends with "tool_calls", as the
+engine does when the model calls tools given in `RequestOptions.tools`.
+`hold_after(n)` pauses every stream after n tokens until `release()`, so a test can look at
+the screen mid-answer;
 `let_new_streams_run()` then lets streams started later (or not yet held) run on while
 those held stay held. Cancelling a held stream ends it alone.
 """
@@ -30,6 +33,7 @@ from mlxchat.engine.types import (
     RequestOptions,
     SamplingParams,
     Stats,
+    ToolCall,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ class Request:
     params: SamplingParams
     session: str | None
     max_context: int | None
+    options: RequestOptions | None = None
 
 
 @dataclass
@@ -84,7 +89,7 @@ class FakeEngine:
         loaded: A model loaded from the start (None: none until `load`).
     """
 
-    answers: list[list[str]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
+    answers: list[list[str | ToolCall]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
     token_delay: float = 0.0
     load_delay: float = 0.0
     missing: set[str] = field(default_factory=set)
@@ -174,7 +179,9 @@ class FakeEngine:
     ) -> FakeStream:
         """Start a scripted answer."""
         messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
-        self.requests.append(Request(messages, params or SamplingParams(), session, max_context))
+        self.requests.append(
+            Request(messages, params or SamplingParams(), session, max_context, options)
+        )
         answer = self.answers[min(self._answer_index, len(self.answers) - 1)]
         self._answer_index += 1
         self.current = FakeStream(self, list(answer), params or SamplingParams())
@@ -236,7 +243,9 @@ class FakeEngine:
 class FakeStream:
     """The async iterator of one scripted answer."""
 
-    def __init__(self, engine: FakeEngine, tokens: list[str], params: SamplingParams) -> None:
+    def __init__(
+        self, engine: FakeEngine, tokens: list[str | ToolCall], params: SamplingParams
+    ) -> None:
         self.engine = engine
         self.tokens = tokens[: params.max_tokens]
         self.cut = len(tokens) > params.max_tokens
@@ -307,10 +316,18 @@ class FakeStream:
             if self.cancelled:
                 yield Chunk("", None, stats, finish_reason="cancelled")
                 return
+            last = index == count - 1
+            calls = any(isinstance(t, ToolCall) for t in self.tokens)
+            finish = (
+                ("length" if self.cut else "tool_calls" if calls else engine.finish)
+                if last
+                else None
+            )
+            if isinstance(token, ToolCall):
+                yield Chunk("", None, stats, finish_reason=finish, tool_call=token)
+                continue
             if engine.on_token:
                 engine.on_token(index, token)
-            last = index == count - 1
-            finish = ("length" if self.cut else engine.finish) if last else None
             yield Chunk(token, index, stats, finish_reason=finish)
             if index % 8 == 7:
                 yield Progress("generating", stats)

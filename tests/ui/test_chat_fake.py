@@ -412,12 +412,12 @@ async def test_export_and_copy(make_app, engine, tmp_path: Path, monkeypatch) ->
         assert not await screen.submit("/copy")
         await send(pilot, "Plan a trip to Paris!")
         assert await screen.submit("/export")
-        exported = tmp_path / "plan-a-trip-to-paris.md"
+        exported = tmp_path / "data" / "exports" / "plan-a-trip-to-paris.md"
         assert exported.exists()
         assert "Plan a trip to Paris!" in exported.read_text()
         assert ANSWER in exported.read_text()
         assert await screen.submit("/export")  # never overwrites
-        assert (tmp_path / "plan-a-trip-to-paris-2.md").exists()
+        assert (exported.parent / "plan-a-trip-to-paris-2.md").exists()
         assert await screen.submit(f"/export {tmp_path / 'chat.md'}")
         assert (tmp_path / "chat.md").exists()
         assert await screen.submit("/copy")

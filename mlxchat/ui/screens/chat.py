@@ -46,6 +46,7 @@ from mlxchat.ui.model_notice import show_base_model_notice, show_model_notice
 from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands, code_blocks
 from mlxchat.ui.screens.models import ListModels
+from mlxchat.ui.tools.controller import ChatTools
 from mlxchat.ui.widgets.message import Message
 from mlxchat.ui.widgets.prompt import PromptInput
 from mlxchat.ui.widgets.status import StatusBar
@@ -141,6 +142,8 @@ class ChatScreen(Screen[None]):
         """Every answer being written: this chat's and those in the background."""
         self._loading = 0
         self.commands = ChatCommands(self, list_models)
+        self.tools = ChatTools(self, settings)
+        """The MCP servers and the loop of tool calls (ui/tools)."""
         self._dismissed_completion: str | None = None
         self._history_warned = False
         self._busy_notice_until = 0.0
@@ -212,6 +215,11 @@ class ChatScreen(Screen[None]):
             self.status.set_state("idle", "no model — /model NAME or F2")
         if self.resume_id is not None:
             await self.commands.resume_chat(self.resume_id)
+        self.tools.start()  # in the background: a slow server never delays the first prompt
+
+    async def on_unmount(self) -> None:
+        """Stop the tool servers."""
+        await self.tools.close()
 
     # ----- models ---------------------------------------------------------------------------
     def default_sampling(self) -> SamplingParams:
@@ -389,8 +397,11 @@ class ChatScreen(Screen[None]):
         if finish == "error" and error:
             self.notify(error, title="Answer failed", severity="error", timeout=8)
         self.post_message(AnswerFinished(answer.text, finish, answer.stats, error))
+        if answer.chat is self.chat:
+            self.tools.after_answer(answer)  # it called tools: ask, run them, go on
 
     async def _ended_unseen(self, answer: Answer) -> None:
+        self.tools.after_answer(answer)  # its calls are not run: answered as stopped
         if answer.finish == "error":
             self.notify(
                 f"The answer in an earlier chat failed: {answer.error or 'no reason given'}",
@@ -414,6 +425,7 @@ class ChatScreen(Screen[None]):
         Returns:
             Whether an answer of the chat left still runs (it frees its cache when it ends).
         """
+        self.tools.stop()  # calls waiting or running for the chat left: stopped, kept
         answer = self.answer
         if answer is None:
             return False
@@ -461,6 +473,9 @@ class ChatScreen(Screen[None]):
         if self.completion.is_open:
             self._close_completion()
             return
+        if self.answer is None and self.tools.running:
+            self.tools.stop()  # the tool running is cancelled, what was done stays
+            return
         if self.answer is None:
             self.conversation.clear_find()
             return
@@ -470,6 +485,7 @@ class ChatScreen(Screen[None]):
     async def stop_and_wait(self, timeout: float = 3.0) -> None:
         """Stop every answer being written (this chat's and those in the background) and
         wait until they are saved."""
+        self.tools.stop()
         answers = list(self._answers)
         if not answers:
             return
@@ -615,7 +631,10 @@ class ChatScreen(Screen[None]):
         message, action = event.message, event.action
         if action != "delete":
             self._confirm_delete = None
-        if action == "copy":
+        if action == "open":
+            if not self.tools.toggle_fold(message):
+                self.notify("o unfolds a tool's result: move to one first.")
+        elif action == "copy":
             self.commands.to_clipboard(message.text, "the message")
         elif action == "code":
             self._copy_code(message, event.number)
@@ -654,7 +673,7 @@ class ChatScreen(Screen[None]):
         for shown in self.conversation.messages:
             if shown is message:
                 return turn
-            if shown.kind == "user" or (shown.kind == "assistant" and shown.text):
+            if shown.kind in ("user", "tool") or (shown.kind == "assistant" and shown.text):
                 turn += 1
         return turn
 
@@ -751,7 +770,7 @@ class ChatScreen(Screen[None]):
         """The transcript's message of turn `turn` (see `turn_of`)."""
         count = 0
         for message in self.conversation.messages:
-            if message.kind == "user" or (message.kind == "assistant" and message.text):
+            if message.kind in ("user", "tool") or (message.kind == "assistant" and message.text):
                 if count == turn:
                     return message
                 count += 1

@@ -26,6 +26,7 @@ from mlxchat.ui.display import answer_footer, safe_filename, stats_summary
 from mlxchat.ui.screens.help import HelpScreen
 from mlxchat.ui.screens.history import HistoryScreen
 from mlxchat.ui.screens.models import ListModels, ModelChoice, ModelPicker, choices_from
+from mlxchat.ui.tools.blocks import result_record
 from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
 from mlxchat.ui.unfenced_code import add_unfenced_code
 from mlxchat.ui.widgets.message import Message, MessageRecord
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from mlxchat.store.history import History
     from mlxchat.ui.answer import Answer
     from mlxchat.ui.chat_state import ChatState
+    from mlxchat.ui.tools.controller import ChatTools
     from mlxchat.ui.widgets.prompt import PromptInput
     from mlxchat.ui.widgets.status import StatusBar
     from mlxchat.ui.widgets.transcript import Transcript
@@ -54,6 +56,7 @@ class ChatHost(Protocol):
     settings: Any
     history: History | None
     chat: ChatState
+    tools: ChatTools
 
     @property
     def app(self) -> App[Any]: ...
@@ -301,7 +304,7 @@ class ChatCommands:
         records: list[MessageRecord] = []
         turn = 0
         for message in messages:
-            if message.role not in ("user", "assistant"):
+            if message.role not in ("user", "assistant", "tool"):
                 continue
             position, count = chat.alternative_position(turn) if turn < len(chat.turns) else (1, 1)
             version = f" · {position}/{count}" if count > 1 else ""
@@ -309,11 +312,15 @@ class ChatCommands:
             if message.role == "user":
                 records.append(MessageRecord("user", message.content, label=f"you{version}"))
                 continue
+            if message.role == "tool":
+                records.append(result_record(getattr(message, "tool_name", None), message.content))
+                continue
             reason = getattr(message, "finish_reason", None)
+            calls = tuple(getattr(message, "tool_calls", ()) or ())
             records.append(
                 MessageRecord(
                     "assistant",
-                    message.content,
+                    self.screen.tools.answer_text(message.content, calls),
                     label=(getattr(message, "model", None) or "assistant") + version,
                     footer=answer_footer(reason, stats_summary(getattr(message, "stats", None))),
                     stopped=reason == "cancelled",
@@ -422,6 +429,29 @@ class ChatCommands:
             return
         self.screen.app.theme = name
         self.screen.notify(name, title="Theme")
+
+    async def tools_command(self, switch: tuple[bool, str] | None) -> None:
+        """/tools: list the servers and tools (in the chat); /tools on|off NAME."""
+        tools = self.screen.tools
+        if switch is None:
+            await tools.toolbox.wait_ready(0.2)  # a server just started may be a moment away
+            self.screen.conversation.add(Message("info", tools.listing(), label="tools"))
+            self.screen.conversation.follow()
+            return
+        try:
+            done = tools.switch(*switch)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        self.screen.notify(done, title="Tools", markup=False)
+
+    async def call_tool(self, call: tuple[str, str]) -> None:
+        """/tool NAME {json}: run a tool by hand; the call and result go into the chat."""
+        if self.screen.busy():
+            return
+        try:
+            await self.screen.tools.call_by_hand(*call)
+        except ValueError as error:
+            raise CommandError(f"{error} — usage: /tool NAME {{json arguments}}") from None
 
     async def quit_app(self) -> None:
         """Stop (and save) the answers being written, then leave."""

@@ -23,7 +23,7 @@ KEYS = (
         "Ctrl+Up (or Tab)",
         "to the messages: Up/Down (k/j) move, c copy, y its code blocks"
         " in turn (1-9: the N-th), e edit yours, r write an answer again (both keep the"
-        " earlier version: ← → switch), d delete, Esc back",
+        " earlier version: ← → switch), d delete, o unfold a tool's result, Esc back",
     ),
     ("Ctrl+F", "find in the chat (/find TEXT): n next, N previous, Esc ends"),
     ("mouse drag, Ctrl+C", "select text in the chat, copy it"),

@@ -20,20 +20,28 @@ from textual.content import Content
 from mlxchat.text import sanitize
 from mlxchat.ui.widgets.markdown_body import MarkdownBody
 
-Kind = Literal["user", "assistant", "error", "info"]
+Kind = Literal["user", "assistant", "error", "info", "tool"]
 
-LABELS = {"user": "you", "assistant": "assistant", "error": "error", "info": "mlxchat"}
+LABELS = {
+    "user": "you",
+    "assistant": "assistant",
+    "error": "error",
+    "info": "mlxchat",
+    "tool": "tool",
+}
 LABEL_STYLES = {
     "user": "bold $primary",
     "assistant": "bold $accent",
     "error": "bold $error",
     "info": "bold $secondary",
+    "tool": "bold $warning",
 }
 BAR_STYLES = {
     "user": "$primary",
     "assistant": "$accent",
     "error": "$error",
     "info": "$secondary",
+    "tool": "$warning",
 }
 """The colour of the bar at the left of each of a message's lines."""
 
@@ -116,7 +124,7 @@ class Message:
         self.footer = footer
         self.stopped = stopped
         self.failed = failed
-        self.body = MarkdownBody(text, plain=kind == "user")
+        self.body = MarkdownBody(text, plain=kind in ("user", "tool"))  # a tool's result: data
         self.owner: MessageOwner | None = None
         self.serial = next(_SERIALS)
         self._status = ""

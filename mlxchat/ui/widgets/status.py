@@ -35,7 +35,7 @@ from mlxchat.engine.types import LoadProgress, Progress, Stats
 from mlxchat.text import sanitize
 from mlxchat.ui.rates import format_tps, measured_rate, prefill_detail
 
-State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error"]
+State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error", "tool"]
 
 _STATE_STYLE = {
     "idle": "$text-muted",
@@ -45,6 +45,7 @@ _STATE_STYLE = {
     "generating": "$success",
     "stopping": "$warning",
     "error": "$error",
+    "tool": "$warning",
 }
 
 
@@ -219,7 +220,7 @@ class StatusBar(Widget):
         model = sanitize(self.model, one_line=True) or "no model"
         parts = [_Part(f"● {model}", "bold $primary", 0)]
         state = self.state
-        label = state if not self.detail else f"{state} {self.detail}"
+        label = state if not self.detail else f"{state}{':' * (state == 'tool')} {self.detail}"
         parts.append(_Part(label, _STATE_STYLE.get(state, ""), 0))
         if self.background:
             parts.append(_Part(f"{self.background} more answering", "bold $accent", 1))

@@ -152,6 +152,7 @@ class Transcript(ScrollView, can_focus=True):
         Binding("e", "act('edit')", "Edit", show=False),
         Binding("r", "act('regenerate')", "Regenerate", show=False),
         Binding("d", "act('delete')", "Delete", show=False),
+        Binding("o", "act('open')", "Unfold a tool's result", show=False),
         Binding("left,left_square_bracket", "act('version', -1)", "Older version", show=False),
         Binding("right,right_square_bracket", "act('version', 1)", "Newer version", show=False),
         Binding("n", "find_next(1)", "Next hit", show=False),
