@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from mlxchat.engine import remote_http as rh
 from mlxchat.engine.contract import OnLoadProgress, Prompt
-from mlxchat.engine.remote_stream import Cancelled, Meter, ThreadedStream, delta_text
+from mlxchat.engine.remote_stream import (
+    Cancelled,
+    Meter,
+    ThreadedStream,
+    delta_reasoning,
+    delta_text,
+)
 from mlxchat.engine.types import (
     Chunk,
     EngineError,
@@ -127,6 +133,9 @@ class RemoteEngine:
         for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
             meter.usage(data.get("usage"))
             for choice in data.get("choices") or ():
+                thought = delta_reasoning(choice)
+                if thought:
+                    yield Chunk(thought, None, meter.token(), channel="reasoning")
                 text = delta_text(choice)
                 if text:
                     yield Chunk(text, None, meter.token())
