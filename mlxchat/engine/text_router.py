@@ -106,6 +106,7 @@ class TextRouter:
         self.reasoning_tokens = 0
         """Tokens written inside the think span (the tags not counted)."""
         self.recent: list[int] = []
+        self.token_thinking = self.thinking  # the span as the token ids say (for counting)
 
     @classmethod
     def for_prompt(cls, tokenizer: Any, prompt: Sequence[int]) -> TextRouter:
@@ -130,10 +131,11 @@ class TextRouter:
         if token is None or not self.thinks:
             return
         self.recent = (self.recent + [token])[-max(len(self.start_ids), len(self.end_ids)) :]
-        tags = (self.start_ids, self.end_ids)
-        if any(ids and tuple(self.recent[-len(ids) :]) == ids for ids in tags):
-            return
-        if self.thinking and token not in self.start_ids + self.end_ids:
+        if tuple(self.recent[-len(self.end_ids) :]) == self.end_ids:
+            self.token_thinking = False
+        elif tuple(self.recent[-len(self.start_ids) :]) == self.start_ids:
+            self.token_thinking = True
+        elif self.token_thinking and token not in self.start_ids + self.end_ids:
             self.reasoning_tokens += 1
 
     def feed(self, token: int | None, text: str) -> list[Piece]:
