@@ -43,7 +43,7 @@ def test_no_think_answers_at_once(tiny_thinking: Path) -> None:
 
 def test_a_negative_budget_is_one_line() -> None:
     assert_one_line_error(
-        mlxchat("generate", "-p", "hi", "--thinking-budget", "-1"), "thinking_budget"
+        mlxchat("generate", "-p", "hi", "--thinking-budget", "-1"), "--thinking-budget"
     )
 
 
