@@ -48,6 +48,16 @@ def _body(content: str) -> str:
     return f"{body}\n{fence}" if fence else body
 
 
+def _reasoning(reasoning: str | None) -> str:
+    """An answer's reasoning as a folded `<details>` block before its text ("" for none)."""
+    if not reasoning or not reasoning.strip():
+        return ""
+    body = sanitize(reasoning.strip())
+    fence = open_fence(body)
+    body = f"{body}\n{fence}" if fence else body
+    return f"<details>\n<summary>Thinking</summary>\n\n{body}\n\n</details>\n\n"
+
+
 def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
 
@@ -71,7 +81,7 @@ def _message_section(message: StoredMessage, conversation_model: str) -> str:
     heading = _ROLE_HEADINGS.get(message.role, message.role.title())
     if message.role == "assistant" and message.model and message.model != conversation_model:
         heading += f" ({sanitize(message.model, one_line=True)})"
-    section = f"## {heading}\n\n{_body(message.content)}\n"
+    section = f"## {heading}\n\n{_reasoning(message.reasoning)}{_body(message.content)}\n"
     footer = _footer(message)
     return f"{section}\n{footer}\n" if footer else section
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats
 from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.widgets.message import Message
+from mlxchat.ui.widgets.thinking import LIVE_INTERVAL, Thinking
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -81,6 +83,9 @@ class Answer:
         self.error: str | None = None
         self._unseen: list[str] = []
         """The text so far once detached (until then it is the view's)."""
+        self.thinking: Thinking | None = None
+        """Its reasoning, when the model thinks (shown as the view's thinking line)."""
+        self._thinking_drawn = 0.0
 
     @property
     def text(self) -> str:
@@ -111,14 +116,18 @@ class Answer:
             async for event in stream:
                 if isinstance(event, Chunk):
                     stats = event.stats
+                    thought = event.channel == "reasoning"
+                    if thought:
+                        self._think(event)
+                    elif event.text and self.thinking is not None:
+                        self._end_thinking()
                     if self.shown:
-                        if not self.got_tokens:
-                            view.status = "writing…"
-                            if status.state != "stopping":
-                                status.set_state("generating")
-                        view.append(event.text)
+                        if not self.got_tokens or (event.text and not thought):
+                            self._show_phase(thought)
+                        if not thought:
+                            view.append(event.text)
                         status.set_stats(stats)
-                    elif event.text:
+                    elif event.text and not thought:
                         self._unseen.append(event.text)
                     self.got_tokens = True
                     if event.finish_reason is not None:
@@ -138,6 +147,7 @@ class Answer:
             self.stream = None
         if finish is None:  # the stream ended without a last chunk: it was cancelled early
             finish = "cancelled"
+        self._end_thinking()
         self.finish, self.stats, self.error = finish, stats, error
         self.finishing = True
         try:
@@ -146,13 +156,44 @@ class Answer:
             self.done.set()
             await self.host.answer_ended(self)
 
+    def _think(self, chunk: Chunk) -> None:
+        """A piece of reasoning: counted, and the live line redrawn a few times a second."""
+        if self.thinking is None:
+            self.thinking = Thinking()
+            if self.shown:
+                self.view.thinking = self.thinking
+        self.thinking.add(chunk.text, 0 if chunk.token is None else 1)
+        now = time.monotonic()
+        if self.shown and now - self._thinking_drawn >= LIVE_INTERVAL:
+            self._thinking_drawn = now
+            self.view.thinking_changed()
+
+    def _end_thinking(self) -> None:
+        """The answer began (or ended): the thinking line folds."""
+        if self.thinking is not None and not self.thinking.done:
+            self.thinking.end()
+            if self.shown:
+                self.view.thinking_changed()
+
+    def _show_phase(self, thought: bool) -> None:
+        """Tell thinking from writing in the view's header and the status bar."""
+        self.view.status = "thinking…" if thought else "writing…"
+        status = self.host.status
+        if status.state != "stopping":
+            phase: Any = "thinking" if thought else "generating"
+            if status.state != phase:
+                status.set_state(phase)
+
     def _request(self) -> EventStream:
-        max_context = getattr(self.host.settings, "max_context", None) or None
+        settings = self.host.settings
+        max_context = getattr(settings, "max_context", None) or None
+        request_options = getattr(settings, "request_options", None)
         return self.host.engine.stream(
             self.chat.messages(),
             self.params,
             session=self.chat.session,
             max_context=max_context,
+            options=request_options() if request_options is not None else None,
         )
 
     def model(self) -> str:
@@ -166,8 +207,9 @@ class Answer:
         model = self.model()
         if self.shown:
             await self._show_finished(text, model)
-        if text:
-            problem = self.chat.add_answer(text, finish, stats, model)
+        reasoning = self.thinking.text if self.thinking is not None else ""
+        if text or reasoning:
+            problem = self.chat.add_answer(text, finish, stats, model, reasoning=reasoning)
             if problem:
                 self.host.history_problem(problem)
         if stats is not None and self.shown:
@@ -190,6 +232,7 @@ class Answer:
             "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
         )
         final.status = "stopped" if stopped else "failed" if failed else ""
+        final.thinking = self.thinking
         with contextlib.suppress(Exception):
             transcript = self.host.conversation
             await final.prepare(transcript.text_width)  # the full render, off the event loop

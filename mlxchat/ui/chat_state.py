@@ -35,12 +35,15 @@ class Turn:
         content: The text.
         finish_reason: For answers: why it ended.
         message_id: Its id in the history (None: not saved).
+        reasoning: For answers: the model's reasoning (the engine sends it back only to a
+            template that reads it).
     """
 
     role: str
     content: str
     finish_reason: str | None = None
     message_id: int | None = None
+    reasoning: str = ""
 
 
 class ChatState:
@@ -74,7 +77,8 @@ class ChatState:
     def messages(self) -> list[Message]:
         """The conversation as the engine takes it: the system prompt then every turn."""
         head = [Message("system", self.system_prompt)] if self.system_prompt.strip() else []
-        return head + [Message(t.role, t.content) for t in self.turns]  # type: ignore[arg-type]
+        turns = [Message(t.role, t.content, reasoning=t.reasoning) for t in self.turns]  # type: ignore[arg-type]
+        return head + turns
 
     @property
     def last_answer(self) -> str | None:
@@ -109,10 +113,16 @@ class ChatState:
         return None
 
     def add_answer(
-        self, text: str, finish_reason: str, stats: Stats | None, model: str
+        self,
+        text: str,
+        finish_reason: str,
+        stats: Stats | None,
+        model: str,
+        reasoning: str = "",
     ) -> str | None:
-        """Add and save an answer (also a stopped one); returns a problem to show, or None."""
-        turn = Turn("assistant", text, finish_reason)
+        """Add and save an answer (also a stopped one) and its reasoning, saved apart;
+        returns a problem to show, or None."""
+        turn = Turn("assistant", text, finish_reason, reasoning=reasoning)
         self.turns.append(turn)
         if self.history is None or self.conversation_id is None:
             return None
@@ -124,6 +134,7 @@ class ChatState:
                 model=model or None,
                 finish_reason=finish_reason,
                 stats=stats,
+                reasoning=reasoning,
             )
         except Exception as error:
             return _problem(error)
@@ -326,7 +337,7 @@ class ChatState:
 def _turns(messages: Iterable[StoredMessage]) -> list[Turn]:
     """The user and assistant messages of a saved branch as turns."""
     return [
-        Turn(m.role, m.content, m.finish_reason, m.id)
+        Turn(m.role, m.content, m.finish_reason, m.id, m.reasoning or "")
         for m in messages
         if m.role in ("user", "assistant")
     ]

@@ -27,6 +27,7 @@ from mlxchat.ui.screens.models import ListModels, ModelChoice, ModelPicker, choi
 from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
 from mlxchat.ui.unfenced_code import add_unfenced_code
 from mlxchat.ui.widgets.message import Message, MessageRecord
+from mlxchat.ui.widgets.thinking import saved_thinking
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -309,6 +310,7 @@ class ChatCommands:
                     label=(getattr(message, "model", None) or "assistant") + version,
                     footer=answer_footer(reason, stats_summary(getattr(message, "stats", None))),
                     stopped=reason == "cancelled",
+                    thinking=saved_thinking(getattr(message, "reasoning", "")),
                 )
             )
         if records and records[-1].kind == "user":  # its answer was lost (e.g. to a kill)

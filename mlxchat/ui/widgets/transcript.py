@@ -75,7 +75,7 @@ SYNC_LAYOUT = 0.05
 """Seconds spent laying out the messages in view at once when a chat is loaded or the width
 changes (the rest is laid out in the background)."""
 
-ACTION_KEYS = "↑↓ move · c copy · y code · e edit · r regenerate · d delete · Esc back"
+ACTION_KEYS = "↑↓ move · c copy · y code · e edit · r regenerate · d delete · t thinking · Esc back"
 """What the keys do while the transcript has focus (shown under it)."""
 
 
@@ -150,6 +150,7 @@ class Transcript(ScrollView, can_focus=True):
         Binding("e", "act('edit')", "Edit", show=False),
         Binding("r", "act('regenerate')", "Regenerate", show=False),
         Binding("d", "act('delete')", "Delete", show=False),
+        Binding("t", "toggle_thinking", "Fold/unfold the thinking", show=False),
         Binding("left,left_square_bracket", "act('version', -1)", "Older version", show=False),
         Binding("right,right_square_bracket", "act('version', 1)", "Newer version", show=False),
         Binding("n", "find_next(1)", "Next hit", show=False),
@@ -573,6 +574,13 @@ class Transcript(ScrollView, can_focus=True):
         elif self.index_of(self.cursor) is not None:
             self.post_message(self.Act(action, self.cursor, number))
 
+    def action_toggle_thinking(self) -> None:
+        """t: unfold or fold the reasoning of the message under the cursor."""
+        if self.cursor is None:
+            self.move_cursor(0)
+        elif self.index_of(self.cursor) is not None:
+            self.cursor.toggle_thinking()
+
     def action_page_up(self) -> None:
         """PageUp: a page up at once (an animated scroll draws every row of the view for
         each of its frames)."""
@@ -629,7 +637,10 @@ class Transcript(ScrollView, can_focus=True):
         clicked."""
         found = self.message_at(round(self.scroll_y) + event.y - self.gutter.top)
         if found is not None and event.chain == 1 and self.text_selection is None:
-            self.set_cursor(self._messages[found[0]], scroll=False)
+            message = self._messages[found[0]]
+            self.set_cursor(message, scroll=False)
+            if found[1] == message.thinking_line(self._width or 80):  # its thinking line
+                message.toggle_thinking()
 
     # ----- selection --------------------------------------------------------------------------
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
