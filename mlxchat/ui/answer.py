@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats
@@ -85,7 +84,7 @@ class Answer:
         """The text so far once detached (until then it is the view's)."""
         self.thinking: Thinking | None = None
         """Its reasoning, when the model thinks (shown as the view's thinking line)."""
-        self._thinking_drawn = 0.0
+        self._ticker: Any = None  # redraws the live thinking line every LIVE_INTERVAL
 
     @property
     def text(self) -> str:
@@ -157,19 +156,24 @@ class Answer:
             await self.host.answer_ended(self)
 
     def _think(self, chunk: Chunk) -> None:
-        """A piece of reasoning: counted, and the live line redrawn a few times a second."""
+        """A piece of reasoning: counted; the live line is redrawn a few times a second."""
         if self.thinking is None:
             self.thinking = Thinking()
             if self.shown:
                 self.view.thinking = self.thinking
+                self.view.thinking_changed()
+                self._ticker = self.host.app.set_interval(LIVE_INTERVAL, self._tick)
         self.thinking.add(chunk.text, 0 if chunk.token is None else 1)
-        now = time.monotonic()
-        if self.shown and now - self._thinking_drawn >= LIVE_INTERVAL:
-            self._thinking_drawn = now
+
+    def _tick(self) -> None:
+        if self.shown and self.thinking is not None and not self.thinking.done:
             self.view.thinking_changed()
 
     def _end_thinking(self) -> None:
         """The answer began (or ended): the thinking line folds."""
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
         if self.thinking is not None and not self.thinking.done:
             self.thinking.end()
             if self.shown:

@@ -64,6 +64,7 @@ class Request:
     params: SamplingParams
     session: str | None
     max_context: int | None
+    options: RequestOptions | None = None
 
 
 @dataclass
@@ -82,6 +83,8 @@ class FakeEngine:
         base_models: Model names loaded as base models (no chat template).
         load_error: When set, every load fails with this `ModelLoadError` text.
         loaded: A model loaded from the start (None: none until `load`).
+        reasoning: Token texts every answer thinks before it answers (channel "reasoning",
+            with "thinking" progress events), as a thinking model's stream has them.
     """
 
     answers: list[list[str]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
@@ -100,6 +103,7 @@ class FakeEngine:
     loads: list[str] = field(default_factory=list)
     reset_sessions: list[str] = field(default_factory=list)
     on_token: Callable[[int, str], None] | None = None
+    reasoning: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._info: ModelInfo | None = None
@@ -174,7 +178,9 @@ class FakeEngine:
     ) -> FakeStream:
         """Start a scripted answer."""
         messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
-        self.requests.append(Request(messages, params or SamplingParams(), session, max_context))
+        self.requests.append(
+            Request(messages, params or SamplingParams(), session, max_context, options)
+        )
         answer = self.answers[min(self._answer_index, len(self.answers) - 1)]
         self._answer_index += 1
         self.current = FakeStream(self, list(answer), params or SamplingParams())
@@ -238,6 +244,8 @@ class FakeStream:
 
     def __init__(self, engine: FakeEngine, tokens: list[str], params: SamplingParams) -> None:
         self.engine = engine
+        tokens = list(engine.reasoning) + tokens
+        self.thought = min(len(engine.reasoning), params.max_tokens)
         self.tokens = tokens[: params.max_tokens]
         self.cut = len(tokens) > params.max_tokens
         self.cancelled = False
@@ -311,8 +319,10 @@ class FakeStream:
                 engine.on_token(index, token)
             last = index == count - 1
             finish = ("length" if self.cut else engine.finish) if last else None
-            yield Chunk(token, index, stats, finish_reason=finish)
+            thinking = index < self.thought
+            channel = "reasoning" if thinking else "answer"
+            yield Chunk(token, index, stats, finish_reason=finish, channel=channel)
             if index % 8 == 7:
-                yield Progress("generating", stats)
+                yield Progress("thinking" if thinking else "generating", stats)
         if not self.tokens:
             yield Chunk("", None, fixed_stats(0), finish_reason="stop")

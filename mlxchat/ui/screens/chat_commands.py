@@ -172,6 +172,13 @@ class ChatCommands:
         shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else value
         self.screen.notify(f"{name.replace('_', '-')} = {shown}", title="Setting")
 
+    def set_thinking(self, name: str, value: Any) -> None:
+        """Change a thinking setting (enable_thinking, thinking_budget) for the next answers."""
+        from mlxchat.ui.thinking_settings import describe_thinking
+
+        self.screen.settings = replace(self.screen.settings, **{name: value})
+        self.screen.notify(describe_thinking(name, value), title="Setting")
+
     async def retry(self) -> None:
         """Write the last answer again (the engine reuses the cached prompt); a saved one
         stays as the other version (← → on it switch)."""
