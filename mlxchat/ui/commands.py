@@ -257,7 +257,7 @@ _TABLE = (
     Command(
         "think",
         "on|off",
-        "let a model that thinks reason before it answers (its template's enable_thinking)",
+        "let a thinking model reason before it answers (enable_thinking)",
         lambda c, v: c.set_thinking("enable_thinking", v),
         _on_off("think", "enable_thinking"),
         complete=lambda c: ["on", "off"],
@@ -265,7 +265,7 @@ _TABLE = (
     Command(
         "thinking-budget",
         "N|off",
-        "most reasoning tokens before the answer is forced to begin (off: no cap)",
+        "most reasoning tokens before the answer begins (off: no cap)",
         lambda c, v: c.set_thinking("thinking_budget", v),
         _setting("thinking-budget", "thinking_budget"),
     ),
