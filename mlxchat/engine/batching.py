@@ -39,6 +39,7 @@ from mlxchat.engine.generation import (
     fit_request,
     phase,
     row_processors,
+    row_router,
 )
 from mlxchat.engine.prompt_cache import PromptCache
 from mlxchat.engine.sampling import build_sampler
@@ -157,7 +158,7 @@ class Batch:
             stats=stats,
             detokenizer=self.tokenizer.detokenizer,
             stopper=StopMatcher(params.stop),
-            router=TextRouter.for_prompt(self.tokenizer, prompt),
+            router=row_router(self.tokenizer, prompt, request),
             throttle=Throttle(request.progress_interval),
             start=start,
             prefill_start=time.perf_counter(),

@@ -333,7 +333,7 @@ def run_generation(
     fed: list[int] = []
     first_token_at = prefill_start
     stopper = StopMatcher(params.stop)
-    router = TextRouter.for_prompt(tokenizer, prompt)
+    router = row_router(tokenizer, prompt, request)
     pieces: list[tuple[Any, str]] = []
     finish = None
     if cancelled():  # cancelled while the prompt was encoded
@@ -396,6 +396,12 @@ def run_generation(
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     for chunk in step_chunks(pieces, token, _snapshot(stats), router.channel, finish or "length"):
         emit(chunk)
+
+
+def row_router(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> TextRouter:
+    """A row's text router: the one place both paths make it (a tool-call segmenter for
+    `request.options.tools` would wrap it here; see text_router.py)."""
+    return TextRouter.for_prompt(tokenizer, prompt)
 
 
 def row_processors(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> list[Any]:

@@ -11,9 +11,14 @@ markers like `<|channel>thought…<channel|>` too); a prompt that ends inside an
 tag (templates that open `<think>` in the generation prompt) starts in reasoning, as
 mlx_lm.server decides it.
 
-The router is a chain of segments: a later segment detector (e.g. tool calls) can wrap a
-router, take its answer pieces and emit its own (see `Segmenter`). Stop strings apply to
-the answer only, after the router (engine/generation.py `StopMatcher`).
+The router is the first link of a chain (`Segmenter`: `feed(token, text)` and `flush()`
+return `(channel, text)` pieces). Another detector plugs in by wrapping it in
+`generation.row_router` (both paths make their router there): e.g. a tool-call segmenter
+feeds the router, passes reasoning pieces on, watches the answer pieces (and the token ids)
+for its start/end markers, holds a call's text back, and keeps each parsed call for the
+row to emit as `Chunk.tool_call`; it keeps `channel` and `thinking` (the row reads them for
+empty chunks and `Progress` phases). Stop strings apply to the answer only, after the chain
+(engine/generation.py `StopMatcher`).
 
 `ThinkBudget` is the logits processor that forces the think end past a budget of
 reasoning tokens. Engine thread only; nothing here imports the UI.
