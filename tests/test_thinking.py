@@ -122,17 +122,31 @@ def test_enable_thinking_false_reaches_the_template(engine: Engine) -> None:
 # Prompts
 
 
-def test_a_resumed_chat_sends_no_reasoning_back(tiny_thinking: Path) -> None:
+def test_a_resumed_chat_sends_no_reasoning_back(tiny_thinking: Path, tmp_path: Path) -> None:
+    """The saved reasoning comes back with the chat, and the next prompt's tokens are those
+    of the conversation without it."""
+    from mlxchat.store.history import History
+    from mlxchat.ui.chat_state import ChatState
+
     _, tokenizer = mlx_load(str(tiny_thinking))
     secret = "the capital of France is Paris"
-    chat = [
+    with History.open(tmp_path / "history.sqlite3") as history:
+        chat_id = history.new_conversation()
+        history.add_message(chat_id, "user", "Hello")
+        history.add_message(chat_id, "assistant", "Hi there.", reasoning=secret)
+        conversation = history.get_conversation(chat_id)
+        assert conversation is not None
+        chat = ChatState(history, "", SamplingParams()).resumed(conversation)
+        chat.add_user("And now?")
+        messages = chat.messages()
+    assert messages[1].reasoning == secret and messages[1].content == "Hi there."
+    tokens = encode_prompt(tokenizer, messages, True)
+    bare = [
         Message("user", "Hello"),
-        Message("assistant", "Hi there.", reasoning=secret),
+        Message("assistant", "Hi there."),
         Message("user", "And now?"),
     ]
-    tokens = encode_prompt(tokenizer, chat, True)
-    bare = encode_prompt(tokenizer, [*chat[:1], Message("assistant", "Hi there."), chat[2]], True)
-    assert tokens == bare
+    assert tokens == encode_prompt(tokenizer, bare, True)
     assert secret not in tokenizer.decode(tokens)
     assert tokenizer.decode(tokens).endswith("<|im_start|>assistant\n<think>\n")
 
