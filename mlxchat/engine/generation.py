@@ -129,21 +129,15 @@ def template_reads_reasoning(tokenizer: Any) -> bool:
 
 
 def encode_prompt(
-    tokenizer: Any,
-    prompt: Prompt,
-    chat_template: bool,
-    template_kwargs: dict[str, Any] | None = None,
+    tokenizer: Any, prompt: Prompt, chat_template: bool, options: RequestOptions | None = None
 ) -> list[int]:
-    """Token ids for `prompt`, through the chat template when asked and available
-    (with `template_kwargs`, e.g. `enable_thinking`, as template variables)."""
+    """Token ids for `prompt`, through the chat template when asked and available (with
+    the request's template variables, e.g. `enable_thinking`)."""
     messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
     if chat_template and getattr(tokenizer, "has_chat_template", False):
+        extra: dict[str, Any] = dict(options.template_kwargs) if options else {}
         dicts = _as_dicts(messages, template_reads_reasoning(tokenizer))
-        return list(
-            tokenizer.apply_chat_template(
-                dicts, add_generation_prompt=True, **(template_kwargs or {})
-            )
-        )
+        return list(tokenizer.apply_chat_template(dicts, add_generation_prompt=True, **extra))
     text = "\n\n".join(m.content for m in messages)
     return list(tokenizer.encode(text))
 
@@ -160,7 +154,7 @@ def fit_to_context(
     limit: int | None,
     reserve: int,
     cancelled: Callable[[], bool] | None = None,
-    template_kwargs: dict[str, Any] | None = None,
+    options: RequestOptions | None = None,
 ) -> tuple[list[int], int]:
     """Encode `prompt`, dropping the oldest turns until it fits in `limit - reserve` tokens.
 
@@ -172,7 +166,7 @@ def fit_to_context(
     Raises:
         PromptTooLongError: when even the newest message alone does not fit.
     """
-    tokens = encode_prompt(tokenizer, prompt, chat_template, template_kwargs)
+    tokens = encode_prompt(tokenizer, prompt, chat_template, options)
     if limit is None or isinstance(prompt, str) or len(tokens) + reserve <= limit:
         if limit is not None and len(tokens) >= limit:
             raise PromptTooLongError(
@@ -195,7 +189,7 @@ def fit_to_context(
     starts = starts or [0]
 
     def fits(start: int) -> bool:
-        kept = encode_prompt(tokenizer, head + body[start:], chat_template, template_kwargs)
+        kept = encode_prompt(tokenizer, head + body[start:], chat_template, options)
         return len(kept) + reserve <= limit
 
     low, high = 0, len(starts) - 1
@@ -208,7 +202,7 @@ def fit_to_context(
         else:
             low = middle + 1
     dropped = starts[low]
-    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template, template_kwargs)
+    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template, options)
     if len(tokens) + reserve <= limit:
         return tokens, dropped
     if len(tokens) >= limit:
@@ -255,7 +249,7 @@ def fit_request(
         limit,
         reserve,
         cancelled,
-        request.options.template_kwargs,
+        request.options,
     )
     max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
     stats = Stats(
