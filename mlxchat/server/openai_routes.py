@@ -72,7 +72,7 @@ async def chat_completions(request: Request) -> Any:
     """A chat answer, whole (JSON) or streamed (SSE)."""
     body = parse_body(await read_body(request), ChatRequest)
     messages = body.conversation()
-    options = body.options(state_of(request).config.defaults)
+    options = body.with_thinking(RequestOptions(), state_of(request).config.defaults)
     return await _respond(
         request, body, messages, chat_template=True, shape=_chat_shape, options=options
     )

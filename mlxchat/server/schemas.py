@@ -117,20 +117,22 @@ class ChatRequest(_Sampling):
     thinking_budget: int | None = None
     """Most reasoning tokens before the answer is forced (mlxchat's own field)."""
 
-    def options(self, defaults: Settings) -> RequestOptions:
-        """The request's template variables and thinking budget over the server's settings.
+    def with_thinking(self, options: RequestOptions, defaults: Settings) -> RequestOptions:
+        """`options` with the request's template variables and thinking budget, over the
+        server's own thinking settings.
 
         Raises:
             APIError: 400 for a negative `thinking_budget`.
         """
         base = defaults.request_options()
-        kwargs = base.template_kwargs | dict(self.chat_template_kwargs or {})
+        kwargs = base.template_kwargs | options.template_kwargs
+        kwargs |= dict(self.chat_template_kwargs or {})
         if self.reasoning_effort is not None:
             kwargs.setdefault("reasoning_effort", self.reasoning_effort)
         budget = base.thinking_budget if self.thinking_budget is None else self.thinking_budget
         if budget is not None and budget < 0:
             raise APIError(400, "'thinking_budget' must be 0 or more", param="thinking_budget")
-        return RequestOptions(template_kwargs=kwargs, thinking_budget=budget)
+        return replace(options, template_kwargs=kwargs, thinking_budget=budget)
 
     def conversation(self) -> list[Message]:
         """The messages for the engine.

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from mlxchat.engine.types import Chunk, Progress
+from mlxchat.engine.types import Chunk, Progress, RequestOptions
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
@@ -90,7 +90,7 @@ class ChatConnection:
                 chat_template=True,
                 progress=True,
                 gone=_never,
-                options=body.options(self.state.config.defaults),
+                options=body.with_thinking(RequestOptions(), self.state.config.defaults),
             )
             assert generation is not None
             self.generations[request_id] = generation
