@@ -176,3 +176,10 @@ def test_gguf_import_keeps_the_think_tokens(
     assert (tokenizer.think_start_id, tokenizer.think_end_id) == (THINK, END)
     prompt = encode_prompt(tokenizer, "Hi", True)
     assert TextRouter.for_prompt(tokenizer, prompt).thinking
+
+
+def test_a_plain_continuation_is_raw_text(engine: Engine) -> None:
+    """Without the chat template a think tag in the text opens no reasoning."""
+    params = SamplingParams(max_tokens=6)
+    result = engine.generate_sync("The fox <think> jumps", params, chat_template=False)
+    assert result.reasoning == "" and result.text

@@ -394,14 +394,18 @@ def run_generation(
 
 def row_router(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> TextRouter:
     """A row's text router: the one place both paths make it (a tool-call segmenter for
-    `request.options.tools` would wrap it here; see text_router.py)."""
+    `request.options.tools` would wrap it here; see text_router.py). A plain continuation
+    (no chat template) is raw text: no reasoning is split off."""
+    if not request.chat_template:
+        return TextRouter()
     return TextRouter.for_prompt(tokenizer, prompt)
 
 
 def row_processors(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> list[Any]:
     """A row's logits processors: the sampling penalties, then the thinking budget."""
     processors = build_logits_processors(request.params)
-    budget = ThinkBudget.for_prompt(tokenizer, prompt, request.options.thinking_budget)
+    limit = request.options.thinking_budget if request.chat_template else None
+    budget = ThinkBudget.for_prompt(tokenizer, prompt, limit)
     return processors + ([budget] if budget is not None else [])
 
 
