@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from mlxchat.config import Settings
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.remote import RemoteEngine
-from mlxchat.engine.types import Chunk, SamplingParams
+from mlxchat.engine.types import Chunk, RequestOptions, SamplingParams
 from mlxchat.server.state import ServerConfig
 
 HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
@@ -115,3 +115,19 @@ def test_remote_engine_turns_reasoning_content_into_reasoning_chunks(base: str) 
     reasoning = "".join(c.text for c in chunks if c.channel == "reasoning")
     assert reasoning and "think>" not in reasoning
     assert "".join(c.text for c in chunks if c.channel == "answer") == ""
+
+
+def test_remote_engine_sends_the_thinking_options(base: str) -> None:
+    engine = RemoteEngine()
+    engine.load_sync(f"{base}/v1")
+    params = SamplingParams(max_tokens=12)
+    try:
+        events = list(engine.iterate("Hi", params, options=RequestOptions(thinking_budget=3)))
+        off = RequestOptions(template_kwargs={"enable_thinking": False})
+        plain = list(engine.iterate("Hi", params, options=off))
+    finally:
+        engine.close()
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert any(c.channel == "reasoning" and c.text for c in chunks)
+    assert any(c.channel == "answer" and c.text for c in chunks)
+    assert not any(c.channel == "reasoning" for c in plain if isinstance(c, Chunk))
