@@ -157,13 +157,14 @@ class Answer:
 
     def _think(self, chunk: Chunk) -> None:
         """A piece of reasoning: counted; the live line is redrawn a few times a second."""
+        first = self.thinking is None
         if self.thinking is None:
             self.thinking = Thinking()
-            if self.shown:
-                self.view.thinking = self.thinking
-                self.view.thinking_changed()
-                self._ticker = self.host.app.set_interval(LIVE_INTERVAL, self._tick)
         self.thinking.add(chunk.text, 0 if chunk.token is None else 1)
+        if first and self.shown:
+            self.view.thinking = self.thinking
+            self.view.thinking_changed()
+            self._ticker = self.host.app.set_interval(LIVE_INTERVAL, self._tick)
 
     def _tick(self) -> None:
         if self.shown and self.thinking is not None and not self.thinking.done:

@@ -93,9 +93,21 @@ class Thinking:
         return lines
 
 
+THINKING_KEYS = (
+    "↑↓ move · t thinking · c copy · y code · e edit · r regenerate · d delete · Esc back"
+)
+"""The transcript's keys line while the cursor is on a message that thought."""
+
+
 def saved_thinking(reasoning: str | None) -> Thinking | None:
     """The folded line of a saved answer's reasoning (None: it has none)."""
     return Thinking.saved(reasoning) if reasoning else None
 
 
-__all__ = ["LIVE_INTERVAL", "Thinking", "saved_thinking", "seconds_text"]
+__all__ = [
+    "LIVE_INTERVAL",
+    "THINKING_KEYS",
+    "Thinking",
+    "saved_thinking",
+    "seconds_text",
+]

@@ -54,6 +54,7 @@ from textual.widgets import Static
 from mlxchat.text import sanitize
 from mlxchat.ui.widgets.markdown_body import MIN_WIDTH
 from mlxchat.ui.widgets.message import BAR_STYLES, Message, MessageRecord
+from mlxchat.ui.widgets.thinking import THINKING_KEYS
 
 TOP = 1
 """Blank lines above the first message."""
@@ -75,7 +76,7 @@ SYNC_LAYOUT = 0.05
 """Seconds spent laying out the messages in view at once when a chat is loaded or the width
 changes (the rest is laid out in the background)."""
 
-ACTION_KEYS = "↑↓ move · c copy · y code · e edit · r regenerate · d delete · t thinking · Esc back"
+ACTION_KEYS = "↑↓ move · c copy · y code · e edit · r regenerate · d delete · Esc back"
 """What the keys do while the transcript has focus (shown under it)."""
 
 
@@ -421,6 +422,7 @@ class Transcript(ScrollView, can_focus=True):
         if message is not self.cursor:
             self.cursor = message
             self.refresh()
+            self._update_bar()  # (the keys of a message that thought say `t`)
         if message is not None and scroll:
             self.scroll_to_message(message)
         return message
@@ -628,7 +630,8 @@ class Transcript(ScrollView, can_focus=True):
             query = sanitize(self._query, one_line=True)
             text = f"find “{query}”: {where} · n next · N previous · Esc ends"
         elif self._focused:
-            text = ACTION_KEYS
+            thought = self.cursor is not None and self.cursor.thinking is not None
+            text = THINKING_KEYS if thought else ACTION_KEYS
         bar.update(Content(text))
         bar.display = bool(text)
 
