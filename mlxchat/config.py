@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxchat import locations
-from mlxchat.engine.types import SamplingParams
+from mlxchat.engine.types import RequestOptions, SamplingParams
 from mlxchat.settings import (
     SAMPLING,
     SETTINGS,
@@ -64,6 +64,8 @@ class Settings:
     seed: int | None = default("seed")
     repetition_penalty: float | None = default("repetition_penalty")
     repetition_context_size: int = default("repetition_context_size")
+    enable_thinking: bool | None = default("enable_thinking")
+    thinking_budget: int | None = default("thinking_budget")
     theme: str = default("theme")
     max_context: int | None = default("max_context")
     progress_interval: float = default("progress_interval")
@@ -76,6 +78,12 @@ class Settings:
     mcp_servers: tuple[ServerConfig, ...] = ()
     """The `[mcp.servers.NAME]` tables (mlxchat/tools/config.py)."""
     chosen: frozenset[str] = frozenset()
+
+    def request_options(self) -> RequestOptions:
+        """The thinking settings as a request's options (the template's `enable_thinking`
+        only when set)."""
+        kwargs = {} if self.enable_thinking is None else {"enable_thinking": self.enable_thinking}
+        return RequestOptions(template_kwargs=kwargs, thinking_budget=self.thinking_budget)
 
     @property
     def prompt_cache_bytes(self) -> int | None:

@@ -221,6 +221,24 @@ _ALL = (
         optional=True,
         example=0,
     ),
+    # --- models that think ------------------------------------------------------------------
+    Setting(
+        "enable_thinking",
+        bool,
+        None,
+        "Let a model that thinks reason before it answers (unset: its template's default).",
+        optional=True,
+        example=True,
+    ),
+    Setting(
+        "thinking_budget",
+        int,
+        None,
+        "Most reasoning tokens before the answer is forced to begin (unset: no cap).",
+        low=0,
+        optional=True,
+        example=1024,
+    ),
     # --- the chat app ---------------------------------------------------------------------
     Setting(
         "theme",

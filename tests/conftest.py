@@ -43,6 +43,13 @@ def tiny_endless(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_thinking(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama with think tokens and a template that opens the think span; it never
+    writes the think tags itself (only a thinking budget ends its reasoning)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-thinking", thinking=True)
+
+
+@pytest.fixture(scope="session")
 def demo_engine() -> Iterator[object]:
     """An engine with the real demo model (SmolLM2-135M-Instruct) loaded, shared by tests."""
     from mlxchat.engine.engine import Engine

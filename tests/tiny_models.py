@@ -20,6 +20,20 @@ CHATML = (
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
+THINK_TOKENS = ["<think>", "</think>"]
+"""Added after SPECIAL_TOKENS for a model that thinks (ids 3 and 4)."""
+
+THINKING_CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% if enable_thinking is not defined or enable_thinking %}{{ '<think>\n' }}{% endif %}"
+    "{% endif %}"
+)
+"""ChatML that opens the think span in the generation prompt (as Qwen3's does), unless
+`enable_thinking` is false; an answer's reasoning is not rendered."""
+
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
     "What is the capital of France? The capital of France is Paris.",
@@ -32,8 +46,9 @@ CORPUS = [
 ]
 
 
-def write_tokenizer(path: Path, vocab_size: int = 512) -> None:
-    """Train a byte-level BPE on CORPUS and save it as a Hugging Face fast tokenizer."""
+def write_tokenizer(path: Path, vocab_size: int = 512, thinking: bool = False) -> None:
+    """Train a byte-level BPE on CORPUS and save it as a Hugging Face fast tokenizer
+    (`thinking`: with the think tokens and a template that opens the think span)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -41,7 +56,7 @@ def write_tokenizer(path: Path, vocab_size: int = 512) -> None:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS + (THINK_TOKENS if thinking else []),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -53,7 +68,7 @@ def write_tokenizer(path: Path, vocab_size: int = 512) -> None:
         "eos_token": "<|im_end|>",
         "pad_token": "<|endoftext|>",
         "unk_token": None,
-        "chat_template": CHATML,
+        "chat_template": THINKING_CHATML if thinking else CHATML,
         "model_max_length": 2048,
         "clean_up_tokenization_spaces": False,
     }
@@ -72,18 +87,22 @@ def make_tiny_model(
     max_position_embeddings: int = 2048,
     seed: int = 0,
     endless: bool = False,
+    thinking: bool = False,
 ) -> Path:
     """Write a tiny random `llama` or `qwen2` model directory at `path` and return it.
 
     With `endless` (llama only) the special tokens' output rows are zeroed, so greedy
     decoding never ends the answer by itself: for tests that must interrupt a generation.
+    With `thinking` the tokenizer has `<think>`/`</think>` and its template opens the think
+    span; the model never writes those two tokens itself (their output rows are zeroed), so
+    only a thinking budget ends the span.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.utils import _get_classes
 
     path.mkdir(parents=True, exist_ok=True)
-    write_tokenizer(path)
+    write_tokenizer(path, thinking=thinking)
     from tokenizers import Tokenizer
 
     vocab_size = Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab_size()
@@ -106,11 +125,16 @@ def make_tiny_model(
     model = model_class(args_class.from_dict(config))
     # Scale weights up a little so logits are not nearly flat (distinct greedy choices).
     params = {k: v * 4 if v.ndim == 2 else v for k, v in tree_flatten(model.parameters())}
-    if endless:
+    silent = len(SPECIAL_TOKENS) if endless else 0
+    silent += len(THINK_TOKENS) if thinking else 0
+    if silent:
         head = params["lm_head.weight"]
-        params["lm_head.weight"] = mx.concatenate(
-            [mx.zeros_like(head[: len(SPECIAL_TOKENS)]), head[len(SPECIAL_TOKENS) :]]
+        first = 0 if endless else len(SPECIAL_TOKENS)
+        rows = mx.arange(head.shape[0])[:, None]
+        quiet = (rows >= first) & (
+            rows < len(SPECIAL_TOKENS) + (len(THINK_TOKENS) if thinking else 0)
         )
+        params["lm_head.weight"] = mx.where(quiet, mx.zeros_like(head), head)
     mx.save_safetensors(str(path / "model.safetensors"), params)
     (path / "config.json").write_text(json.dumps(config, indent=2))
     return path

@@ -53,6 +53,18 @@ def generate(
         bool, typer.Option("--ignore-chat-template", help="Feed the prompt as raw text.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write NDJSON events.")] = False,
+    hide_reasoning: Annotated[
+        bool,
+        typer.Option("--hide-reasoning", help="Drop a thinking model's reasoning (else: stderr)."),
+    ] = False,
+    think: Annotated[
+        bool | None,
+        typer.Option("--think/--no-think", help="Let a model that thinks reason first."),
+    ] = None,
+    thinking_budget: Annotated[
+        int | None,
+        typer.Option("--thinking-budget", help="Most reasoning tokens before the answer."),
+    ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -75,6 +87,8 @@ def generate(
         top_k=top_k,
         max_tokens=max_tokens,
         seed=seed,
+        enable_thinking=think,
+        thinking_budget=thinking_budget,
     )
     text = read_prompt(prompt)
     messages = (
@@ -90,6 +104,7 @@ def generate(
             as_json,
             verbose,
             api_key,
+            hide_reasoning,
         )
     raise typer.Exit(code)
 
@@ -102,7 +117,9 @@ def _run_generate(
     as_json: bool,
     verbose: bool,
     api_key: str | None = None,
+    hide_reasoning: bool = False,
 ) -> int:
+    from mlxchat.cli.reasoning import ReasoningWriter, chunk_event
     from mlxchat.config import effective_sampling
     from mlxchat.engine.factory import make_engine
     from mlxchat.engine.types import Chunk, EngineError, Progress
@@ -117,8 +134,13 @@ def _run_generate(
         echo_backend(info)
     out = sys.stdout
     stream = engine.iterate(
-        messages, params, chat_template=chat_template, progress=as_json or verbose
+        messages,
+        params,
+        chat_template=chat_template,
+        progress=as_json or verbose,
+        options=settings.request_options(),
     )
+    thoughts = ReasoningWriter(sys.stderr, hidden=hide_reasoning or as_json)
     last: Any = None
     prefill = PrefillLine(sys.stderr) if verbose and not as_json else None
     try:
@@ -127,9 +149,14 @@ def _run_generate(
                 if prefill is not None and last is None:
                     prefill.end()
                 last = event
-                if as_json and (event.text or event.token is not None):  # not the bare end
-                    emit_json(out, type="chunk", text=event.text, token=event.token)
-                else:
+                hidden = hide_reasoning and event.channel == "reasoning"
+                if as_json and (event.text or event.token is not None) and not hidden:
+                    emit_json(out, **chunk_event(event))  # (not the bare end)
+                elif event.channel == "reasoning":
+                    thoughts.write(event.text)
+                elif not as_json:
+                    if event.text:
+                        thoughts.end()
                     out.write(sanitize(event.text))
                 out.flush()
             elif isinstance(event, Progress) and as_json:
@@ -150,6 +177,7 @@ def _run_generate(
             out.flush()
             fail(f"{error} (the answer above is incomplete)")
         fail(str(error))
+    thoughts.end()
     finish = last.finish_reason if last else "error"
     if as_json:
         emit_json(out, type="done", finish_reason=finish, stats=stats_dict(last.stats))

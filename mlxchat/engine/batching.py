@@ -37,10 +37,20 @@ from mlxchat.engine.generation import (
     decode_rate,
     default_prefill_step_size,
     fit_request,
+    phase,
+    row_processors,
+    row_router,
 )
 from mlxchat.engine.prompt_cache import PromptCache
-from mlxchat.engine.sampling import build_logits_processors, build_sampler
+from mlxchat.engine.sampling import build_sampler
 from mlxchat.engine.session import CacheSession
+from mlxchat.engine.text_router import (
+    Piece,
+    TextRouter,
+    route_step,
+    route_tail,
+    step_chunks,
+)
 from mlxchat.engine.types import Chunk, FinishReason, Progress, Stats
 from mlxchat.engine.worker import DEFERRED, Job
 
@@ -62,6 +72,7 @@ class _Row:
     stats: Stats
     detokenizer: Any
     stopper: StopMatcher
+    router: TextRouter
     throttle: Throttle
     start: float
     prefill_start: float
@@ -138,7 +149,7 @@ class Batch:
             caches=[session.cache],
             all_tokens=[prompt[:reused]],
             samplers=[build_sampler(params)],
-            logits_processors=[build_logits_processors(params)],
+            logits_processors=[row_processors(self.tokenizer, prompt, request)],
         )
         row = self.rows[uid] = _Row(
             job=job,
@@ -147,6 +158,7 @@ class Batch:
             stats=stats,
             detokenizer=self.tokenizer.detokenizer,
             stopper=StopMatcher(params.stop),
+            router=row_router(self.tokenizer, prompt, request),
             throttle=Throttle(request.progress_interval),
             start=start,
             prefill_start=time.perf_counter(),
@@ -161,7 +173,7 @@ class Batch:
         """Drop cancelled answers, then one step: a token for every answer being written
         and a prefill chunk for the prompts joining."""
         for uid in [uid for uid, row in self.rows.items() if row.job.cancel.is_set()]:
-            self._leave(uid, "cancelled", "")
+            self._leave(uid, "cancelled", [])
         if not self.rows:
             return
         cpu.prepare_model_call((generation_stream,))
@@ -201,15 +213,17 @@ class Batch:
             row.detokenizer.add_token(response.token)
         if response.finish_reason is not None:
             row.detokenizer.finalize()
-        text, hit_stop = row.stopper.feed(row.detokenizer.last_segment)
+        token = None if eos else response.token
+        pieces, hit_stop = route_step(row.router, row.stopper, token, row.detokenizer.last_segment)
         if hit_stop:
-            self._leave(response.uid, "stop", text)
+            self._leave(response.uid, "stop", pieces)
         elif response.finish_reason is not None:
-            self._finish(response.uid, response, text + row.stopper.flush(), eos)
+            self._finish(response.uid, response, pieces + route_tail(row.router, row.stopper), eos)
         else:
-            row.job.deliver(Chunk(text, response.token, _snapshot(stats)))
+            for chunk in step_chunks(pieces, response.token, _snapshot(stats), row.router.channel):
+                row.job.deliver(chunk)
             if row.throttle.ready():
-                row.job.deliver(Progress("generating", _snapshot(stats)))
+                row.job.deliver(Progress(phase(row.router), _snapshot(stats)))
 
     # ----- leaving --------------------------------------------------------------------
     def _fail_all(self, error: Exception) -> None:
@@ -218,23 +232,24 @@ class Batch:
         for row in rows:
             row.job.finish(error)
 
-    def _leave(self, uid: int, finish: FinishReason, text: str) -> None:
+    def _leave(self, uid: int, finish: FinishReason, pieces: list[Piece]) -> None:
         """End a row before the batch ended it (cancel, a stop string)."""
         caches = self.generator.remove([uid], return_prompt_caches=True)
         row = self.rows[uid]
         found = caches.get(uid)
-        self._end(uid, found[0] if found else None, finish, text + row.stopper.flush(), None)
+        tail = [] if finish == "stop" else route_tail(row.router, row.stopper)
+        self._end(uid, found[0] if found else None, finish, pieces + tail, None)
 
-    def _finish(self, uid: int, response: Any, text: str, eos: bool) -> None:
+    def _finish(self, uid: int, response: Any, pieces: list[Piece], eos: bool) -> None:
         token = None if eos else response.token
-        self._end(uid, response.prompt_cache, response.finish_reason, text, token)
+        self._end(uid, response.prompt_cache, response.finish_reason, pieces, token)
 
     def _end(
         self,
         uid: int,
         cache: list[Any] | None,
         finish: FinishReason,
-        text: str,
+        pieces: list[Piece],
         token: int | None,
     ) -> None:
         row = self.rows.pop(uid)
@@ -246,6 +261,8 @@ class Batch:
         row.stats.active_memory = mx.get_active_memory() / 1e9
         if not self.rows:  # nothing left in flight when the engine thread parks
             mx.synchronize(generation_stream)
-        row.job.deliver(Chunk(text, token, _snapshot(row.stats), finish_reason=finish))
+        stats = _snapshot(row.stats)
+        for chunk in step_chunks(pieces, token, stats, row.router.channel, finish):
+            row.job.deliver(chunk)
         row.job.finish()
         self.cache.fit()

@@ -498,10 +498,11 @@ def _collect(events: list[Event]) -> Result:
     chunks = [e for e in events if isinstance(e, Chunk)]
     last = chunks[-1]
     return Result(
-        text="".join(c.text for c in chunks),
+        text="".join(c.text for c in chunks if c.channel == "answer"),
         finish_reason=last.finish_reason or "length",
         stats=last.stats,
         tokens=[c.token for c in chunks if c.token is not None],
+        reasoning="".join(c.text for c in chunks if c.channel == "reasoning"),
     )
 
 

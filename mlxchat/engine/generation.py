@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import mlx.core as mx
 from mlx_lm.generate import generation_stream, stream_generate
@@ -14,6 +14,13 @@ from mlxchat.engine import cpu
 from mlxchat.engine.blas_hint import reference_blas
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
+from mlxchat.engine.text_router import (
+    TextRouter,
+    ThinkBudget,
+    route_step,
+    route_tail,
+    step_chunks,
+)
 from mlxchat.engine.types import (
     Chunk,
     Event,
@@ -99,15 +106,38 @@ class StopMatcher:
         return text
 
 
-def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
-    return [asdict(m) for m in messages]
+def _as_dicts(messages: Sequence[Message], reasoning: bool = False) -> list[dict[str, Any]]:
+    """The messages as a chat template reads them; an answer's reasoning only as
+    `reasoning_content`, and only for a template that reads it (`reasoning`)."""
+    dicts: list[dict[str, Any]] = []
+    for message in messages:
+        item = asdict(message)
+        text = item.pop("reasoning", "")
+        if reasoning and text:
+            item["reasoning_content"] = text
+        dicts.append(item)
+    return dicts
 
 
-def encode_prompt(tokenizer: Any, prompt: Prompt, chat_template: bool) -> list[int]:
-    """Token ids for `prompt`, through the chat template when asked and available."""
+def template_reads_reasoning(tokenizer: Any) -> bool:
+    """Whether the chat template reads an answer's `reasoning_content` (most drop it)."""
+    try:
+        template = getattr(tokenizer, "chat_template", None)
+    except (AttributeError, ValueError):
+        return False
+    return "reasoning_content" in str(template or "")
+
+
+def encode_prompt(
+    tokenizer: Any, prompt: Prompt, chat_template: bool, options: RequestOptions | None = None
+) -> list[int]:
+    """Token ids for `prompt`, through the chat template when asked and available (with
+    the request's template variables, e.g. `enable_thinking`)."""
     messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
     if chat_template and getattr(tokenizer, "has_chat_template", False):
-        return list(tokenizer.apply_chat_template(_as_dicts(messages), add_generation_prompt=True))
+        extra: dict[str, Any] = dict(options.template_kwargs) if options else {}
+        dicts = _as_dicts(messages, template_reads_reasoning(tokenizer))
+        return list(tokenizer.apply_chat_template(dicts, add_generation_prompt=True, **extra))
     text = "\n\n".join(m.content for m in messages)
     return list(tokenizer.encode(text))
 
@@ -124,6 +154,7 @@ def fit_to_context(
     limit: int | None,
     reserve: int,
     cancelled: Callable[[], bool] | None = None,
+    options: RequestOptions | None = None,
 ) -> tuple[list[int], int]:
     """Encode `prompt`, dropping the oldest turns until it fits in `limit - reserve` tokens.
 
@@ -135,7 +166,7 @@ def fit_to_context(
     Raises:
         PromptTooLongError: when even the newest message alone does not fit.
     """
-    tokens = encode_prompt(tokenizer, prompt, chat_template)
+    tokens = encode_prompt(tokenizer, prompt, chat_template, options)
     if limit is None or isinstance(prompt, str) or len(tokens) + reserve <= limit:
         if limit is not None and len(tokens) >= limit:
             raise PromptTooLongError(
@@ -158,7 +189,8 @@ def fit_to_context(
     starts = starts or [0]
 
     def fits(start: int) -> bool:
-        return len(encode_prompt(tokenizer, head + body[start:], chat_template)) + reserve <= limit
+        kept = encode_prompt(tokenizer, head + body[start:], chat_template, options)
+        return len(kept) + reserve <= limit
 
     low, high = 0, len(starts) - 1
     while low < high:
@@ -170,7 +202,7 @@ def fit_to_context(
         else:
             low = middle + 1
     dropped = starts[low]
-    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template)
+    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template, options)
     if len(tokens) + reserve <= limit:
         return tokens, dropped
     if len(tokens) >= limit:
@@ -211,7 +243,13 @@ def fit_request(
     limit = min(limits) if limits else None
     reserve = min(params.max_tokens, limit // 4) if limit else 0
     prompt, dropped = fit_to_context(
-        tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled
+        tokenizer,
+        request.prompt,
+        request.chat_template,
+        limit,
+        reserve,
+        cancelled,
+        request.options,
     )
     max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
     stats = Stats(
@@ -289,6 +327,8 @@ def run_generation(
     fed: list[int] = []
     first_token_at = prefill_start
     stopper = StopMatcher(params.stop)
+    router = row_router(tokenizer, prompt, request)
+    pieces: list[tuple[Any, str]] = []
     finish = None
     if cancelled():  # cancelled while the prompt was encoded
         session.record([])
@@ -301,7 +341,7 @@ def run_generation(
             mx.array(todo),
             max_tokens=max_tokens,
             sampler=build_sampler(params),
-            logits_processors=build_logits_processors(params),
+            logits_processors=row_processors(tokenizer, prompt, request),
             prompt_cache=session.cache,
             prompt_progress_callback=on_prompt_progress,
             prefill_step_size=request.prefill_step_size or default_prefill_step_size(),
@@ -321,20 +361,21 @@ def run_generation(
             stats.active_memory = mx.get_active_memory() / 1e9
             stats.context_tokens = len(prompt) + response.generation_tokens
             fed.append(response.token)  # mlx-lm fed every token it yields (EOS too)
-            text, hit_stop = stopper.feed(response.text)
+            pieces, hit_stop = route_step(router, stopper, response.token, response.text)
             if hit_stop:
                 finish = "stop"
             elif response.finish_reason is not None:
                 finish = response.finish_reason
-                text += stopper.flush()
+                pieces += route_tail(router, stopper)
             elif cancelled():
                 finish = "cancelled"
-                text += stopper.flush()
+                pieces += route_tail(router, stopper)
             if finish is not None:
                 break
-            emit(Chunk(text, response.token, _snapshot(stats)))
+            for chunk in step_chunks(pieces, response.token, _snapshot(stats), router.channel):
+                emit(chunk)
             if throttle.ready():
-                emit(Progress("generating", _snapshot(stats)))
+                emit(Progress(phase(router), _snapshot(stats)))
     except Cancelled:
         session.record(todo[:prefilled])
         stats.context_tokens = len(session.ids)
@@ -347,7 +388,30 @@ def run_generation(
     stats.active_memory = mx.get_active_memory() / 1e9
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
-    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
+    for chunk in step_chunks(pieces, token, _snapshot(stats), router.channel, finish or "length"):
+        emit(chunk)
+
+
+def row_router(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> TextRouter:
+    """A row's text router: the one place both paths make it (a tool-call segmenter for
+    `request.options.tools` would wrap it here; see text_router.py). A plain continuation
+    (no chat template) is raw text: no reasoning is split off."""
+    if not request.chat_template:
+        return TextRouter()
+    return TextRouter.for_prompt(tokenizer, prompt)
+
+
+def row_processors(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> list[Any]:
+    """A row's logits processors: the sampling penalties, then the thinking budget."""
+    processors = build_logits_processors(request.params)
+    limit = request.options.thinking_budget if request.chat_template else None
+    budget = ThinkBudget.for_prompt(tokenizer, prompt, limit)
+    return processors + ([budget] if budget is not None else [])
+
+
+def phase(router: TextRouter) -> Literal["thinking", "generating"]:
+    """The decode phase a row is in, for its `Progress` events."""
+    return "thinking" if router.thinking else "generating"
 
 
 def decode_rate(tokens: int, seconds: float) -> float:

@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from mlxchat.engine import remote_http as rh
 from mlxchat.engine.contract import OnLoadProgress, Prompt
-from mlxchat.engine.remote_stream import Cancelled, Meter, ThreadedStream, delta_text
+from mlxchat.engine.remote_stream import (
+    Cancelled,
+    Meter,
+    ThreadedStream,
+    delta_reasoning,
+    delta_text,
+)
 from mlxchat.engine.types import (
     Chunk,
     EngineError,
@@ -114,19 +120,23 @@ class RemoteEngine:
         chat_template: bool,
         progress: bool,
         cancelled: Cancelled,
+        options: RequestOptions | None = None,
     ) -> Iterator[Event]:
         """The blocking stream of one request: `Chunk` per delta, `Progress`, a last chunk."""
         endpoint = self._connected()
         if isinstance(prompt, str) and not prompt.strip():
             raise EngineError("the prompt is empty; give some text to answer")
         messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
-        path, body = request_body(endpoint, messages, params, chat_template)
+        path, body = request_body(endpoint, messages, params, chat_template, options)
         meter = Meter()
         reason: FinishReason = "cancelled"
         last_progress = time.perf_counter()
         for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
             meter.usage(data.get("usage"))
             for choice in data.get("choices") or ():
+                thought = delta_reasoning(choice)
+                if thought:
+                    yield Chunk(thought, None, meter.token(), channel="reasoning")
                 text = delta_text(choice)
                 if text:
                     yield Chunk(text, None, meter.token())
@@ -155,7 +165,8 @@ class RemoteEngine:
         params = params or SamplingParams()
         return ThreadedStream(
             lambda cancelled: self._tracked(
-                lambda c: self.events(prompt, params, chat_template, progress, c), cancelled
+                lambda c: self.events(prompt, params, chat_template, progress, c, options),
+                cancelled,
             )
         )
 
@@ -167,11 +178,13 @@ class RemoteEngine:
         progress = kw.pop("progress", True)
         kw.pop("session", None)
         kw.pop("max_context", None)
-        kw.pop("options", None)
+        options = kw.pop("options", None)
         if kw:
             raise TypeError(f"unexpected arguments: {', '.join(kw)}")
         params = params or SamplingParams()
-        return self._tracked(lambda c: self.events(prompt, params, chat_template, progress, c))
+        return self._tracked(
+            lambda c: self.events(prompt, params, chat_template, progress, c, options)
+        )
 
     def _tracked(
         self, make: Callable[[Cancelled], Iterator[T]], cancelled: Cancelled = lambda: False
@@ -219,9 +232,15 @@ class RemoteEngine:
 
 
 def request_body(
-    endpoint: rh.Endpoint, messages: list[Message], params: SamplingParams, chat_template: bool
+    endpoint: rh.Endpoint,
+    messages: list[Message],
+    params: SamplingParams,
+    chat_template: bool,
+    options: RequestOptions | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The API path and JSON body for a streamed request (usage included)."""
+    """The API path and JSON body for a streamed request (usage included); template
+    variables go as `chat_template_kwargs` (vLLM's, mlx_lm.server's and mlxchat's name) and a
+    thinking budget as mlxchat's `thinking_budget`, each only when set."""
     body: dict[str, Any] = {
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -239,6 +258,11 @@ def request_body(
         "stop": list(params.stop) or None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if options is not None and chat_template:
+        if options.template_kwargs:
+            body["chat_template_kwargs"] = dict(options.template_kwargs)
+        if options.thinking_budget is not None:
+            body["thinking_budget"] = options.thinking_budget
     if chat_template:
         body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         return "chat/completions", body

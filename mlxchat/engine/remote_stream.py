@@ -80,6 +80,16 @@ def delta_text(choice: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
+def delta_reasoning(choice: dict[str, Any]) -> str:
+    """The new reasoning of a streamed chat choice: `reasoning_content` (DeepSeek, vLLM,
+    mlxchat serve) or `reasoning` (mlx_lm.server, Ollama, LM Studio)."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return ""
+    text = delta.get("reasoning_content") or delta.get("reasoning")
+    return text if isinstance(text, str) else ""
+
+
 class Meter:
     """What the client measures: time to first token, streamed deltas, the server's usage."""
 

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mlxchat.engine.engine import Prompt
-from mlxchat.engine.types import EngineError, Progress, PromptTooLongError, SamplingParams, Stats
+from mlxchat.engine.types import (
+    EngineError,
+    Progress,
+    PromptTooLongError,
+    RequestOptions,
+    SamplingParams,
+    Stats,
+)
 from mlxchat.server.access_log import count_tokens
 from mlxchat.server.errors import APIError, internal_error
 from mlxchat.server.pump import TIMEOUT, EventPump
@@ -138,6 +145,7 @@ async def start(
     progress: bool,
     gone: Callable[[], Awaitable[bool]],
     prompt_param: str = "messages",
+    options: RequestOptions | None = None,
 ) -> Generation | None:
     """Queue a generation and wait for its first event.
 
@@ -162,6 +170,7 @@ async def start(
         chat_template=chat_template,
         max_context=state.config.defaults.max_context,
         progress=progress,
+        options=options,
     )
     generation = Generation(EventPump(stream), None, slot, prompt_param)
     try:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 
-from mlxchat.engine.types import Chunk, Progress
+from mlxchat.engine.types import Chunk, Progress, RequestOptions
 from mlxchat.server.auth import require_api_key
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import (
@@ -72,7 +72,10 @@ async def chat_completions(request: Request) -> Any:
     """A chat answer, whole (JSON) or streamed (SSE)."""
     body = parse_body(await read_body(request), ChatRequest)
     messages = body.conversation()
-    return await _respond(request, body, messages, chat_template=True, shape=_chat_shape)
+    options = body.with_thinking(RequestOptions(), state_of(request).config.defaults)
+    return await _respond(
+        request, body, messages, chat_template=True, shape=_chat_shape, options=options
+    )
 
 
 @v1.post("/completions")
@@ -126,8 +129,22 @@ def _text_shape(text: str, finish: str | None, first: bool) -> dict[str, Any]:
     return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
 
 
+def _reasoning_choice(text: str, first: bool) -> dict[str, Any]:
+    """A chat chunk's choice carrying reasoning: `reasoning_content` (DeepSeek, vLLM) and
+    `reasoning` (mlx_lm.server, Ollama) hold the same text; `content` never does."""
+    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+    delta |= {"content": None, "reasoning_content": text, "reasoning": text}
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
 async def _respond(
-    request: Request, body: Any, prompt: Any, *, chat_template: bool, shape: Shape
+    request: Request,
+    body: Any,
+    prompt: Any,
+    *,
+    chat_template: bool,
+    shape: Shape,
+    options: RequestOptions | None = None,
 ) -> Any:
     state = state_of(request)
     model = served_model(state, body.model)
@@ -140,6 +157,7 @@ async def _respond(
         progress=body.stream and body.include_progress,
         gone=request.is_disconnected,
         prompt_param="messages" if shape is _chat_shape else "prompt",
+        options=options,
     )
     if generation is None:  # the client left while queued: nobody to answer
         return JSONResponse({}, status_code=499)
@@ -163,13 +181,14 @@ async def _whole(
     """Collect the answer into one response object; a client that left cancels it (checked
     every `WATCH_INTERVAL`, so the engine is free within about a token)."""
     texts: list[str] = []
+    thoughts: list[str] = []
     item = generation.first
     last: Chunk | None = None
     check_at = time.monotonic() + WATCH_INTERVAL
     try:
         while True:
             if isinstance(item, Chunk):
-                texts.append(item.text)
+                (thoughts if item.channel == "reasoning" else texts).append(item.text)
                 last = item
             if time.monotonic() >= check_at:
                 if await gone():
@@ -185,10 +204,22 @@ async def _whole(
     text, finish = "".join(texts), last.finish_reason
     choice = shape(text, finish, False)
     if "delta" in choice:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-        choice |= {"logprobs": None, "finish_reason": finish}
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoning := "".join(thoughts):
+            message |= {"reasoning_content": reasoning, "reasoning": reasoning}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     obj = "chat.completion" if head["object"] == "chat.completion.chunk" else "text_completion"
     return head | {"object": obj, "choices": [choice], "usage": usage(last.stats)}
+
+
+def _chat_reasoning(chunk: Chunk, shape: Shape) -> bool:
+    """Whether a chunk is reasoning to stream (a plain completion has no place for it)."""
+    return chunk.channel == "reasoning" and bool(chunk.text) and shape is _chat_shape
+
+
+def _ends_or_answers(chunk: Chunk, first: bool) -> bool:
+    """Whether a chunk makes an answer event: answer text, the finish, or the first event."""
+    return bool(chunk.channel == "answer" and chunk.text) or bool(chunk.finish_reason) or first
 
 
 def _data(payload: dict[str, Any] | str, event: str | None = None) -> bytes:
@@ -212,9 +243,13 @@ async def _sse(
                 yield KEEPALIVE_COMMENT
             elif isinstance(item, Progress):
                 yield _data(progress_payload(item), "progress")
-            elif isinstance(item, Chunk) and (item.text or item.finish_reason or first):
+            elif isinstance(item, Chunk) and _chat_reasoning(item, shape):
+                yield _data(head | {"choices": [_reasoning_choice(item.text, first)]})
+                first = False
+            if isinstance(item, Chunk) and _ends_or_answers(item, first):
                 finish = item.finish_reason
-                yield _data(head | {"choices": [shape(item.text, finish, first)]})
+                text = "" if item.channel == "reasoning" else item.text
+                yield _data(head | {"choices": [shape(text, finish, first)]})
                 first = False
                 if finish is not None and include_usage:
                     yield _data(head | {"choices": [], "usage": usage(item.stats)})

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlxchat.config import ConfigError, Settings, effective_sampling
-from mlxchat.engine.types import Message, SamplingParams
+from mlxchat.engine.types import Message, RequestOptions, SamplingParams
 from mlxchat.server.errors import APIError
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -44,6 +44,8 @@ class ChatMessage(_Body):
 
     role: str
     content: str | list[TextPart] | None = None
+    reasoning_content: str | None = None
+    """An earlier answer's reasoning (sent on only to a template that reads it)."""
 
     def text(self) -> str:
         """The message's text, its parts joined."""
@@ -108,6 +110,29 @@ class ChatRequest(_Sampling):
     """The body of `POST /v1/chat/completions`."""
 
     messages: list[ChatMessage] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Extra chat-template variables, e.g. `{"enable_thinking": false}` (vLLM's name)."""
+    reasoning_effort: str | None = None
+    """"low", "medium" or "high", for templates that read it (gpt-oss)."""
+    thinking_budget: int | None = None
+    """Most reasoning tokens before the answer is forced (mlxchat's own field)."""
+
+    def with_thinking(self, options: RequestOptions, defaults: Settings) -> RequestOptions:
+        """`options` with the request's template variables and thinking budget, over the
+        server's own thinking settings.
+
+        Raises:
+            APIError: 400 for a negative `thinking_budget`.
+        """
+        base = defaults.request_options()
+        kwargs = base.template_kwargs | options.template_kwargs
+        kwargs |= dict(self.chat_template_kwargs or {})
+        if self.reasoning_effort is not None:
+            kwargs.setdefault("reasoning_effort", self.reasoning_effort)
+        budget = base.thinking_budget if self.thinking_budget is None else self.thinking_budget
+        if budget is not None and budget < 0:
+            raise APIError(400, "'thinking_budget' must be 0 or more", param="thinking_budget")
+        return replace(options, template_kwargs=kwargs, thinking_budget=budget)
 
     def conversation(self) -> list[Message]:
         """The messages for the engine.
@@ -127,7 +152,8 @@ class ChatRequest(_Sampling):
                     f"messages[{i}].role '{message.role}' is not supported; use one of: {known}",
                     param=f"messages.{i}.role",
                 )
-            result.append(Message(role, message.text()))  # type: ignore[arg-type]
+            reasoning = message.reasoning_content or ""
+            result.append(Message(role, message.text(), reasoning=reasoning))  # type: ignore[arg-type]
         if not any(m.content.strip() for m in result):
             raise APIError(400, "every message is empty; give some text", param="messages")
         return result

@@ -1,7 +1,8 @@
 """`/v1/ws/chat`: chat over one WebSocket, several requests per connection, cancel without closing.
 
 Client events: `chat.request` (`id` plus the body of `/v1/chat/completions`) and
-`chat.cancel` (`id`). Server events: `chat.delta` (`id`, `delta`), `chat.progress` (`id`,
+`chat.cancel` (`id`). Server events: `chat.delta` (`id`, `delta`), `chat.reasoning` (`id`,
+`delta`: the model's thinking, never in `chat.delta`), `chat.progress` (`id`,
 tokens so far, tok/s), `chat.done` (`id`, `finish_reason`, `usage`) and `error` (`id` when it
 concerns a request, and OpenAI's error object). Requests queue on the engine like HTTP ones.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from mlxchat.engine.types import Chunk, Progress
+from mlxchat.engine.types import Chunk, Progress, RequestOptions
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
@@ -89,6 +90,7 @@ class ChatConnection:
                 chat_template=True,
                 progress=True,
                 gone=_never,
+                options=body.with_thinking(RequestOptions(), self.state.config.defaults),
             )
             assert generation is not None
             self.generations[request_id] = generation
@@ -110,7 +112,8 @@ class ChatConnection:
                 )
             elif isinstance(item, Chunk):
                 if item.text:
-                    await self.send({"type": "chat.delta", "id": request_id, "delta": item.text})
+                    kind = "chat.reasoning" if item.channel == "reasoning" else "chat.delta"
+                    await self.send({"type": kind, "id": request_id, "delta": item.text})
                 if item.finish_reason is not None:
                     done = {"finish_reason": item.finish_reason, "usage": usage(item.stats)}
                     await self.send({"type": "chat.done", "id": request_id} | done)

@@ -71,6 +71,16 @@ def _space_after_code(text: str) -> str:
     return "\n".join(out)
 
 
+def _reasoning(reasoning: str | None) -> str:
+    """An answer's reasoning as a folded `<details>` block before its text ("" for none)."""
+    if not reasoning or not reasoning.strip():
+        return ""
+    body = sanitize(reasoning.strip())
+    fence = open_fence(body)
+    body = f"{body}\n{fence}" if fence else body
+    return f"<details>\n<summary>Thinking</summary>\n\n{body}\n\n</details>\n\n"
+
+
 def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
 
@@ -101,7 +111,7 @@ def _message_section(message: StoredMessage, conversation_model: str) -> str:
         arguments = sanitize(call.arguments or "{}").replace("```", "`​``")
         name = sanitize(call.name, one_line=True)
         body += f"\n\n**Tool call** `{name}`\n\n```json\n{arguments}\n```"
-    section = f"## {heading}\n\n{body.strip()}\n"
+    section = f"## {heading}\n\n{_reasoning(message.reasoning)}{body.strip()}\n"
     footer = _footer(message)
     return f"{section}\n{footer}\n" if footer else section
 

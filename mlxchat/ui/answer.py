@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlxchat.engine.types import Chunk, EngineError, FinishReason, Progress, Stats, ToolCall
+from mlxchat.engine.types import (
+    Chunk,
+    EngineError,
+    FinishReason,
+    Progress,
+    RequestOptions,
+    Stats,
+    ToolCall,
+)
 from mlxchat.ui.display import answer_footer, stats_summary
 from mlxchat.ui.widgets.message import Message
+from mlxchat.ui.widgets.thinking import LIVE_INTERVAL, Thinking
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -85,6 +95,9 @@ class Answer:
         self.tool_calls: tuple[ToolCall, ...] = ()
         self._unseen: list[str] = []
         """The text so far once detached (until then it is the view's)."""
+        self.thinking: Thinking | None = None
+        """Its reasoning, when the model thinks (shown as the view's thinking line)."""
+        self._ticker: Any = None  # redraws the live thinking line every LIVE_INTERVAL
 
     @property
     def text(self) -> str:
@@ -117,14 +130,18 @@ class Answer:
                     stats = event.stats
                     if event.tool_call is not None:
                         self.tool_calls += (event.tool_call,)
+                    thought = event.channel == "reasoning"
+                    if thought:
+                        self._think(event)
+                    elif event.text and self.thinking is not None:
+                        self._end_thinking()
                     if self.shown:
-                        if not self.got_tokens:
-                            view.status = "writing…"
-                            if status.state != "stopping":
-                                status.set_state("generating")
-                        view.append(event.text)
+                        if not self.got_tokens or (event.text and not thought):
+                            self._show_phase(thought)
+                        if not thought:
+                            view.append(event.text)
                         status.set_stats(stats)
-                    elif event.text:
+                    elif event.text and not thought:
                         self._unseen.append(event.text)
                     self.got_tokens = True
                     if event.finish_reason is not None:
@@ -144,6 +161,7 @@ class Answer:
             self.stream = None
         if finish is None:  # the stream ended without a last chunk: it was cancelled early
             finish = "cancelled"
+        self._end_thinking()
         self.finish, self.stats, self.error = finish, stats, error
         self.finishing = True
         try:
@@ -152,14 +170,53 @@ class Answer:
             self.done.set()
             await self.host.answer_ended(self)
 
+    def _think(self, chunk: Chunk) -> None:
+        """A piece of reasoning: counted; the live line is redrawn a few times a second."""
+        first = self.thinking is None
+        if self.thinking is None:
+            self.thinking = Thinking()
+        self.thinking.add(chunk.text, 0 if chunk.token is None else 1)
+        if first and self.shown:
+            self.view.thinking = self.thinking
+            self.view.thinking_changed()
+            self._ticker = self.host.app.set_interval(LIVE_INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        if self.shown and self.thinking is not None and not self.thinking.done:
+            self.view.thinking_changed()
+
+    def _end_thinking(self) -> None:
+        """The answer began (or ended): the thinking line folds."""
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        if self.thinking is not None and not self.thinking.done:
+            self.thinking.end()
+            if self.shown:
+                self.view.thinking_changed()
+
+    def _show_phase(self, thought: bool) -> None:
+        """Tell thinking from writing in the view's header and the status bar."""
+        self.view.status = "thinking…" if thought else "writing…"
+        status = self.host.status
+        if status.state != "stopping":
+            phase: Any = "thinking" if thought else "generating"
+            if status.state != phase:
+                status.set_state(phase)
+
     def _request(self) -> EventStream:
-        max_context = getattr(self.host.settings, "max_context", None) or None
+        settings = self.host.settings
+        max_context = getattr(settings, "max_context", None) or None
+        request_options = getattr(settings, "request_options", None)
         return self.host.engine.stream(
             self.chat.messages(),
             self.params,
             session=self.chat.session,
             max_context=max_context,
-            options=self.host.tools.request_options(self.chat),
+            options=_joined(
+                request_options() if request_options is not None else None,
+                self.host.tools.request_options(self.chat),
+            ),
         )
 
     def model(self) -> str:
@@ -173,8 +230,11 @@ class Answer:
         model = self.model()
         if self.shown:
             await self._show_finished(self.host.tools.answer_text(text, self.tool_calls), model)
-        if text or self.tool_calls:
-            problem = self.chat.add_answer(text, finish, stats, model, self.tool_calls)
+        reasoning = self.thinking.text if self.thinking is not None else ""
+        if text or reasoning or self.tool_calls:
+            problem = self.chat.add_answer(
+                text, finish, stats, model, self.tool_calls, reasoning=reasoning
+            )
             if problem:
                 self.host.history_problem(problem)
         if stats is not None and self.shown:
@@ -197,11 +257,19 @@ class Answer:
             "assistant", text, label=view.label, footer=footer, stopped=stopped, failed=failed
         )
         final.status = "stopped" if stopped else "failed" if failed else ""
+        final.thinking = self.thinking
         with contextlib.suppress(Exception):
             transcript = self.host.conversation
             await final.prepare(transcript.text_width)  # the full render, off the event loop
             if self.shown:  # not if its chat left the screen meanwhile
                 transcript.replace(view, final)
+
+
+def _joined(thinking: RequestOptions | None, tools: RequestOptions | None) -> RequestOptions | None:
+    """The chat's thinking settings and the tools on in it, as one request's options."""
+    if thinking is None or tools is None:
+        return thinking or tools
+    return replace(thinking, tools=tools.tools, tool_choice=tools.tool_choice)
 
 
 async def after_paint(app: App[Any], timeout: float = 0.5) -> None:

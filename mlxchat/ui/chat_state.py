@@ -39,6 +39,8 @@ class Turn:
         tool_calls: For answers: the tools the model called.
         tool_call_id: For a tool's result: the call it answers.
         tool_name: For a tool's result: the tool's name.
+        reasoning: For answers: the model's reasoning (the engine sends it back only to a
+            template that reads it).
     """
 
     role: str
@@ -48,12 +50,14 @@ class Turn:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_name: str | None = None
+    reasoning: str = ""
 
     def as_message(self) -> Message:
         """The engine message."""
         return Message(
             self.role,  # type: ignore[arg-type]
             self.content,
+            reasoning=self.reasoning,
             tool_calls=self.tool_calls,
             tool_call_id=self.tool_call_id,
             name=self.tool_name,
@@ -146,10 +150,11 @@ class ChatState:
         stats: Stats | None,
         model: str,
         tool_calls: tuple[ToolCall, ...] = (),
+        reasoning: str = "",
     ) -> str | None:
-        """Add and save an answer (also a stopped one, and the tools it called); returns a
-        problem to show, or None."""
-        turn = Turn("assistant", text, finish_reason, tool_calls=tool_calls)
+        """Add and save an answer (also a stopped one), the tools it called and its
+        reasoning, saved apart; returns a problem to show, or None."""
+        turn = Turn("assistant", text, finish_reason, tool_calls=tool_calls, reasoning=reasoning)
         self.turns.append(turn)
         if self.history is None or self.conversation_id is None:
             return None
@@ -162,6 +167,7 @@ class ChatState:
                 finish_reason=finish_reason,
                 stats=stats,
                 tool_calls=tool_calls,
+                reasoning=reasoning,
             )
         except Exception as error:
             return _problem(error)
@@ -435,6 +441,7 @@ def _turns(messages: Iterable[StoredMessage]) -> list[Turn]:
             tool_calls=tuple(getattr(m, "tool_calls", ()) or ()),
             tool_call_id=getattr(m, "tool_call_id", None),
             tool_name=getattr(m, "tool_name", None),
+            reasoning=m.reasoning or "",
         )
         for m in messages
         if m.role in ("user", "assistant", "tool")

@@ -40,6 +40,7 @@ class CommandContext(Protocol):
     def pick_model(self) -> Awaitable[None] | None: ...
     def set_system_prompt(self, text: str | None) -> Awaitable[None] | None: ...
     def set_sampling(self, name: str, value: Any) -> Awaitable[None] | None: ...
+    def set_thinking(self, name: str, value: Any) -> Awaitable[None] | None: ...
     def retry(self) -> Awaitable[None] | None: ...
     def clear_chat(self) -> Awaitable[None] | None: ...
     def new_chat(self) -> Awaitable[None] | None: ...
@@ -148,6 +149,19 @@ def _setting(command: str, name: str, *, optional: bool = False) -> Parser:
             return setting.parse(text, f"/{command}")
         except SettingError as error:
             raise COMMANDS[command].fail(str(error)) from None
+
+    return parse
+
+
+def _on_off(command: str, name: str) -> Parser:
+    """A parser for an on/off setting whose "off" means False, not unset."""
+    parse_setting = _setting(command, name)
+
+    def parse(ctx: CommandContext, text: str) -> bool:
+        word = text.strip().lower()
+        if word in ("off", "false", "no"):
+            return False
+        return bool(parse_setting(ctx, word))
 
     return parse
 
@@ -261,6 +275,21 @@ _TABLE = (
         "random seed for repeatable answers (off: random)",
         lambda c, v: c.set_sampling("seed", v),
         _setting("seed", "seed"),
+    ),
+    Command(
+        "think",
+        "on|off",
+        "let a thinking model reason before it answers (enable_thinking)",
+        lambda c, v: c.set_thinking("enable_thinking", v),
+        _on_off("think", "enable_thinking"),
+        complete=lambda c: ["on", "off"],
+    ),
+    Command(
+        "thinking-budget",
+        "N|off",
+        "most reasoning tokens before the answer begins (off: no cap)",
+        lambda c, v: c.set_thinking("thinking_budget", v),
+        _setting("thinking-budget", "thinking_budget"),
     ),
     Command(
         "retry",

@@ -87,6 +87,8 @@ class FakeEngine:
         base_models: Model names loaded as base models (no chat template).
         load_error: When set, every load fails with this `ModelLoadError` text.
         loaded: A model loaded from the start (None: none until `load`).
+        reasoning: Token texts every answer thinks before it answers (channel "reasoning",
+            with "thinking" progress events), as a thinking model's stream has them.
     """
 
     answers: list[list[str | ToolCall]] = field(default_factory=lambda: [list(DEFAULT_ANSWER)])
@@ -105,6 +107,7 @@ class FakeEngine:
     loads: list[str] = field(default_factory=list)
     reset_sessions: list[str] = field(default_factory=list)
     on_token: Callable[[int, str], None] | None = None
+    reasoning: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._info: ModelInfo | None = None
@@ -247,6 +250,8 @@ class FakeStream:
         self, engine: FakeEngine, tokens: list[str | ToolCall], params: SamplingParams
     ) -> None:
         self.engine = engine
+        tokens = list(engine.reasoning) + tokens
+        self.thought = min(len(engine.reasoning), params.max_tokens)
         self.tokens = tokens[: params.max_tokens]
         self.cut = len(tokens) > params.max_tokens
         self.cancelled = False
@@ -328,8 +333,10 @@ class FakeStream:
                 continue
             if engine.on_token:
                 engine.on_token(index, token)
-            yield Chunk(token, index, stats, finish_reason=finish)
+            thinking = index < self.thought
+            channel = "reasoning" if thinking else "answer"
+            yield Chunk(token, index, stats, finish_reason=finish, channel=channel)
             if index % 8 == 7:
-                yield Progress("generating", stats)
+                yield Progress("thinking" if thinking else "generating", stats)
         if not self.tokens:
             yield Chunk("", None, fixed_stats(0), finish_reason="stop")

@@ -30,6 +30,7 @@ from mlxchat.ui.tools.blocks import result_record
 from mlxchat.ui.unfenced_code import TOKEN as UNFENCED_CODE
 from mlxchat.ui.unfenced_code import add_unfenced_code
 from mlxchat.ui.widgets.message import Message, MessageRecord
+from mlxchat.ui.widgets.thinking import saved_thinking
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -176,6 +177,13 @@ class ChatCommands:
         self.screen.history_problem(self.screen.chat.save_settings())
         shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else value
         self.screen.notify(f"{name.replace('_', '-')} = {shown}", title="Setting")
+
+    def set_thinking(self, name: str, value: Any) -> None:
+        """Change a thinking setting (enable_thinking, thinking_budget) for the next answers."""
+        from mlxchat.ui.thinking_settings import describe_thinking
+
+        self.screen.settings = replace(self.screen.settings, **{name: value})
+        self.screen.notify(describe_thinking(name, value), title="Setting")
 
     async def retry(self) -> None:
         """Write the last answer again (the engine reuses the cached prompt); a saved one
@@ -324,6 +332,7 @@ class ChatCommands:
                     label=(getattr(message, "model", None) or "assistant") + version,
                     footer=answer_footer(reason, stats_summary(getattr(message, "stats", None))),
                     stopped=reason == "cancelled",
+                    thinking=saved_thinking(getattr(message, "reasoning", "")),
                 )
             )
         if records and records[-1].kind == "user" and not answering:  # its answer was lost

@@ -19,6 +19,7 @@ from textual.content import Content
 
 from mlxchat.text import sanitize
 from mlxchat.ui.widgets.markdown_body import MarkdownBody
+from mlxchat.ui.widgets.thinking import Thinking
 
 Kind = Literal["user", "assistant", "error", "info", "tool"]
 
@@ -59,6 +60,7 @@ class MessageRecord:
         footer: The numbers or note after the label.
         stopped: The answer was stopped by the user.
         failed: The answer failed.
+        thinking: The answer's reasoning (None: none).
     """
 
     kind: Kind
@@ -67,6 +69,7 @@ class MessageRecord:
     footer: str = ""
     stopped: bool = False
     failed: bool = False
+    thinking: Thinking | None = None
 
 
 class MessageOwner(Protocol):
@@ -127,13 +130,15 @@ class Message:
         self.body = MarkdownBody(text, plain=kind in ("user", "tool"))  # a tool's result: data
         self.owner: MessageOwner | None = None
         self.serial = next(_SERIALS)
+        self.thinking: Thinking | None = None
+        """The answer's reasoning, shown as a line under the header (thinking.py)."""
         self._status = ""
         self._header: tuple[int, list[Content]] | None = None
 
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
         """A message showing a kept one."""
-        return cls(
+        message = cls(
             record.kind,
             record.text,
             label=record.label,
@@ -141,11 +146,13 @@ class Message:
             stopped=record.stopped,
             failed=record.failed,
         )
+        message.thinking = record.thinking
+        return message
 
     def record(self) -> MessageRecord:
         """What it takes to show this message again."""
         return MessageRecord(
-            self.kind, self.text, self.label, self.footer, self.stopped, self.failed
+            self.kind, self.text, self.label, self.footer, self.stopped, self.failed, self.thinking
         )
 
     def __repr__(self) -> str:
@@ -201,8 +208,29 @@ class Message:
             return cached[1]
         header = self.header_content()
         lines = header.wrap(width) if header.cell_length > width else [header]
+        if self.thinking is not None:
+            lines = lines + self.thinking.lines(width)
         self._header = (width, lines)
         return lines
+
+    def thinking_changed(self) -> None:
+        """The reasoning line changed (its numbers, folded or not): draw it again."""
+        self._header_changed()
+
+    def toggle_thinking(self) -> bool:
+        """Unfold or fold the reasoning (once thinking ended); whether there was any."""
+        thinking = self.thinking
+        if thinking is None or not thinking.done:
+            return False
+        thinking.unfolded = not thinking.unfolded
+        self._header_changed()
+        return True
+
+    def thinking_line(self, width: int) -> int | None:
+        """The line of the message that holds the reasoning line (None: none)."""
+        if self.thinking is None:
+            return None
+        return len(self.header_lines(width)) - len(self.thinking.lines(width))
 
     def _header_changed(self) -> None:
         self._header = None

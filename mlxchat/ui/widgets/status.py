@@ -35,13 +35,16 @@ from mlxchat.engine.types import LoadProgress, Progress, Stats
 from mlxchat.text import sanitize
 from mlxchat.ui.rates import format_tps, measured_rate, prefill_detail
 
-State = Literal["idle", "loading", "waiting", "prefill", "generating", "stopping", "error", "tool"]
+State = Literal[
+    "idle", "loading", "waiting", "prefill", "thinking", "generating", "stopping", "error", "tool"
+]
 
 _STATE_STYLE = {
     "idle": "$text-muted",
     "loading": "$warning",
     "waiting": "$warning",
     "prefill": "$secondary",
+    "thinking": "$secondary",
     "generating": "$success",
     "stopping": "$warning",
     "error": "$error",
@@ -197,8 +200,10 @@ class StatusBar(Widget):
             detail = prefill_detail(progress)
             if self.state != "prefill" or self.detail != detail:
                 self.set_state("prefill", detail)
-        elif self.state not in ("generating", "stopping"):
-            self.set_state("generating")
+        elif self.state != "stopping":
+            phase: State = "thinking" if progress.phase == "thinking" else "generating"
+            if self.state != phase:
+                self.set_state(phase)
         self._dirty = True
 
     def set_background(self, count: int) -> None:

@@ -56,6 +56,7 @@ from mlxchat.text import sanitize
 from mlxchat.ui.key_order import run_binding
 from mlxchat.ui.widgets.markdown_body import MIN_WIDTH
 from mlxchat.ui.widgets.message import BAR_STYLES, Message, MessageRecord
+from mlxchat.ui.widgets.thinking import THINKING_KEYS
 
 TOP = 1
 """Blank lines above the first message."""
@@ -153,6 +154,7 @@ class Transcript(ScrollView, can_focus=True):
         Binding("r", "act('regenerate')", "Regenerate", show=False),
         Binding("d", "act('delete')", "Delete", show=False),
         Binding("o", "act('open')", "Unfold a tool's result", show=False),
+        Binding("t", "toggle_thinking", "Fold/unfold the thinking", show=False),
         Binding("left,left_square_bracket", "act('version', -1)", "Older version", show=False),
         Binding("right,right_square_bracket", "act('version', 1)", "Newer version", show=False),
         Binding("n", "find_next(1)", "Next hit", show=False),
@@ -428,6 +430,7 @@ class Transcript(ScrollView, can_focus=True):
         if message is not self.cursor:
             self.cursor = message
             self.refresh()
+            self._update_bar()  # (the keys of a message that thought say `t`)
         if message is not None and scroll:
             self.scroll_to_message(message)
         return message
@@ -581,6 +584,13 @@ class Transcript(ScrollView, can_focus=True):
         elif self.index_of(self.cursor) is not None:
             self.post_message(self.Act(action, self.cursor, number))
 
+    def action_toggle_thinking(self) -> None:
+        """t: unfold or fold the reasoning of the message under the cursor."""
+        if self.cursor is None:
+            self.move_cursor(0)
+        elif self.index_of(self.cursor) is not None:
+            self.cursor.toggle_thinking()
+
     def action_page_up(self) -> None:
         """PageUp: a page up at once (an animated scroll draws every row of the view for
         each of its frames)."""
@@ -634,7 +644,8 @@ class Transcript(ScrollView, can_focus=True):
             query = sanitize(self._query, one_line=True)
             text = f"find “{query}”: {where} · n next · N previous · Esc ends"
         elif self._focused:
-            text = ACTION_KEYS
+            thought = self.cursor is not None and self.cursor.thinking is not None
+            text = THINKING_KEYS if thought else ACTION_KEYS
         bar.update(Content(text))
         bar.display = bool(text)
 
@@ -643,7 +654,10 @@ class Transcript(ScrollView, can_focus=True):
         clicked."""
         found = self.message_at(round(self.scroll_y) + event.y - self.gutter.top)
         if found is not None and event.chain == 1 and self.text_selection is None:
-            self.set_cursor(self._messages[found[0]], scroll=False)
+            message = self._messages[found[0]]
+            self.set_cursor(message, scroll=False)
+            if found[1] == message.thinking_line(self._width or 80):  # its thinking line
+                message.toggle_thinking()
 
     # ----- selection --------------------------------------------------------------------------
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
