@@ -268,7 +268,7 @@ async def test_a_server_that_cannot_start_gives_one_notice(make_app, settings) -
         await type_text(pilot, "hello")
         await pilot.press("enter")
         await settled(pilot, screen, 1)
-        assert engine.requests[0].options is None  # no tool on: nothing offered
+        assert engine.requests[0].options.tools == ()  # no tool on: nothing offered
         await type_text(pilot, "/tools")
         await pilot.press("enter")
         await pilot.pause()
