@@ -27,7 +27,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, generation_stream
 
-from mlxchat.engine import cpu
+from mlxchat.engine import constrain, cpu
 from mlxchat.engine.generation import (
     Cancelled,
     GenerateRequest,
@@ -41,6 +41,7 @@ from mlxchat.engine.generation import (
 from mlxchat.engine.prompt_cache import PromptCache
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
+from mlxchat.engine.tool_calls import ToolCallSplitter, finish_reason, plan, split
 from mlxchat.engine.types import Chunk, FinishReason, Progress, Stats
 from mlxchat.engine.worker import DEFERRED, Job
 
@@ -67,6 +68,7 @@ class _Row:
     prefill_start: float
     first_token_at: float | None = None
     generated: list[int] = field(default_factory=list)
+    tools: ToolCallSplitter | None = None
 
 
 class Batch:
@@ -129,6 +131,10 @@ class Batch:
             job.deliver(Chunk("", None, Stats(), finish_reason="cancelled"))
             return None
         prompt, stats = fitted.prompt, fitted.stats
+        tools = plan(self.tokenizer, request.options)
+        processors = build_logits_processors(params) + constrain.row_processors(
+            self.tokenizer, request.options, tools.grammar
+        )
         session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
         reused = stats.cached_tokens = session.reused
@@ -138,7 +144,7 @@ class Batch:
             caches=[session.cache],
             all_tokens=[prompt[:reused]],
             samplers=[build_sampler(params)],
-            logits_processors=[build_logits_processors(params)],
+            logits_processors=[processors],
         )
         row = self.rows[uid] = _Row(
             job=job,
@@ -150,6 +156,7 @@ class Batch:
             throttle=Throttle(request.progress_interval),
             start=start,
             prefill_start=time.perf_counter(),
+            tools=tools.splitter,
         )
         row.detokenizer.reset()
         if row.throttle.ready():  # prefill starts: "prefill 0/N" at once
@@ -201,7 +208,12 @@ class Batch:
             row.detokenizer.add_token(response.token)
         if response.finish_reason is not None:
             row.detokenizer.finalize()
-        text, hit_stop = row.stopper.feed(row.detokenizer.last_segment)
+        segment, calls = split(
+            row.tools, row.detokenizer.last_segment, response.finish_reason is not None
+        )
+        for call in calls:
+            row.job.deliver(Chunk("", None, _snapshot(stats), tool_call=call))
+        text, hit_stop = row.stopper.feed(segment)
         if hit_stop:
             self._leave(response.uid, "stop", text)
         elif response.finish_reason is not None:
@@ -238,6 +250,7 @@ class Batch:
         token: int | None,
     ) -> None:
         row = self.rows.pop(uid)
+        finish = finish_reason(row.tools, finish)
         if cache is not None:  # the conversation's next turn starts from it
             row.session.cache = cache
             row.session.ids = []

@@ -502,6 +502,7 @@ def _collect(events: list[Event]) -> Result:
         finish_reason=last.finish_reason or "length",
         stats=last.stats,
         tokens=[c.token for c in chunks if c.token is not None],
+        tool_calls=[c.tool_call for c in chunks if c.tool_call is not None],
     )
 
 

@@ -10,10 +10,19 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import generation_stream, stream_generate
 
-from mlxchat.engine import cpu
+from mlxchat.engine import constrain, cpu
 from mlxchat.engine.blas_hint import reference_blas
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
+from mlxchat.engine.tool_calls import (
+    finish_reason,
+    forced_call_prompt,
+    message_dict,
+    plan,
+    split,
+    template_tools,
+    tool_plan_note,
+)
 from mlxchat.engine.types import (
     Chunk,
     Event,
@@ -99,15 +108,26 @@ class StopMatcher:
         return text
 
 
-def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
-    return [asdict(m) for m in messages]
+def _as_dicts(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    return [message_dict(m) for m in messages]
 
 
-def encode_prompt(tokenizer: Any, prompt: Prompt, chat_template: bool) -> list[int]:
-    """Token ids for `prompt`, through the chat template when asked and available."""
+def encode_prompt(
+    tokenizer: Any, prompt: Prompt, chat_template: bool, options: RequestOptions | None = None
+) -> list[int]:
+    """Token ids for `prompt`, through the chat template when asked and available (with
+    the request's tools and template variables)."""
     messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
     if chat_template and getattr(tokenizer, "has_chat_template", False):
-        return list(tokenizer.apply_chat_template(_as_dicts(messages), add_generation_prompt=True))
+        extra: dict[str, Any] = dict(options.template_kwargs) if options else {}
+        tools = template_tools(tokenizer, options) if options else None
+        if tools:
+            extra["tools"] = tools
+        if options is not None and (note := tool_plan_note(tokenizer, options)):
+            messages = forced_call_prompt(messages, note)
+        return list(
+            tokenizer.apply_chat_template(_as_dicts(messages), add_generation_prompt=True, **extra)
+        )
     text = "\n\n".join(m.content for m in messages)
     return list(tokenizer.encode(text))
 
@@ -124,6 +144,7 @@ def fit_to_context(
     limit: int | None,
     reserve: int,
     cancelled: Callable[[], bool] | None = None,
+    options: RequestOptions | None = None,
 ) -> tuple[list[int], int]:
     """Encode `prompt`, dropping the oldest turns until it fits in `limit - reserve` tokens.
 
@@ -135,7 +156,7 @@ def fit_to_context(
     Raises:
         PromptTooLongError: when even the newest message alone does not fit.
     """
-    tokens = encode_prompt(tokenizer, prompt, chat_template)
+    tokens = encode_prompt(tokenizer, prompt, chat_template, options)
     if limit is None or isinstance(prompt, str) or len(tokens) + reserve <= limit:
         if limit is not None and len(tokens) >= limit:
             raise PromptTooLongError(
@@ -158,7 +179,8 @@ def fit_to_context(
     starts = starts or [0]
 
     def fits(start: int) -> bool:
-        return len(encode_prompt(tokenizer, head + body[start:], chat_template)) + reserve <= limit
+        encoded = encode_prompt(tokenizer, head + body[start:], chat_template, options)
+        return len(encoded) + reserve <= limit
 
     low, high = 0, len(starts) - 1
     while low < high:
@@ -170,7 +192,7 @@ def fit_to_context(
         else:
             low = middle + 1
     dropped = starts[low]
-    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template)
+    tokens = encode_prompt(tokenizer, head + body[dropped:], chat_template, options)
     if len(tokens) + reserve <= limit:
         return tokens, dropped
     if len(tokens) >= limit:
@@ -211,7 +233,7 @@ def fit_request(
     limit = min(limits) if limits else None
     reserve = min(params.max_tokens, limit // 4) if limit else 0
     prompt, dropped = fit_to_context(
-        tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled
+        tokenizer, request.prompt, request.chat_template, limit, reserve, cancelled, request.options
     )
     max_tokens = params.max_tokens if limit is None else min(params.max_tokens, limit - len(prompt))
     stats = Stats(
@@ -263,6 +285,10 @@ def run_generation(
         emit(Chunk("", None, Stats(), finish_reason="cancelled"))
         return
     prompt, max_tokens, stats = fitted.prompt, fitted.max_tokens, fitted.stats
+    tools = plan(tokenizer, request.options)
+    processors = build_logits_processors(params) + constrain.row_processors(
+        tokenizer, request.options, tools.grammar
+    )
     session = session_for(prompt)  # the prompt cache's entry for this prompt
     todo = session.prepare(prompt)
     stats.cached_tokens = session.reused
@@ -301,7 +327,7 @@ def run_generation(
             mx.array(todo),
             max_tokens=max_tokens,
             sampler=build_sampler(params),
-            logits_processors=build_logits_processors(params),
+            logits_processors=processors,
             prompt_cache=session.cache,
             prompt_progress_callback=on_prompt_progress,
             prefill_step_size=request.prefill_step_size or default_prefill_step_size(),
@@ -321,7 +347,11 @@ def run_generation(
             stats.active_memory = mx.get_active_memory() / 1e9
             stats.context_tokens = len(prompt) + response.generation_tokens
             fed.append(response.token)  # mlx-lm fed every token it yields (EOS too)
-            text, hit_stop = stopper.feed(response.text)
+            ended = response.finish_reason is not None
+            segment, calls = split(tools.splitter, response.text, ended)
+            for call in calls:
+                emit(Chunk("", None, _snapshot(stats), tool_call=call))
+            text, hit_stop = stopper.feed(segment)
             if hit_stop:
                 finish = "stop"
             elif response.finish_reason is not None:
@@ -347,7 +377,8 @@ def run_generation(
     stats.active_memory = mx.get_active_memory() / 1e9
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
-    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish or "length"))
+    finish = finish_reason(tools.splitter, finish or "length")
+    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish))
 
 
 def decode_rate(tokens: int, seconds: float) -> float:
