@@ -38,11 +38,12 @@ from mlxchat.engine.generation import (
     default_prefill_step_size,
     fit_request,
 )
+from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.prompt_cache import PromptCache
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.tool_calls import ToolCallSplitter, finish_reason, plan, split
-from mlxchat.engine.types import Chunk, FinishReason, Progress, Stats
+from mlxchat.engine.types import Chunk, FinishReason, Progress, RequestOptions, Stats, TokenLogprob
 from mlxchat.engine.worker import DEFERRED, Job
 
 MAX_ROWS = 8
@@ -69,6 +70,7 @@ class _Row:
     first_token_at: float | None = None
     generated: list[int] = field(default_factory=list)
     tools: ToolCallSplitter | None = None
+    options: RequestOptions = field(default_factory=RequestOptions)
 
 
 class Batch:
@@ -157,6 +159,7 @@ class Batch:
             start=start,
             prefill_start=time.perf_counter(),
             tools=tools.splitter,
+            options=request.options,
         )
         row.detokenizer.reset()
         if row.throttle.ready():  # prefill starts: "prefill 0/N" at once
@@ -219,7 +222,8 @@ class Batch:
         elif response.finish_reason is not None:
             self._finish(response.uid, response, text + row.stopper.flush(), eos)
         else:
-            row.job.deliver(Chunk(text, response.token, _snapshot(stats)))
+            logprob = token_logprob(self.tokenizer, response.logprobs, response.token, row.options)
+            row.job.deliver(Chunk(text, response.token, _snapshot(stats), logprob=logprob))
             if row.throttle.ready():
                 row.job.deliver(Progress("generating", _snapshot(stats)))
 
@@ -239,7 +243,8 @@ class Batch:
 
     def _finish(self, uid: int, response: Any, text: str, eos: bool) -> None:
         token = None if eos else response.token
-        self._end(uid, response.prompt_cache, response.finish_reason, text, token)
+        logprob = token_logprob(self.tokenizer, response.logprobs, token, self.rows[uid].options)
+        self._end(uid, response.prompt_cache, response.finish_reason, text, token, logprob)
 
     def _end(
         self,
@@ -248,6 +253,7 @@ class Batch:
         finish: FinishReason,
         text: str,
         token: int | None,
+        logprob: TokenLogprob | None = None,
     ) -> None:
         row = self.rows.pop(uid)
         finish = finish_reason(row.tools, finish)
@@ -259,6 +265,7 @@ class Batch:
         row.stats.active_memory = mx.get_active_memory() / 1e9
         if not self.rows:  # nothing left in flight when the engine thread parks
             mx.synchronize(generation_stream)
-        row.job.deliver(Chunk(text, token, _snapshot(row.stats), finish_reason=finish))
+        chunk = Chunk(text, token, _snapshot(row.stats), finish_reason=finish, logprob=logprob)
+        row.job.deliver(chunk)
         row.job.finish()
         self.cache.fit()

@@ -134,13 +134,13 @@ class GrammarProcessor:
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
         if not self.active:
-            if tokens.size and int(tokens[-1].item()) == self.start_after:
+            if tokens.size and _last(tokens) == self.start_after:
                 self.active = True
             return logits
         if self.fresh:
             self.fresh = False
         elif tokens.size:
-            self.matcher.consume_token(int(tokens[-1].item()))
+            self.matcher.consume_token(_last(tokens))
         if self.matcher.is_error():
             return logits  # a token the grammar refused (cannot happen with the mask)
         if self.matcher.is_stopped():  # the grammar is complete: the answer ends
@@ -151,6 +151,7 @@ class GrammarProcessor:
         return mx.where(allowed, logits, mx.array(-float("inf"), dtype=logits.dtype))
 
     def _allowed(self, vocab: int) -> mx.array:
+        """The grammar's bitmask as a boolean array over the logits' `vocab`."""
         import llguidance.numpy as llnp
 
         words = (vocab + 31) // 32
@@ -160,6 +161,11 @@ class GrammarProcessor:
         llnp.fill_next_token_bitmask(self.matcher, self.bitmask)
         bits = np.unpackbits(self.bitmask.view(np.uint8), bitorder="little")[:vocab]
         return mx.array(bits.astype(np.bool_))
+
+
+def _last(tokens: mx.array) -> int:
+    """The last token of a row's history."""
+    return int(tokens[-1].item())  # type: ignore[arg-type]
 
 
 def response_format_grammar(response_format: dict[str, Any] | None) -> str | None:

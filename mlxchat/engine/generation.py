@@ -12,6 +12,7 @@ from mlx_lm.generate import generation_stream, stream_generate
 
 from mlxchat.engine import constrain, cpu
 from mlxchat.engine.blas_hint import reference_blas
+from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.tool_calls import (
@@ -362,7 +363,8 @@ def run_generation(
                 text += stopper.flush()
             if finish is not None:
                 break
-            emit(Chunk(text, response.token, _snapshot(stats)))
+            logprob = token_logprob(tokenizer, response.logprobs, response.token, request.options)
+            emit(Chunk(text, response.token, _snapshot(stats), logprob=logprob))
             if throttle.ready():
                 emit(Progress("generating", _snapshot(stats)))
     except Cancelled:
@@ -378,7 +380,8 @@ def run_generation(
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
     finish = finish_reason(tools.splitter, finish or "length")
-    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish))
+    logprob = token_logprob(tokenizer, response.logprobs, token, request.options)
+    emit(Chunk(text, token, _snapshot(stats), finish_reason=finish, logprob=logprob))
 
 
 def decode_rate(tokens: int, seconds: float) -> float:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mlxchat.engine.engine import Prompt
-from mlxchat.engine.types import EngineError, Progress, PromptTooLongError, SamplingParams, Stats
+from mlxchat.engine.types import (
+    EngineError,
+    Progress,
+    PromptTooLongError,
+    RequestOptions,
+    SamplingParams,
+    Stats,
+)
 from mlxchat.server.errors import APIError, internal_error
 from mlxchat.server.pump import TIMEOUT, EventPump
 from mlxchat.server.queue import Slot
@@ -79,7 +86,7 @@ def api_error(error: BaseException, prompt_param: str = "messages") -> APIError:
     if isinstance(error, PromptTooLongError):
         return APIError(400, str(error), param=prompt_param, code="context_length_exceeded")
     if isinstance(error, EngineError):
-        return APIError(400, str(error))
+        return APIError(400, str(error), param=getattr(error, "param", None))
     log.error("generation failed", exc_info=error)
     return internal_error()
 
@@ -135,6 +142,7 @@ async def start(
     progress: bool,
     gone: Callable[[], Awaitable[bool]],
     prompt_param: str = "messages",
+    options: RequestOptions | None = None,
 ) -> Generation | None:
     """Queue a generation and wait for its first event.
 
@@ -159,6 +167,7 @@ async def start(
         chat_template=chat_template,
         max_context=state.config.defaults.max_context,
         progress=progress,
+        options=options,
     )
     generation = Generation(EventPump(stream), None, slot, prompt_param)
     try:

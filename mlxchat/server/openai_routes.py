@@ -31,6 +31,7 @@ from mlxchat.server.generation import (
     start,
     usage,
 )
+from mlxchat.server.openai_shapes import chat_logprobs, text_logprobs, tool_call_payload
 from mlxchat.server.pump import TIMEOUT
 from mlxchat.server.schemas import ChatRequest, CompletionRequest, parse_body
 from mlxchat.server.state import model_defaults, state_of
@@ -114,16 +115,28 @@ async def read_body(request: Request) -> bytes:
 
 
 # ----- response shapes: chat.completion(.chunk) and text_completion -------------------------
-Shape = Callable[[str, str | None, bool], dict[str, Any]]
+Shape = Callable[[Chunk, bool, int], dict[str, Any]]
+"""A streamed choice from a chunk, whether it is the first, and the tool calls before it."""
 
 
-def _chat_shape(text: str, finish: str | None, first: bool) -> dict[str, Any]:
-    delta: dict[str, Any] = {"role": "assistant", "content": text} if first else {"content": text}
-    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+def _chat_shape(chunk: Chunk, first: bool, calls_before: int) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+    if chunk.tool_call is not None:
+        delta["tool_calls"] = [tool_call_payload(chunk.tool_call, calls_before)]
+    else:
+        delta["content"] = chunk.text
+    logprobs = chat_logprobs([chunk.logprob] if chunk.logprob else [])
+    return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": chunk.finish_reason}
 
 
-def _text_shape(text: str, finish: str | None, first: bool) -> dict[str, Any]:
-    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+def _text_shape(chunk: Chunk, first: bool, calls_before: int) -> dict[str, Any]:
+    logprobs = text_logprobs([chunk.logprob] if chunk.logprob else [], 0)
+    return {
+        "index": 0,
+        "text": chunk.text,
+        "logprobs": logprobs,
+        "finish_reason": chunk.finish_reason,
+    }
 
 
 async def _respond(
@@ -132,6 +145,7 @@ async def _respond(
     state = state_of(request)
     model = served_model(state, body.model)
     params = body.sampling(state.config.defaults, model_defaults(state))
+    options = body.options() if isinstance(body, ChatRequest) else body.base_options()
     generation = await start(
         state,
         prompt,
@@ -140,6 +154,7 @@ async def _respond(
         progress=body.stream and body.include_progress,
         gone=request.is_disconnected,
         prompt_param="messages" if shape is _chat_shape else "prompt",
+        options=options,
     )
     if generation is None:  # the client left while queued: nobody to answer
         return JSONResponse({}, status_code=499)
@@ -162,14 +177,14 @@ async def _whole(
 ) -> Any:
     """Collect the answer into one response object; a client that left cancels it (checked
     every `WATCH_INTERVAL`, so the engine is free within about a token)."""
-    texts: list[str] = []
+    chunks: list[Chunk] = []
     item = generation.first
     last: Chunk | None = None
     check_at = time.monotonic() + WATCH_INTERVAL
     try:
         while True:
             if isinstance(item, Chunk):
-                texts.append(item.text)
+                chunks.append(item)
                 last = item
             if time.monotonic() >= check_at:
                 if await gone():
@@ -182,12 +197,22 @@ async def _whole(
     finally:
         generation.close()
     assert last is not None
-    text, finish = "".join(texts), last.finish_reason
-    choice = shape(text, finish, False)
-    if "delta" in choice:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-        choice |= {"logprobs": None, "finish_reason": finish}
-    obj = "chat.completion" if head["object"] == "chat.completion.chunk" else "text_completion"
+    text, finish = "".join(c.text for c in chunks), last.finish_reason
+    logprobs = [c.logprob for c in chunks if c.logprob is not None]
+    calls = [c.tool_call for c in chunks if c.tool_call is not None]
+    if shape is _chat_shape:
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            message["tool_calls"] = [tool_call_payload(call) for call in calls]
+        else:
+            message["content"] = text
+        choice = {"index": 0, "message": message, "logprobs": chat_logprobs(logprobs)}
+        choice["finish_reason"] = finish
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "logprobs": text_logprobs(logprobs, 0)}
+        choice["finish_reason"] = finish
+        obj = "text_completion"
     return head | {"object": obj, "choices": [choice], "usage": usage(last.stats)}
 
 
@@ -205,6 +230,7 @@ async def _sse(
 ) -> AsyncIterator[bytes]:
     """The SSE byte stream of one generation; closing it cancels the generation."""
     first = True
+    calls = 0
     item = generation.first
     try:
         while True:
@@ -212,10 +238,13 @@ async def _sse(
                 yield KEEPALIVE_COMMENT
             elif isinstance(item, Progress):
                 yield _data(progress_payload(item), "progress")
-            elif isinstance(item, Chunk) and (item.text or item.finish_reason or first):
+            elif isinstance(item, Chunk) and (
+                item.text or item.finish_reason or first or item.tool_call or item.logprob
+            ):
                 finish = item.finish_reason
-                yield _data(head | {"choices": [shape(item.text, finish, first)]})
+                yield _data(head | {"choices": [shape(item, first, calls)]})
                 first = False
+                calls += item.tool_call is not None
                 if finish is not None and include_usage:
                     yield _data(head | {"choices": [], "usage": usage(item.stats)})
             try:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from mlxchat.engine.types import Chunk, Progress
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
+from mlxchat.server.openai_shapes import tool_call_payload
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
 from mlxchat.server.state import model_defaults, state_of
 from mlxchat.server.ws_common import accept, received_texts
@@ -89,6 +90,7 @@ class ChatConnection:
                 chat_template=True,
                 progress=True,
                 gone=_never,
+                options=body.options(),
             )
             assert generation is not None
             self.generations[request_id] = generation
@@ -111,6 +113,9 @@ class ChatConnection:
             elif isinstance(item, Chunk):
                 if item.text:
                     await self.send({"type": "chat.delta", "id": request_id, "delta": item.text})
+                if item.tool_call is not None:
+                    call = tool_call_payload(item.tool_call)
+                    await self.send({"type": "chat.tool_call", "id": request_id, "tool_call": call})
                 if item.finish_reason is not None:
                     done = {"finish_reason": item.finish_reason, "usage": usage(item.stats)}
                     await self.send({"type": "chat.done", "id": request_id} | done)
