@@ -70,6 +70,7 @@ class Settings:
     prompt_cache_mb: int | None = default("prompt_cache_mb")
     allowed_hosts: str = default("allowed_hosts")
     allowed_origins: str = default("allowed_origins")
+    model_aliases: str = default("model_aliases")
     chosen: frozenset[str] = frozenset()
 
     @property

@@ -198,12 +198,26 @@ def response_format_grammar(response_format: dict[str, Any] | None) -> str | Non
     )
 
 
+def closed(schema: Any) -> Any:
+    """`schema` with `additionalProperties: false` on every object that declares its
+    properties and says nothing of others: a forced call writes only declared arguments
+    (an open object let small models invent keys until `max_tokens`)."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: closed(value) for key, value in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON schema of one call `{"name": ..., "arguments": {...}}` to one of `tools`."""
     options = []
     for tool in tools:
         function = tool.get("function", tool)
-        parameters = function.get("parameters") or {"type": "object"}
+        parameters = closed(function.get("parameters") or {"type": "object"})
         options.append(
             {
                 "type": "object",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from mlxchat import __version__
 from mlxchat.engine.contract import ChatEngine
-from mlxchat.server import openai_routes, ws_chat, ws_translate
+from mlxchat.server import anthropic_routes, openai_routes, ws_chat, ws_translate
 from mlxchat.server.errors import install_handlers
 from mlxchat.server.guard import GuardMiddleware
 from mlxchat.server.queue import RequestQueue
@@ -32,6 +32,7 @@ def create_app(engine: ChatEngine, config: ServerConfig | None = None) -> FastAP
     install_handlers(app)
     app.add_middleware(GuardMiddleware, guard=config.guard)
     app.include_router(openai_routes.router)
+    app.include_router(anthropic_routes.router)
     app.include_router(ws_chat.router)
     app.include_router(ws_translate.router)
     return app
