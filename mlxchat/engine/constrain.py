@@ -147,6 +147,7 @@ class GrammarProcessor:
             allowed = mx.zeros((logits.shape[-1],), dtype=mx.bool_)
             allowed[mx.array(self.stop_tokens)] = True
         else:
+            mx.async_eval(logits)  # the model's step runs while the mask is computed
             allowed = self._allowed(logits.shape[-1])
         return mx.where(allowed, logits, mx.array(-float("inf"), dtype=logits.dtype))
 
