@@ -3,10 +3,11 @@
 model.
 
 The stream is Anthropic's event sequence: `message_start`, `ping`, then per content block
-`content_block_start`, its deltas (`text_delta`, or one `input_json_delta` for a tool call)
-and `content_block_stop`, then `message_delta` (stop_reason, usage) and `message_stop`.
-Errors on these paths use Anthropic's envelope (`errors.anthropic_envelope`). The key may
-come as `x-api-key`; `anthropic-version` is read and any version is accepted.
+`content_block_start`, its deltas (`thinking_delta` for a reasoning model's thinking,
+`text_delta`, or one `input_json_delta` for a tool call) and `content_block_stop`, then
+`message_delta` (stop_reason, usage) and `message_stop`. Errors on these paths use
+Anthropic's envelope (`errors.anthropic_envelope`). The key may come as `x-api-key`;
+`anthropic-version` is read and any version is accepted.
 """
 
 from __future__ import annotations
@@ -118,8 +119,13 @@ async def _whole(generation: Generation, head: dict[str, Any], gone: Callable[[]
     finally:
         generation.close()
     last = chunks[-1]
-    text = "".join(chunk.text for chunk in chunks)
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    thinking = "".join(chunk.text for chunk in chunks if chunk.channel == "reasoning")
+    text = "".join(chunk.text for chunk in chunks if chunk.channel != "reasoning")
+    content: list[dict[str, Any]] = []
+    if thinking:  # a reasoning model's thinking (the think split's "reasoning" channel)
+        content.append({"type": "thinking", "thinking": thinking, "signature": ""})
+    if text:
+        content.append({"type": "text", "text": text})
     content += [_tool_use(c.tool_call) for c in chunks if c.tool_call is not None]
     return head | {
         "content": content,
@@ -145,26 +151,30 @@ async def _stream(
     yield _event("message_start", {"message": message})
     yield _event("ping", {})
     index = -1
-    text_open = False
+    open_kind: str | None = None  # the block being written: "text", "thinking" or none
     try:
         while True:
             if item is TIMEOUT:
                 yield _event("ping", {})
             elif isinstance(item, Chunk):
+                kind = "thinking" if item.channel == "reasoning" else "text"
                 if item.text:
-                    if not text_open:
+                    if open_kind != kind:
+                        if open_kind is not None:
+                            yield _event("content_block_stop", {"index": index})
                         index += 1
-                        text_open = True
-                        block = {"type": "text", "text": ""}
+                        open_kind = kind
+                        block = {"type": kind, kind: ""}
                         yield _event(
                             "content_block_start", {"index": index, "content_block": block}
                         )
-                    delta = {"type": "text_delta", "text": item.text}
+                    delta = {"type": f"{kind}_delta", kind: item.text}
                     yield _event("content_block_delta", {"index": index, "delta": delta})
+                ends = item.tool_call is not None or item.finish_reason is not None
+                if ends and open_kind is not None:
+                    yield _event("content_block_stop", {"index": index})
+                    open_kind = None
                 if item.tool_call is not None:
-                    if text_open:
-                        yield _event("content_block_stop", {"index": index})
-                        text_open = False
                     index += 1
                     block = _tool_use(item.tool_call) | {"input": {}}
                     yield _event("content_block_start", {"index": index, "content_block": block})
@@ -172,9 +182,6 @@ async def _stream(
                     yield _event("content_block_delta", {"index": index, "delta": delta})
                     yield _event("content_block_stop", {"index": index})
                 if item.finish_reason is not None:
-                    if text_open:
-                        yield _event("content_block_stop", {"index": index})
-                        text_open = False
                     reason = STOP_REASONS.get(item.finish_reason, "end_turn")
                     yield _event(
                         "message_delta",
