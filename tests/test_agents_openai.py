@@ -261,3 +261,43 @@ def test_splitter_reads_another_parser_fed_a_character_at_a_time() -> None:
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [
         ("get_weather", {"city": "Paris"})
     ]
+
+
+async def test_websocket_chat_takes_a_schema_and_sends_tool_calls(base: str) -> None:
+    from websockets.asyncio.client import connect
+
+    url = base.replace("http://", "ws://") + "/v1/ws/chat"
+    schema = {"name": "w", "schema": Weather.model_json_schema()}
+    async with connect(url) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "chat.request",
+                    "id": "s",
+                    "messages": ASK,
+                    "response_format": {"type": "json_schema", "json_schema": schema},
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "chat.request",
+                    "id": "t",
+                    "messages": ASK,
+                    "tools": [WEATHER_TOOL],
+                    "tool_choice": "required",
+                }
+            )
+        )
+        events: dict[str, list[dict[str, object]]] = {"s": [], "t": []}
+        while not all(e and e[-1]["type"] in ("chat.done", "error") for e in events.values()):
+            event = json.loads(await ws.recv())
+            if event.get("id") in events:
+                events[event["id"]].append(event)
+    text = "".join(str(e["delta"]) for e in events["s"] if e["type"] == "chat.delta")
+    Weather.model_validate_json(text)
+    (call,) = [e["tool_call"] for e in events["t"] if e["type"] == "chat.tool_call"]
+    assert call["function"]["name"] == "get_weather"  # type: ignore[index]
+    assert events["t"][-1]["finish_reason"] == "tool_calls"
+    assert not [e for e in events["t"] if e["type"] == "chat.delta"]
