@@ -301,3 +301,21 @@ async def test_websocket_chat_takes_a_schema_and_sends_tool_calls(base: str) -> 
     assert call["function"]["name"] == "get_weather"  # type: ignore[index]
     assert events["t"][-1]["finish_reason"] == "tool_calls"
     assert not [e for e in events["t"] if e["type"] == "chat.delta"]
+
+
+def test_a_schema_is_compiled_once_and_each_row_gets_its_own_matcher(engine: Engine) -> None:
+    from mlxchat.engine import constrain
+
+    def twice() -> tuple[int, int, int]:
+        tokenizer = engine._loaded.tokenizer  # type: ignore[union-attr]
+        grammar = constrain.schema_grammar({"type": "object", "title": "compiled-once"})
+        brace = tokenizer.encode("{", add_special_tokens=False)
+        first = constrain.matcher(tokenizer, grammar, "response_format")
+        assert first.consume_token(brace[0])
+        second = constrain.matcher(tokenizer, grammar, "response_format")
+        cached = [key for key in constrain._MATCHERS if key[1] == grammar]
+        return first.validate_tokens(brace), second.validate_tokens(brace), len(cached)
+
+    after_brace, fresh, cached = engine.call_sync(twice)
+    assert cached == 1
+    assert (after_brace, fresh) == (0, 1)  # each row's matcher is its own copy

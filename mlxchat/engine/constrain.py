@@ -25,7 +25,7 @@ JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separ
 """JSON as `json.dumps` writes it: the layout models saw most, and fewer choices to make."""
 
 _TOKENIZERS: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
-_MATCHERS: OrderedDict[tuple[int, str], Any] = OrderedDict()
+_MATCHERS: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
 CACHED_GRAMMARS = 64
 """Compiled grammars kept (a client's schema is compiled once, then copied per request)."""
 
@@ -84,7 +84,8 @@ def matcher(tokenizer: Any, grammar: str, param: str) -> Any:
     from llguidance import LLMatcher
 
     key = (id(tokenizer), grammar)
-    base = _MATCHERS.get(key)
+    found = _MATCHERS.get(key)
+    base = found[1] if found is not None and found[0] is tokenizer else None
     if base is None:
         ll = ll_tokenizer(tokenizer)
         failed, messages = LLMatcher.validate_grammar_with_warnings(grammar, ll)
@@ -96,7 +97,7 @@ def matcher(tokenizer: Any, grammar: str, param: str) -> Any:
         base = LLMatcher(ll, grammar)
         if base.is_error():
             raise ConstraintError(f"'{param}' cannot be enforced: {base.get_error()}", param)
-        _MATCHERS[key] = base
+        _MATCHERS[key] = (tokenizer, base)
         while len(_MATCHERS) > CACHED_GRAMMARS:
             _MATCHERS.popitem(last=False)
     else:
