@@ -17,6 +17,7 @@ from server_helpers import running_server
 
 from mlxchat.config import Settings
 from mlxchat.engine.engine import Engine
+from mlxchat.engine.types import Chunk, ModelInfo, Stats
 from mlxchat.server.state import ServerConfig
 
 KEY = "secret-key"
@@ -180,3 +181,46 @@ def test_errors_use_anthropics_envelope(base: str, client: anthropic.Anthropic) 
         f"{base}/v1/chat/completions", json={}, headers={"x-api-key": KEY}, timeout=30
     )
     assert reply.status_code == 400 and "param" in reply.json()["error"]  # OpenAI's there
+
+
+class _Scripted:
+    """An engine stub whose answer is a reasoning part, then the answer (the chunks a
+    reasoning model gives once the think split exists)."""
+
+    model_info = ModelInfo("thinker", "thinker")
+
+    def stream(self, *args: object, **kw: object) -> _Scripted:
+        self.chunks = [
+            Chunk("Let me ", 1, Stats(context_tokens=5), channel="reasoning"),
+            Chunk("think.", 2, Stats(context_tokens=6), channel="reasoning"),
+            Chunk("Paris.", 3, Stats(context_tokens=7)),
+            Chunk("", None, Stats(prompt_tokens=4, generation_tokens=3), finish_reason="stop"),
+        ]
+        return self
+
+    def __aiter__(self) -> _Scripted:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        if not self.chunks:
+            raise StopAsyncIteration
+        return self.chunks.pop(0)
+
+    def cancel(self) -> None:
+        self.chunks = []
+
+
+def test_reasoning_chunks_are_thinking_blocks() -> None:
+    engine = _Scripted()
+    with running_server(engine, ServerConfig()) as url:  # type: ignore[arg-type]
+        client = anthropic.Anthropic(base_url=url, api_key="-", max_retries=0)
+        message = client.messages.create(model="thinker", messages=ASK, max_tokens=9)
+        assert [block.type for block in message.content] == ["thinking", "text"]
+        assert message.content[0].thinking == "Let me think."  # type: ignore[union-attr]
+        assert message.content[1].text == "Paris."  # type: ignore[union-attr]
+        with client.messages.stream(model="thinker", messages=ASK, max_tokens=9) as stream:
+            deltas = [e.delta.type for e in stream if e.type == "content_block_delta"]
+            final = stream.get_final_message()
+    assert deltas == ["thinking_delta", "thinking_delta", "text_delta"]
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "Let me think."  # type: ignore[union-attr]
