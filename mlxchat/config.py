@@ -75,6 +75,7 @@ class Settings:
     allowed_origins: str = default("allowed_origins")
     max_tool_steps: int = default("max_tool_steps")
     tool_timeout: float = default("tool_timeout")
+    model_aliases: str = default("model_aliases")
     mcp_servers: tuple[ServerConfig, ...] = ()
     """The `[mcp.servers.NAME]` tables (mlxchat/tools/config.py)."""
     chosen: frozenset[str] = frozenset()

@@ -305,6 +305,13 @@ _ALL = (
         "",
         "Web page origins that may call `mlxchat serve`, comma-separated (none by default).",
     ),
+    Setting(
+        "model_aliases",
+        str,
+        "",
+        "Model names `mlxchat serve` answers as the served model, comma-separated; '*' "
+        "matches any run of characters (e.g. 'claude-*' for Claude Code).",
+    ),
     # --- simultaneous translation ---------------------------------------------------------
     Setting(
         "wait_k",

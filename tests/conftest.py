@@ -59,3 +59,9 @@ def demo_engine() -> Iterator[object]:
     engine.load_sync("demo")
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama whose chat template takes tools (mlx-lm picks its `json_tools` parser)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-tools", tools=True, seed=2)

@@ -18,6 +18,30 @@ CHATML = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+TOOL_CHATML = (
+    "{% if tools %}<|im_start|>system\n# Tools\n<tools>\n"
+    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}</tools>\n"
+    "For each call return <tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if message.role == 'assistant' and message.tool_calls %}"
+    "{{ '<|im_start|>assistant\n' + (message.content or '') }}"
+    "{% for tool_call in message.tool_calls %}"
+    "{% if tool_call.function %}{% set tool_call = tool_call.function %}{% endif %}"
+    '{{ \'<tool_call>\n{"name": "\' + tool_call.name + \'", "arguments": \' }}'
+    "{{ tool_call.arguments | tojson }}{{ '}\n</tool_call>' }}"
+    "{% endfor %}{{ '<|im_end|>\n' }}"
+    "{% elif message.role == 'tool' %}"
+    "{{ '<|im_start|>user\n<tool_response>\n' + message.content }}"
+    "{{ '\n</tool_response><|im_end|>\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""A Qwen-style template with tools (mlx-lm infers its `json_tools` parser from it)."""
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 THINK_TOKENS = ["<think>", "</think>"]
@@ -46,7 +70,9 @@ CORPUS = [
 ]
 
 
-def write_tokenizer(path: Path, vocab_size: int = 512, thinking: bool = False) -> None:
+def write_tokenizer(
+    path: Path, vocab_size: int = 512, template: str = CHATML, thinking: bool = False
+) -> None:
     """Train a byte-level BPE on CORPUS and save it as a Hugging Face fast tokenizer
     (`thinking`: with the think tokens and a template that opens the think span)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -68,7 +94,7 @@ def write_tokenizer(path: Path, vocab_size: int = 512, thinking: bool = False) -
         "eos_token": "<|im_end|>",
         "pad_token": "<|endoftext|>",
         "unk_token": None,
-        "chat_template": THINKING_CHATML if thinking else CHATML,
+        "chat_template": THINKING_CHATML if thinking else template,
         "model_max_length": 2048,
         "clean_up_tokenization_spaces": False,
     }
@@ -88,9 +114,11 @@ def make_tiny_model(
     seed: int = 0,
     endless: bool = False,
     thinking: bool = False,
+    tools: bool = False,
 ) -> Path:
     """Write a tiny random `llama` or `qwen2` model directory at `path` and return it.
 
+    With `tools` its chat template takes tools (Qwen's format, `<tool_call>` JSON).
     With `endless` (llama only) the special tokens' output rows are zeroed, so greedy
     decoding never ends the answer by itself: for tests that must interrupt a generation.
     With `thinking` the tokenizer has `<think>`/`</think>` and its template opens the think
@@ -102,7 +130,7 @@ def make_tiny_model(
     from mlx_lm.utils import _get_classes
 
     path.mkdir(parents=True, exist_ok=True)
-    write_tokenizer(path, thinking=thinking)
+    write_tokenizer(path, template=TOOL_CHATML if tools else CHATML, thinking=thinking)
     from tokenizers import Tokenizer
 
     vocab_size = Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab_size()

@@ -81,6 +81,14 @@ def serve(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No access log line per request.")
     ] = False,
+    model_aliases: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLXCHAT_MODEL_ALIASES",
+            help="Model names answered as the served model, comma-separated; '*' matches "
+            "anything (e.g. 'claude-*' for Claude Code).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (SSE) and WebSockets."""
     try:
@@ -101,7 +109,10 @@ def serve(
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535 (got {port})")
     settings = settings_or_exit(
-        model=model, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+        model=model,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+        model_aliases=model_aliases,
     )
     if not _is_loopback(host) and not api_key:
         typer.echo(
@@ -199,6 +210,7 @@ def _run(
         max_concurrency=max_concurrency,
         defaults=settings,
         guard=guard,
+        model_aliases=tuple(sorted(split_list(settings.model_aliases))),
     )
     server_app = create_app(engine, config)
     shown = f"[{host}]" if ":" in host else host

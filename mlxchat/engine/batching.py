@@ -40,18 +40,15 @@ from mlxchat.engine.generation import (
     phase,
     row_processors,
     row_router,
+    with_logprob,
 )
+from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.prompt_cache import PromptCache
 from mlxchat.engine.sampling import build_sampler
 from mlxchat.engine.session import CacheSession
-from mlxchat.engine.text_router import (
-    Piece,
-    TextRouter,
-    route_step,
-    route_tail,
-    step_chunks,
-)
-from mlxchat.engine.types import Chunk, FinishReason, Progress, Stats
+from mlxchat.engine.text_router import Piece, route_step, route_tail, step_chunks
+from mlxchat.engine.tool_calls import ToolCallRoute, finish_reason, plan
+from mlxchat.engine.types import Chunk, FinishReason, Progress, RequestOptions, Stats, TokenLogprob
 from mlxchat.engine.worker import DEFERRED, Job
 
 MAX_ROWS = 8
@@ -72,12 +69,13 @@ class _Row:
     stats: Stats
     detokenizer: Any
     stopper: StopMatcher
-    router: TextRouter
+    router: ToolCallRoute
     throttle: Throttle
     start: float
     prefill_start: float
     first_token_at: float | None = None
     generated: list[int] = field(default_factory=list)
+    options: RequestOptions = field(default_factory=RequestOptions)
 
 
 class Batch:
@@ -140,6 +138,7 @@ class Batch:
             job.deliver(Chunk("", None, Stats(), finish_reason="cancelled"))
             return None
         prompt, stats = fitted.prompt, fitted.stats
+        tools = plan(self.tokenizer, request.options)
         session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
         reused = stats.cached_tokens = session.reused
@@ -149,7 +148,7 @@ class Batch:
             caches=[session.cache],
             all_tokens=[prompt[:reused]],
             samplers=[build_sampler(params)],
-            logits_processors=[row_processors(self.tokenizer, prompt, request)],
+            logits_processors=[row_processors(self.tokenizer, prompt, request, tools)],
         )
         row = self.rows[uid] = _Row(
             job=job,
@@ -158,10 +157,11 @@ class Batch:
             stats=stats,
             detokenizer=self.tokenizer.detokenizer,
             stopper=StopMatcher(params.stop),
-            router=row_router(self.tokenizer, prompt, request),
+            router=row_router(self.tokenizer, prompt, request, tools),
             throttle=Throttle(request.progress_interval),
             start=start,
             prefill_start=time.perf_counter(),
+            options=request.options,
         )
         row.detokenizer.reset()
         if row.throttle.ready():  # prefill starts: "prefill 0/N" at once
@@ -215,12 +215,16 @@ class Batch:
             row.detokenizer.finalize()
         token = None if eos else response.token
         pieces, hit_stop = route_step(row.router, row.stopper, token, row.detokenizer.last_segment)
+        for call in row.router.take_calls():
+            row.job.deliver(Chunk("", None, _snapshot(stats), tool_call=call))
         if hit_stop:
             self._leave(response.uid, "stop", pieces)
         elif response.finish_reason is not None:
             self._finish(response.uid, response, pieces + route_tail(row.router, row.stopper), eos)
         else:
-            for chunk in step_chunks(pieces, response.token, _snapshot(stats), row.router.channel):
+            logprob = token_logprob(self.tokenizer, response.logprobs, response.token, row.options)
+            chunks = step_chunks(pieces, response.token, _snapshot(stats), row.router.channel)
+            for chunk in with_logprob(chunks, logprob):
                 row.job.deliver(chunk)
             if row.throttle.ready():
                 row.job.deliver(Progress(phase(row.router), _snapshot(stats)))
@@ -242,7 +246,8 @@ class Batch:
 
     def _finish(self, uid: int, response: Any, pieces: list[Piece], eos: bool) -> None:
         token = None if eos else response.token
-        self._end(uid, response.prompt_cache, response.finish_reason, pieces, token)
+        logprob = token_logprob(self.tokenizer, response.logprobs, token, self.rows[uid].options)
+        self._end(uid, response.prompt_cache, response.finish_reason, pieces, token, logprob)
 
     def _end(
         self,
@@ -251,8 +256,10 @@ class Batch:
         finish: FinishReason,
         pieces: list[Piece],
         token: int | None,
+        logprob: TokenLogprob | None = None,
     ) -> None:
         row = self.rows.pop(uid)
+        finish = finish_reason(row.router.splitter, finish)
         if cache is not None:  # the conversation's next turn starts from it
             row.session.cache = cache
             row.session.ids = []
@@ -261,8 +268,10 @@ class Batch:
         row.stats.active_memory = mx.get_active_memory() / 1e9
         if not self.rows:  # nothing left in flight when the engine thread parks
             mx.synchronize(generation_stream)
-        stats = _snapshot(row.stats)
-        for chunk in step_chunks(pieces, token, stats, row.router.channel, finish):
+        for call in row.router.take_calls():
+            row.job.deliver(Chunk("", None, _snapshot(row.stats), tool_call=call))
+        chunks = step_chunks(pieces, token, _snapshot(row.stats), row.router.channel, finish)
+        for chunk in with_logprob(chunks, logprob):
             row.job.deliver(chunk)
         row.job.finish()
         self.cache.fit()

@@ -121,8 +121,11 @@ class ChatEngine(TranslateEngine, Protocol):
         """Forget what the engine keeps for a conversation (e.g. its KV cache)."""
         ...
 
-    async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
-        """How many tokens `prompt` takes for the loaded model."""
+    async def count_tokens(
+        self, prompt: Prompt, chat_template: bool = True, options: RequestOptions | None = None
+    ) -> int:
+        """How many tokens `prompt` takes for the loaded model (with the tools in
+        `options`, as `stream` would send them)."""
         ...
 
     def prompt_cache_report(self) -> dict[str, int] | None:

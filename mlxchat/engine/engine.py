@@ -465,7 +465,9 @@ class Engine:
         loaded = self._loaded
         return None if loaded is None else asdict(loaded.cache.report())
 
-    async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
+    async def count_tokens(
+        self, prompt: Prompt, chat_template: bool = True, options: RequestOptions | None = None
+    ) -> int:
         """How many tokens `prompt` takes with the loaded model's tokenizer."""
 
         def count() -> int:
@@ -473,7 +475,7 @@ class Engine:
 
             if self._loaded is None:
                 raise EngineError("no model is loaded")
-            return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template))
+            return len(encode_prompt(self._loaded.tokenizer, prompt, chat_template, options))
 
         return await self.call(count)
 
@@ -503,6 +505,7 @@ def _collect(events: list[Event]) -> Result:
         stats=last.stats,
         tokens=[c.token for c in chunks if c.token is not None],
         reasoning="".join(c.text for c in chunks if c.channel == "reasoning"),
+        tool_calls=[c.tool_call for c in chunks if c.tool_call is not None],
     )
 
 

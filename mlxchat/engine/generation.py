@@ -10,8 +10,9 @@ from typing import Any, Literal
 import mlx.core as mx
 from mlx_lm.generate import generation_stream, stream_generate
 
-from mlxchat.engine import cpu
+from mlxchat.engine import constrain, cpu
 from mlxchat.engine.blas_hint import reference_blas
+from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.text_router import (
@@ -20,6 +21,16 @@ from mlxchat.engine.text_router import (
     route_step,
     route_tail,
     step_chunks,
+)
+from mlxchat.engine.tool_calls import (
+    ToolCallRoute,
+    ToolPlan,
+    finish_reason,
+    forced_call_prompt,
+    message_dict,
+    plan,
+    template_tools,
+    tool_plan_note,
 )
 from mlxchat.engine.types import (
     Chunk,
@@ -30,6 +41,7 @@ from mlxchat.engine.types import (
     RequestOptions,
     SamplingParams,
     Stats,
+    TokenLogprob,
 )
 
 Prompt = str | Sequence[Message]
@@ -107,14 +119,14 @@ class StopMatcher:
 
 
 def _as_dicts(messages: Sequence[Message], reasoning: bool = False) -> list[dict[str, Any]]:
-    """The messages as a chat template reads them; an answer's reasoning only as
-    `reasoning_content`, and only for a template that reads it (`reasoning`)."""
+    """The messages as a chat template reads them (tool calls and results as mlx-lm gives
+    them); an answer's reasoning only as `reasoning_content`, and only for a template that
+    reads it (`reasoning`)."""
     dicts: list[dict[str, Any]] = []
     for message in messages:
-        item = asdict(message)
-        text = item.pop("reasoning", "")
-        if reasoning and text:
-            item["reasoning_content"] = text
+        item = message_dict(message)
+        if reasoning and message.reasoning:
+            item["reasoning_content"] = message.reasoning
         dicts.append(item)
     return dicts
 
@@ -132,10 +144,15 @@ def encode_prompt(
     tokenizer: Any, prompt: Prompt, chat_template: bool, options: RequestOptions | None = None
 ) -> list[int]:
     """Token ids for `prompt`, through the chat template when asked and available (with
-    the request's template variables, e.g. `enable_thinking`)."""
+    the request's tools and template variables, e.g. `enable_thinking`)."""
     messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
     if chat_template and getattr(tokenizer, "has_chat_template", False):
         extra: dict[str, Any] = dict(options.template_kwargs) if options else {}
+        tools = template_tools(tokenizer, options) if options else None
+        if tools:
+            extra["tools"] = tools
+        if options is not None and (note := tool_plan_note(tokenizer, options)):
+            messages = forced_call_prompt(messages, note)
         dicts = _as_dicts(messages, template_reads_reasoning(tokenizer))
         return list(tokenizer.apply_chat_template(dicts, add_generation_prompt=True, **extra))
     text = "\n\n".join(m.content for m in messages)
@@ -301,6 +318,7 @@ def run_generation(
         emit(Chunk("", None, Stats(), finish_reason="cancelled"))
         return
     prompt, max_tokens, stats = fitted.prompt, fitted.max_tokens, fitted.stats
+    tools = plan(tokenizer, request.options)
     session = session_for(prompt)  # the prompt cache's entry for this prompt
     todo = session.prepare(prompt)
     stats.cached_tokens = session.reused
@@ -327,7 +345,7 @@ def run_generation(
     fed: list[int] = []
     first_token_at = prefill_start
     stopper = StopMatcher(params.stop)
-    router = row_router(tokenizer, prompt, request)
+    router = row_router(tokenizer, prompt, request, tools)
     pieces: list[tuple[Any, str]] = []
     finish = None
     if cancelled():  # cancelled while the prompt was encoded
@@ -341,7 +359,7 @@ def run_generation(
             mx.array(todo),
             max_tokens=max_tokens,
             sampler=build_sampler(params),
-            logits_processors=row_processors(tokenizer, prompt, request),
+            logits_processors=row_processors(tokenizer, prompt, request, tools),
             prompt_cache=session.cache,
             prompt_progress_callback=on_prompt_progress,
             prefill_step_size=request.prefill_step_size or default_prefill_step_size(),
@@ -362,6 +380,8 @@ def run_generation(
             stats.context_tokens = len(prompt) + response.generation_tokens
             fed.append(response.token)  # mlx-lm fed every token it yields (EOS too)
             pieces, hit_stop = route_step(router, stopper, response.token, response.text)
+            for call in router.take_calls():
+                emit(Chunk("", None, _snapshot(stats), tool_call=call))
             if hit_stop:
                 finish = "stop"
             elif response.finish_reason is not None:
@@ -372,7 +392,10 @@ def run_generation(
                 pieces += route_tail(router, stopper)
             if finish is not None:
                 break
-            for chunk in step_chunks(pieces, response.token, _snapshot(stats), router.channel):
+            logprob = token_logprob(tokenizer, response.logprobs, response.token, request.options)
+            for chunk in with_logprob(
+                step_chunks(pieces, response.token, _snapshot(stats), router.channel), logprob
+            ):
                 emit(chunk)
             if throttle.ready():
                 emit(Progress(phase(router), _snapshot(stats)))
@@ -388,28 +411,46 @@ def run_generation(
     stats.active_memory = mx.get_active_memory() / 1e9
     stats.context_tokens = len(session.ids)
     token = None if response.finish_reason == "stop" else response.token  # no EOS as text
-    for chunk in step_chunks(pieces, token, _snapshot(stats), router.channel, finish or "length"):
+    for call in router.take_calls():
+        emit(Chunk("", None, _snapshot(stats), tool_call=call))
+    finish = finish_reason(router.splitter, finish or "length")
+    logprob = token_logprob(tokenizer, response.logprobs, token, request.options)
+    for chunk in with_logprob(
+        step_chunks(pieces, token, _snapshot(stats), router.channel, finish), logprob
+    ):
         emit(chunk)
 
 
-def row_router(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> TextRouter:
-    """A row's text router: the one place both paths make it (a tool-call segmenter for
-    `request.options.tools` would wrap it here; see text_router.py). A plain continuation
-    (no chat template) is raw text: no reasoning is split off."""
-    if not request.chat_template:
-        return TextRouter()
-    return TextRouter.for_prompt(tokenizer, prompt)
+def row_router(
+    tokenizer: Any, prompt: list[int], request: GenerateRequest, tools: ToolPlan
+) -> ToolCallRoute:
+    """A row's text chain, the one place both paths make it: reasoning split off (not for
+    a plain continuation, no chat template: raw text), then the tool calls out of the
+    answer (see text_router.py)."""
+    router = TextRouter.for_prompt(tokenizer, prompt) if request.chat_template else TextRouter()
+    return ToolCallRoute(router, tools.splitter)
 
 
-def row_processors(tokenizer: Any, prompt: list[int], request: GenerateRequest) -> list[Any]:
-    """A row's logits processors: the sampling penalties, then the thinking budget."""
+def row_processors(
+    tokenizer: Any, prompt: list[int], request: GenerateRequest, tools: ToolPlan
+) -> list[Any]:
+    """A row's logits processors: the sampling penalties, the constraint (a response
+    format or a forced tool call), then the thinking budget."""
     processors = build_logits_processors(request.params)
+    processors += constrain.row_processors(tokenizer, request.options, tools.grammar)
     limit = request.options.thinking_budget if request.chat_template else None
     budget = ThinkBudget.for_prompt(tokenizer, prompt, limit)
     return processors + ([budget] if budget is not None else [])
 
 
-def phase(router: TextRouter) -> Literal["thinking", "generating"]:
+def with_logprob(chunks: list[Chunk], logprob: TokenLogprob | None) -> list[Chunk]:
+    """A step's chunks, the token's log probability on the one that carries it."""
+    if logprob is not None:
+        chunks[0].logprob = logprob
+    return chunks
+
+
+def phase(router: ToolCallRoute) -> Literal["thinking", "generating"]:
     """The decode phase a row is in, for its `Progress` events."""
     return "thinking" if router.thinking else "generating"
 

@@ -209,8 +209,11 @@ class RemoteEngine:
         """None: the server's prompt cache is its own business."""
         return None
 
-    async def count_tokens(self, prompt: Prompt, chat_template: bool = True) -> int:
-        """The server's own count: `usage.prompt_tokens` of a one-token request."""
+    async def count_tokens(
+        self, prompt: Prompt, chat_template: bool = True, options: RequestOptions | None = None
+    ) -> int:
+        """The server's own count: `usage.prompt_tokens` of a one-token request (`options`
+        are not sent)."""
 
         def run(cancelled: Cancelled) -> Iterator[int]:
             endpoint = self._connected()

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from mlxchat import __version__
 from mlxchat.engine.contract import ChatEngine
-from mlxchat.server import openai_routes, ws_chat, ws_translate
+from mlxchat.server import anthropic_routes, openai_routes, ws_chat, ws_translate
 from mlxchat.server.access_log import AccessLogMiddleware
 from mlxchat.server.errors import install_handlers
 from mlxchat.server.guard import GuardMiddleware
@@ -34,6 +34,7 @@ def create_app(engine: ChatEngine, config: ServerConfig | None = None) -> FastAP
     app.add_middleware(GuardMiddleware, guard=config.guard)
     app.add_middleware(AccessLogMiddleware)  # outermost: it logs refused requests too
     app.include_router(openai_routes.router)
+    app.include_router(anthropic_routes.router)
     app.include_router(ws_chat.router)
     app.include_router(ws_translate.router)
     return app

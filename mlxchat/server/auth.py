@@ -1,5 +1,5 @@
-"""The optional API key: `Authorization: Bearer <key>` (exactly: see `bearer_token`),
-compared in constant time."""
+"""The optional API key: `Authorization: Bearer <key>` (exactly: see `bearer_token`) or
+`x-api-key: <key>` (Anthropic's clients), compared in constant time."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def authorised(connection: HTTPConnection) -> bool:
     if key is None:
         return True
     given = bearer_token(connection.headers.get("authorization", "")) or ""
+    given = given or connection.headers.get("x-api-key", "")  # Anthropic's clients
     return hmac.compare_digest(given.encode(), key.encode())
 
 

@@ -62,6 +62,34 @@ class APIError(Exception):
         return JSONResponse(self.envelope(), status_code=self.status, headers=self.headers)
 
 
+ANTHROPIC_PATH = "/v1/messages"
+"""Where errors take Anthropic's envelope instead of OpenAI's."""
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_envelope(error: APIError) -> dict[str, Any]:
+    """The error as Anthropic's JSON body, `{"type": "error", "error": {"type", "message"}}`."""
+    kind = _ANTHROPIC_TYPES.get(error.status, "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": error.message}}
+
+
+def _respond(request: Request, error: APIError) -> JSONResponse:
+    if request.url.path.startswith(ANTHROPIC_PATH):
+        body = anthropic_envelope(error)
+        return JSONResponse(body, status_code=error.status, headers=error.headers)
+    return error.response()
+
+
 def internal_error() -> APIError:
     """What a client sees for a server bug (the details go to the server log only)."""
     return APIError(
@@ -74,18 +102,18 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, APIError)
-        return error.response()
+        return _respond(request, error)
 
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
         message = str(error.detail) if error.detail else "request failed"
         code = "not_found" if error.status_code == 404 else None
         headers = dict(error.headers or {})  # e.g. a 405's Allow
-        return APIError(error.status_code, message, code=code, headers=headers).response()
+        return _respond(request, APIError(error.status_code, message, code=code, headers=headers))
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("error while serving %s %s", request.method, request.url.path)
-        return internal_error().response()
+        return _respond(request, internal_error())
 
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(HTTPException, on_http_error)

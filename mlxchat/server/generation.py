@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,7 +45,11 @@ def served_model(state: ServerState, requested: str | None) -> str:
     info = state.engine.model_info
     if info is None:
         raise APIError(503, "no model is loaded", code="model_not_loaded")
-    if requested and requested not in {info.name, info.path, Path(info.name).name}:
+    names = {info.name, info.path, Path(info.name).name}
+    wanted = (requested or "").lower()
+    aliases = state.config.model_aliases
+    aliased = any(fnmatch.fnmatchcase(wanted, alias.lower()) for alias in aliases)
+    if requested and not aliased and requested not in names:
         raise APIError(
             404,
             f"model '{requested}' is not served here; this server serves '{info.name}'",
@@ -89,7 +94,7 @@ def api_error(error: BaseException, prompt_param: str = "messages") -> APIError:
     if isinstance(error, PromptTooLongError):
         return APIError(400, str(error), param=prompt_param, code="context_length_exceeded")
     if isinstance(error, EngineError):
-        return APIError(400, str(error))
+        return APIError(400, str(error), param=getattr(error, "param", None))
     log.error("generation failed", exc_info=error)
     return internal_error()
 

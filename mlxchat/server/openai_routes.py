@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -31,6 +32,7 @@ from mlxchat.server.generation import (
     start,
     usage,
 )
+from mlxchat.server.openai_shapes import chat_logprobs, text_logprobs, tool_call_payload
 from mlxchat.server.pump import TIMEOUT
 from mlxchat.server.schemas import ChatRequest, CompletionRequest, parse_body
 from mlxchat.server.state import model_defaults, state_of
@@ -72,7 +74,7 @@ async def chat_completions(request: Request) -> Any:
     """A chat answer, whole (JSON) or streamed (SSE)."""
     body = parse_body(await read_body(request), ChatRequest)
     messages = body.conversation()
-    options = body.with_thinking(RequestOptions(), state_of(request).config.defaults)
+    options = body.with_thinking(body.options(), state_of(request).config.defaults)
     return await _respond(
         request, body, messages, chat_template=True, shape=_chat_shape, options=options
     )
@@ -82,7 +84,14 @@ async def chat_completions(request: Request) -> Any:
 async def completions(request: Request) -> Any:
     """A plain text continuation of `prompt` (no chat template)."""
     body = parse_body(await read_body(request), CompletionRequest)
-    return await _respond(request, body, body.text(), chat_template=False, shape=_text_shape)
+    return await _respond(
+        request,
+        body,
+        body.text(),
+        chat_template=False,
+        shape=_text_shape,
+        options=body.base_options(),
+    )
 
 
 router.include_router(v1)
@@ -117,16 +126,28 @@ async def read_body(request: Request) -> bytes:
 
 
 # ----- response shapes: chat.completion(.chunk) and text_completion -------------------------
-Shape = Callable[[str, str | None, bool], dict[str, Any]]
+Shape = Callable[[Chunk, bool, int], dict[str, Any]]
+"""A streamed choice from a chunk, whether it is the first, and the tool calls before it."""
 
 
-def _chat_shape(text: str, finish: str | None, first: bool) -> dict[str, Any]:
-    delta: dict[str, Any] = {"role": "assistant", "content": text} if first else {"content": text}
-    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+def _chat_shape(chunk: Chunk, first: bool, calls_before: int) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+    if chunk.tool_call is not None:
+        delta["tool_calls"] = [tool_call_payload(chunk.tool_call, calls_before)]
+    else:
+        delta["content"] = chunk.text
+    logprobs = chat_logprobs([chunk.logprob] if chunk.logprob else [])
+    return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": chunk.finish_reason}
 
 
-def _text_shape(text: str, finish: str | None, first: bool) -> dict[str, Any]:
-    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+def _text_shape(chunk: Chunk, first: bool, calls_before: int) -> dict[str, Any]:
+    logprobs = text_logprobs([chunk.logprob] if chunk.logprob else [], 0)
+    return {
+        "index": 0,
+        "text": chunk.text,
+        "logprobs": logprobs,
+        "finish_reason": chunk.finish_reason,
+    }
 
 
 def _reasoning_choice(text: str, first: bool) -> dict[str, Any]:
@@ -144,7 +165,7 @@ async def _respond(
     *,
     chat_template: bool,
     shape: Shape,
-    options: RequestOptions | None = None,
+    options: RequestOptions,
 ) -> Any:
     state = state_of(request)
     model = served_model(state, body.model)
@@ -180,15 +201,14 @@ async def _whole(
 ) -> Any:
     """Collect the answer into one response object; a client that left cancels it (checked
     every `WATCH_INTERVAL`, so the engine is free within about a token)."""
-    texts: list[str] = []
-    thoughts: list[str] = []
+    chunks: list[Chunk] = []
     item = generation.first
     last: Chunk | None = None
     check_at = time.monotonic() + WATCH_INTERVAL
     try:
         while True:
             if isinstance(item, Chunk):
-                (thoughts if item.channel == "reasoning" else texts).append(item.text)
+                chunks.append(item)
                 last = item
             if time.monotonic() >= check_at:
                 if await gone():
@@ -201,14 +221,26 @@ async def _whole(
     finally:
         generation.close()
     assert last is not None
-    text, finish = "".join(texts), last.finish_reason
-    choice = shape(text, finish, False)
-    if "delta" in choice:
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if reasoning := "".join(thoughts):
+    finish = last.finish_reason
+    text = "".join(c.text for c in chunks if c.channel == "answer")
+    reasoning = "".join(c.text for c in chunks if c.channel == "reasoning")
+    logprobs = [c.logprob for c in chunks if c.logprob is not None]
+    calls = [c.tool_call for c in chunks if c.tool_call is not None]
+    if shape is _chat_shape:
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            message["tool_calls"] = [tool_call_payload(call) for call in calls]
+        else:
+            message["content"] = text
+        if reasoning:
             message |= {"reasoning_content": reasoning, "reasoning": reasoning}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-    obj = "chat.completion" if head["object"] == "chat.completion.chunk" else "text_completion"
+        choice = {"index": 0, "message": message, "logprobs": chat_logprobs(logprobs)}
+        choice["finish_reason"] = finish
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "logprobs": text_logprobs(logprobs, 0)}
+        choice["finish_reason"] = finish
+        obj = "text_completion"
     return head | {"object": obj, "choices": [choice], "usage": usage(last.stats)}
 
 
@@ -217,9 +249,11 @@ def _chat_reasoning(chunk: Chunk, shape: Shape) -> bool:
     return chunk.channel == "reasoning" and bool(chunk.text) and shape is _chat_shape
 
 
-def _ends_or_answers(chunk: Chunk, first: bool) -> bool:
-    """Whether a chunk makes an answer event: answer text, the finish, or the first event."""
-    return bool(chunk.channel == "answer" and chunk.text) or bool(chunk.finish_reason) or first
+def _makes_answer_event(chunk: Chunk, first: bool) -> bool:
+    """Whether a chunk makes an answer event: answer text, a tool call, an answer token's
+    log probability, the finish, or the first event."""
+    answer = chunk.channel == "answer" and bool(chunk.text or chunk.logprob)
+    return answer or bool(chunk.finish_reason or chunk.tool_call) or first
 
 
 def _data(payload: dict[str, Any] | str, event: str | None = None) -> bytes:
@@ -236,6 +270,7 @@ async def _sse(
 ) -> AsyncIterator[bytes]:
     """The SSE byte stream of one generation; closing it cancels the generation."""
     first = True
+    calls = 0
     item = generation.first
     try:
         while True:
@@ -246,11 +281,12 @@ async def _sse(
             elif isinstance(item, Chunk) and _chat_reasoning(item, shape):
                 yield _data(head | {"choices": [_reasoning_choice(item.text, first)]})
                 first = False
-            if isinstance(item, Chunk) and _ends_or_answers(item, first):
+            if isinstance(item, Chunk) and _makes_answer_event(item, first):
                 finish = item.finish_reason
-                text = "" if item.channel == "reasoning" else item.text
-                yield _data(head | {"choices": [shape(text, finish, first)]})
+                answer = item if item.channel == "answer" else replace(item, text="")
+                yield _data(head | {"choices": [shape(answer, first, calls)]})
                 first = False
+                calls += item.tool_call is not None
                 if finish is not None and include_usage:
                     yield _data(head | {"choices": [], "usage": usage(item.stats)})
             try:

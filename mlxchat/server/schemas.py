@@ -16,10 +16,16 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlxchat.config import ConfigError, Settings, effective_sampling
-from mlxchat.engine.types import Message, RequestOptions, SamplingParams
+from mlxchat.engine.types import Message, RequestOptions, SamplingParams, ToolCall
 from mlxchat.server.errors import APIError
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 _SAMPLING_FIELDS = {
     "temperature": "temp",
     "top_p": "top_p",
@@ -39,13 +45,32 @@ class TextPart(_Body):
     text: str
 
 
+class FunctionCall(_Body):
+    """An assistant's call: the function's name and its arguments as JSON text."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCallIn(_Body):
+    """One of an assistant message's `tool_calls`."""
+
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(_Body):
-    """One message of `messages`; `content` is a string or a list of text parts."""
+    """One message of `messages`; `content` is a string or a list of text parts. An
+    assistant's `tool_calls`; a "tool" message's `tool_call_id` (and `name`)."""
 
     role: str
     content: str | list[TextPart] | None = None
     reasoning_content: str | None = None
     """An earlier answer's reasoning (sent on only to a template that reads it)."""
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
     def text(self) -> str:
         """The message's text, its parts joined."""
@@ -72,6 +97,30 @@ class _Sampling(_Body):
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | int | None = None
+    top_logprobs: int | None = None
+
+    def base_options(self) -> RequestOptions:
+        """The response format and logprobs (what every endpoint shares).
+
+        Raises:
+            APIError: 400 for a malformed response_format or top_logprobs out of 0-20.
+        """
+        check_response_format(self.response_format)
+        top = self.top_logprobs or 0
+        if isinstance(self.logprobs, int) and not isinstance(self.logprobs, bool):
+            top = max(top, self.logprobs)  # /v1/completions: logprobs is the count
+        if not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise APIError(
+                400,
+                f"'top_logprobs' must be between 0 and {MAX_TOP_LOGPROBS} (got {top})",
+                param="top_logprobs",
+            )
+        wanted = self.logprobs is not None and self.logprobs is not False
+        return RequestOptions(
+            response_format=self.response_format, logprobs=wanted, top_logprobs=top
+        )
 
     def sampling(
         self, defaults: Settings, model_defaults: Mapping[str, Any] | None
@@ -116,6 +165,19 @@ class ChatRequest(_Sampling):
     """"low", "medium" or "high", for templates that read it (gpt-oss)."""
     thinking_budget: int | None = None
     """Most reasoning tokens before the answer is forced (mlxchat's own field)."""
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+
+    def options(self) -> RequestOptions:
+        """Tools, response format and logprobs for the engine.
+
+        Raises:
+            APIError: 400 naming a malformed tool, tool_choice or response_format.
+        """
+        tools = check_tools(self.tools or [])
+        choice = check_tool_choice(self.tool_choice, tools)
+        return replace(self.base_options(), tools=tuple(tools), tool_choice=choice)
 
     def with_thinking(self, options: RequestOptions, defaults: Settings) -> RequestOptions:
         """`options` with the request's template variables and thinking budget, over the
@@ -152,9 +214,21 @@ class ChatRequest(_Sampling):
                     f"messages[{i}].role '{message.role}' is not supported; use one of: {known}",
                     param=f"messages.{i}.role",
                 )
-            reasoning = message.reasoning_content or ""
-            result.append(Message(role, message.text(), reasoning=reasoning))  # type: ignore[arg-type]
-        if not any(m.content.strip() for m in result):
+            calls = tuple(
+                ToolCall(call.id, call.function.name, call.function.arguments)
+                for call in message.tool_calls or []
+            )
+            result.append(
+                Message(
+                    role,  # type: ignore[arg-type]
+                    message.text(),
+                    reasoning=message.reasoning_content or "",
+                    tool_calls=calls,
+                    tool_call_id=message.tool_call_id,
+                    name=message.name if role == "tool" else None,
+                )
+            )
+        if not any(m.content.strip() or m.tool_calls for m in result):
             raise APIError(400, "every message is empty; give some text", param="messages")
         return result
 
@@ -244,3 +318,95 @@ def check_body(data: dict[str, Any], kind: type[Body]) -> Body:
 def _is_type_tag(part: object) -> bool:
     """pydantic names the union member it tried (`str`, `list[...]`) in error locations."""
     return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)
+
+
+MAX_TOP_LOGPROBS = 20
+"""OpenAI's limit on `top_logprobs`."""
+
+
+def check_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`tools` as OpenAI declares them: `{"type": "function", "function": {"name", ...}}`.
+
+    Raises:
+        APIError: 400 naming the first malformed tool.
+    """
+    for i, tool in enumerate(tools):
+        function = tool.get("function")
+        if tool.get("type", "function") != "function" or not isinstance(function, dict):
+            raise APIError(
+                400,
+                f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}",
+                param=f"tools.{i}",
+            )
+        if not isinstance(function.get("name"), str) or not function["name"]:
+            raise APIError(
+                400,
+                f"tools[{i}].function.name must be a non-empty string",
+                param=f"tools.{i}.function.name",
+            )
+        parameters = function.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise APIError(
+                400,
+                f"tools[{i}].function.parameters must be a JSON schema object",
+                param=f"tools.{i}.function.parameters",
+            )
+    return tools
+
+
+def check_tool_choice(choice: str | dict[str, Any] | None, tools: list[dict[str, Any]]) -> Any:
+    """`tool_choice` checked against `tools` ("auto" when absent).
+
+    Raises:
+        APIError: 400 for an unknown value or a function not in `tools`.
+    """
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise APIError(
+                400,
+                f"'tool_choice' must be auto, none, required or a function (got {choice!r})",
+                param="tool_choice",
+            )
+        if choice == "required" and not tools:
+            raise APIError(
+                400, "'tool_choice' is required but 'tools' is empty", param="tool_choice"
+            )
+        return choice
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    names = [tool["function"]["name"] for tool in tools]
+    if name not in names:
+        known = ", ".join(names) or "none"
+        raise APIError(
+            400,
+            f"'tool_choice' names function {name!r}, which is not in 'tools' ({known})",
+            param="tool_choice",
+        )
+    return {"type": "function", "function": {"name": name}}
+
+
+def check_response_format(response_format: dict[str, Any] | None) -> None:
+    """`response_format` checked (its schema's keywords are checked when compiled).
+
+    Raises:
+        APIError: 400 for an unknown type or a json_schema without a schema object.
+    """
+    if response_format is None:
+        return
+    kind = response_format.get("type")
+    if kind not in ("text", "json_object", "json_schema"):
+        raise APIError(
+            400,
+            f"'response_format.type' must be text, json_object or json_schema (got {kind!r})",
+            param="response_format.type",
+        )
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+            raise APIError(
+                400,
+                "'response_format.json_schema' must hold a 'schema' object",
+                param="response_format.json_schema",
+            )

@@ -26,6 +26,7 @@ class ServerConfig:
         max_body_bytes: Largest request body accepted (more gets 413).
         defaults: The settings requests start from (sampling, context cap).
         guard: The Host names and web page origins allowed (`guard.py`).
+        model_aliases: Other names (`*` wildcards) requests may give the served model.
     """
 
     api_key: str | None = None
@@ -35,6 +36,7 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     defaults: Settings = field(default_factory=Settings)
     guard: Guard = field(default_factory=Guard)
+    model_aliases: tuple[str, ...] = ()
 
 
 @dataclass

@@ -15,9 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from mlxchat.engine.types import Chunk, Progress, RequestOptions
+from mlxchat.engine.types import Chunk, Progress
 from mlxchat.server.errors import APIError
 from mlxchat.server.generation import Generation, progress_payload, served_model, start, usage
+from mlxchat.server.openai_shapes import tool_call_payload
 from mlxchat.server.schemas import ChatRequest, check_body, parse_json
 from mlxchat.server.state import model_defaults, state_of
 from mlxchat.server.ws_common import accept, received_texts
@@ -90,7 +91,7 @@ class ChatConnection:
                 chat_template=True,
                 progress=True,
                 gone=_never,
-                options=body.with_thinking(RequestOptions(), self.state.config.defaults),
+                options=body.with_thinking(body.options(), self.state.config.defaults),
             )
             assert generation is not None
             self.generations[request_id] = generation
@@ -114,6 +115,9 @@ class ChatConnection:
                 if item.text:
                     kind = "chat.reasoning" if item.channel == "reasoning" else "chat.delta"
                     await self.send({"type": kind, "id": request_id, "delta": item.text})
+                if item.tool_call is not None:
+                    call = tool_call_payload(item.tool_call)
+                    await self.send({"type": "chat.tool_call", "id": request_id, "tool_call": call})
                 if item.finish_reason is not None:
                     done = {"finish_reason": item.finish_reason, "usage": usage(item.stats)}
                     await self.send({"type": "chat.done", "id": request_id} | done)

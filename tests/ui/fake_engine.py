@@ -199,7 +199,9 @@ class FakeEngine:
         """A scripted engine keeps no cache."""
         return None
 
-    async def count_tokens(self, prompt: Any, chat_template: bool = True) -> int:
+    async def count_tokens(
+        self, prompt: Any, chat_template: bool = True, options: Any = None
+    ) -> int:
         """One token per word."""
         if isinstance(prompt, str):
             return len(prompt.split())
