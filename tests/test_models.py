@@ -16,9 +16,10 @@ from mlx_lm import stream_generate
 from mlx_lm.utils import load_model as mlx_load_model
 from test_gguf import IDS, write_float_gguf, write_quantized_gguf
 
-from mlxchat.engine import demo, models
-from mlxchat.engine.models import LocalModel, import_gguf, list_local_models, load_model
 from mlxchat.engine.types import LoadProgress, ModelLoadError
+from mlxchat.models import demo
+from mlxchat.models import loader as models
+from mlxchat.models.loader import LocalModel, import_gguf, list_local_models, load_model
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 

@@ -112,7 +112,7 @@ def model_name(model: str | None, remote_model: str | None) -> str | None:
     """`model`, with `--remote-model` appended as ``#id`` to a server URL."""
     if remote_model is None:
         return model
-    from mlxchat.engine.remote_http import is_remote
+    from mlxchat.models.remote import is_remote
 
     if model is None or not is_remote(model):
         fail("--remote-model needs a server URL: -m http://host:port/v1")

@@ -17,7 +17,7 @@ def models_list(ctx: typer.Context) -> None:
     """List the models available on this machine."""
     if ctx.invoked_subcommand is not None:
         return
-    from mlxchat.engine.models import list_local_models
+    from mlxchat.models.loader import list_local_models
 
     rows = list_local_models()
     names = [sanitize(m.name, one_line=True) for m in rows]
@@ -26,7 +26,7 @@ def models_list(ctx: typer.Context) -> None:
     for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
-    from mlxchat.engine.demo import DEMOS
+    from mlxchat.models.demo import DEMOS
 
     typer.echo("")
     for demo in DEMOS.values():  # fetched from PyPI on first use
@@ -36,8 +36,8 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("import")
 def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -> None:
     """Convert a GGUF file into a cached MLX model (then `--model FILE.gguf` is instant)."""
-    from mlxchat.engine.models import import_gguf
     from mlxchat.engine.types import ModelLoadError
+    from mlxchat.models.loader import import_gguf
 
     try:
         model = import_gguf(path)

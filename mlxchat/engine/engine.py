@@ -232,8 +232,8 @@ class Engine:
 
     def _load_job(self, name: str) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
-            from mlxchat.engine import models
             from mlxchat.engine.blas_hint import slow_blas_hint
+            from mlxchat.models import loader as models
 
             models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
             previous = self._loaded
@@ -263,7 +263,7 @@ class Engine:
         """Bring the previous model back after a failed switch."""
         if previous is None:
             return
-        from mlxchat.engine import models
+        from mlxchat.models import loader as models
 
         name = previous.info.name
         emit(LoadProgress(name, f"reloading {name}", None))

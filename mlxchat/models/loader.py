@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlxchat import locations
-from mlxchat.engine import cpu, demo, gguf, runtime
+from mlxchat.engine import cpu, runtime
 from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
+from mlxchat.models import demo, gguf
 from mlxchat.settings import from_generation_config
 
 if TYPE_CHECKING:
