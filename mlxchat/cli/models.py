@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,63 @@ def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -
     except ModelLoadError as error:
         fail(str(error))
     typer.echo(f"imported {model.name} -> {model.path}")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A Hub id: org/name, or org/name:Q4_K_M (GGUF).")],
+    gguf_file: Annotated[
+        str | None, typer.Option("--gguf-file", help="The GGUF file of the repo to fetch.")
+    ] = None,
+) -> None:
+    """Download a model from the Hugging Face Hub into its cache (resumes a partial one)."""
+    from mlxchat.cli.progress import ProgressPrinter
+    from mlxchat.engine.types import ModelLoadError
+    from mlxchat.models import hub
+
+    if gguf_file:
+        name = f"{name.split(':')[0]}:{gguf_file}"
+    ref = hub.parse(name)
+    if ref is None:
+        fail(f"'{name}' is not a Hub id; give org/name or org/name:QUANT")
+    progress = ProgressPrinter()
+    try:
+        path = hub.fetch(name, progress)
+        if ref.gguf:
+            from mlxchat.models.loader import import_gguf
+
+            path = Path(import_gguf(path, progress).path)
+    except ModelLoadError as error:
+        progress.clear()
+        fail(str(error))
+    except KeyboardInterrupt:
+        progress.clear()
+        fail(f"download of {name} interrupted; `mlxchat models pull {name}` resumes it", 130)
+    progress.clear()
+    typer.echo(f"{name} -> {path}")
+
+
+@models_app.command("rm")
+def models_rm(
+    name: Annotated[str, typer.Argument(help="A Hub id in the cache (org/name).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+) -> None:
+    """Delete a downloaded Hub model from the Hugging Face cache."""
+    from mlxchat.models import hub
+
+    ref = hub.parse(name)
+    if ref is None:
+        fail(f"'{name}' is not a Hub id (org/name); `mlxchat models` lists what is here")
+    size = hub.size_on_disk(ref.repo)
+    if size is None:
+        fail(f"{ref.repo} is not in the Hugging Face cache ({hub.cache_dir()})")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"not removing {ref.repo} without asking: pass --yes")
+        if not typer.confirm(f"Remove {ref.repo} ({size / 1e6:.1f} MB)?", default=False):
+            raise typer.Exit(1)
+    freed = hub.remove(ref.repo)
+    typer.echo(f"removed {ref.repo} ({freed / 1e6:.1f} MB freed)")
 
 
 @app.command()

@@ -235,7 +235,8 @@ class Engine:
             from mlxchat.engine.blas_hint import slow_blas_hint
             from mlxchat.models import loader as models
 
-            models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
+            # a bad name (or a failed download) fails here, the old model kept
+            models.resolve_model(name, on_progress=emit, cancelled=cancelled)
             previous = self._loaded
             if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
