@@ -212,3 +212,15 @@ class HubServer:
         h.end_headers()
         if h.command == "GET":
             h.wfile.write(data)
+
+
+def model_repos(model_dir: Path, big_weights: bytes) -> dict[str, Repo]:
+    """The repos the tests use: `org/tiny` (an MLX model), `org/gated` (the same, gated),
+    `org/torch` (PyTorch weights only) and `org/big` (a config and a large weights file)."""
+    config = (model_dir / "config.json").read_bytes()
+    return {
+        "org/tiny": Repo.from_dir(model_dir),
+        "org/gated": Repo.from_dir(model_dir, gated=True),
+        "org/torch": Repo({"config.json": config, "pytorch_model.bin": b"\0" * 1000}),
+        "org/big": Repo({"config.json": config, "model.safetensors": big_weights}),
+    }

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer, Repo
+from hub_server import HubServer, model_repos
 
 from mlxchat.models import hub
 
@@ -53,14 +53,7 @@ def server(
 ) -> Iterator[HubServer]:
     """The endpoint with a tiny MLX repo, a gated one, a PyTorch one and a 12 MiB one; the
     environment points at it and at an empty Hugging Face cache."""
-    config = (tiny_llama / "config.json").read_bytes()
-    repos = {
-        "org/tiny": Repo.from_dir(tiny_llama),
-        "org/gated": Repo.from_dir(tiny_llama, gated=True),
-        "org/torch": Repo({"config.json": config, "pytorch_model.bin": b"\0" * 1000}),
-        "org/big": Repo({"config.json": config, "model.safetensors": big_weights}),
-    }
-    with HubServer(repos) as srv:
+    with HubServer(model_repos(tiny_llama, big_weights)) as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
         for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HOME"):

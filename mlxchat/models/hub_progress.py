@@ -94,11 +94,11 @@ class DownloadMeter:
         return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
 
     def message(self) -> str:
-        """One line: "downloading 4.5/10.0 MB · 2.1 MB/s · ETA 3 s · 1/3 files"."""
+        """One line: "4.5/10.0 MB · 2.1 MB/s · ETA 3 s · 1/3 files"."""
         speed = self.speed
         if self.files_done == self.files and self.done >= self.total:
             return f"downloaded {_size(self.done, self.total)} · {self.files} files"
-        parts = [f"downloading {_size(self.done, self.total)}"]
+        parts = [_size(self.done, self.total)]
         if speed > 0:
             parts.append(f"{speed / 1e6:.1f} MB/s")
             left = max(0, self.total - self.done)
