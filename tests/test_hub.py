@@ -199,3 +199,29 @@ class socket_nobody_listens_on:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_gguf_repo_gives_one_file_imported(
+    server: HubServer, tiny_llama: Path, tmp_path: Path
+) -> None:
+    from hub_server import Repo
+    from test_gguf import write_float_gguf
+
+    gguf = write_float_gguf(tiny_llama, tmp_path / "tiny-F32.gguf", "llama")
+    other = b"GGUF" + b"\0" * 2000  # another quant, never fetched
+    server.repos["org/tiny-GGUF"] = Repo(
+        {"tiny-F32.gguf": gguf.read_bytes(), "tiny-Q4_K_M.gguf": other, "README.md": b"hi"}
+    )
+    assert_one_line_error(
+        mlxchat("models", "pull", "org/tiny-GGUF"),
+        "holds GGUF files, not an MLX model",
+        "-m org/tiny-GGUF:F32",
+    )
+    proc = mlxchat("generate", "-m", "org/tiny-GGUF:F32", "-p", "Hello", "--max-tokens", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert [r.path.rsplit("/", 1)[-1] for r in server.requests if r.method == "GET"
+            and "/resolve/" in r.path] == ["tiny-F32.gguf"]  # fmt: skip
+    pulled = mlxchat("models", "pull", "org/tiny-GGUF", "--gguf-file", "tiny-F32.gguf")
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.startswith("org/tiny-GGUF:tiny-F32.gguf -> ")
