@@ -58,6 +58,8 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    sent: int = 0
+    """Body bytes written (file GETs)."""
 
 
 @dataclass
@@ -107,7 +109,8 @@ class HubServer:
     # ----- handling ----------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler, body: bool) -> None:
         path = unquote(urlsplit(h.path).path)
-        self.requests.append(Request(h.command, path, dict(h.headers.items())))
+        request = Request(h.command, path, dict(h.headers.items()))
+        self.requests.append(request)
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "models"] and len(parts) >= 6:
             repo_id, action, rev = "/".join(parts[2:4]), parts[4], parts[5]
@@ -130,7 +133,7 @@ class HubServer:
                 return
             if rev not in (repo.sha, "main") or name not in repo.files:
                 return self._error(h, 404, "EntryNotFound", "Entry not found")
-            return self._file(h, repo, name, body)
+            return self._file(h, repo, name, request)
         self._error(h, 404, "", "Not found")
 
     def _access(self, h: BaseHTTPRequestHandler, repo_id: str) -> Repo | None:
@@ -151,7 +154,8 @@ class HubServer:
             entry["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
         return entry
 
-    def _file(self, h: BaseHTTPRequestHandler, repo: Repo, name: str, body: bool) -> None:
+    def _file(self, h: BaseHTTPRequestHandler, repo: Repo, name: str, request: Request) -> None:
+        body = request.method == "GET"
         data = repo.files[name]
         start = 0
         if body and (spec := h.headers.get("Range", "")).startswith("bytes="):
@@ -173,9 +177,9 @@ class HubServer:
         if not body:
             return
         cut = self.cut_once.pop(name, None)
-        self._send(h, data[start:], cut)
+        self._send(h, data[start:], cut, request)
 
-    def _send(self, h: BaseHTTPRequestHandler, data: bytes, cut: int | None) -> None:
+    def _send(self, h: BaseHTTPRequestHandler, data: bytes, cut: int | None, r: Request) -> None:
         piece = 64 * 1024
         sent = 0
         began = time.monotonic()
@@ -186,6 +190,7 @@ class HubServer:
                 return
             end = min(len(data), sent + piece, cut if cut is not None and cut > sent else len(data))
             h.wfile.write(data[sent:end])
+            r.sent += end - sent
             sent = end
             if self.bytes_per_second:
                 ahead = began + sent / self.bytes_per_second - time.monotonic()

@@ -143,7 +143,7 @@ def test_hf_cache_repo(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     snapshot = _fake_hf_cache(tmp_path / "hf", "tiny-org/tiny-llama", tiny_llama)
     _, _, info = load_model("tiny-org/tiny-llama")
     assert Path(info.path) == snapshot and info.name == "tiny-org/tiny-llama"
-    listed = [m for m in list_local_models() if m.kind == "mlx"]
+    listed = [m for m in list_local_models() if m.kind == "hub"]
     assert [(m.name, m.path) for m in listed] == [("tiny-org/tiny-llama", str(snapshot))]
     assert listed[0].size > 0
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[LoadProgress], None]
 Cancelled = Callable[[], bool]
-ModelKind = Literal["demo", "gguf", "mlx"]
+ModelKind = Literal["demo", "gguf", "hub"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class LocalModel:
 
     Attributes:
         name: What to pass to `load_model` (or type after `/model`).
-        kind: "demo", "gguf" (an imported GGUF file) or "mlx" (a Hugging Face cache entry).
+        kind: "demo", "gguf" (an imported GGUF file) or "hub" (downloaded from the Hub, in the
+            Hugging Face cache).
         size: Bytes on disk (0 for the demo before it is fetched).
         path: The MLX model directory ("" for the demo before it is fetched).
         available: False only for the demo before its first download.
@@ -202,7 +203,7 @@ def _hf_cached_models() -> list[LocalModel]:
         for rev in revisions:
             snap = Path(rev.snapshot_path)
             if (snap / "config.json").is_file() and any(snap.glob("*.safetensors")):
-                found.append(LocalModel(repo.repo_id, "mlx", rev.size_on_disk, str(snap)))
+                found.append(LocalModel(repo.repo_id, "hub", rev.size_on_disk, str(snap)))
                 break
     return found
 
