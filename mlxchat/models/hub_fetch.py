@@ -52,6 +52,7 @@ def fetch_blob(
     part.parent.mkdir(parents=True, exist_ok=True)
     received = 0
     failures = 0
+    digest = _sha256_of(part)  # what a previous run left, hashed once; then as it arrives
     while True:
         start = part.stat().st_size if part.exists() else 0
         if start >= size:
@@ -62,10 +63,12 @@ def fetch_blob(
                 "GET", url, headers=asked, follow_redirects=True, timeout=_TIMEOUT
             ) as response:
                 response.raise_for_status()
-                mode = "ab" if start and response.status_code == 206 else "wb"
-                with open(part, mode) as out:
+                if start and response.status_code != 206:  # the server sends it all again
+                    digest, start = hashlib.sha256(), 0
+                with open(part, "ab" if start else "wb") as out:
                     for piece in response.iter_bytes():
                         out.write(piece)
+                        digest.update(piece)
                         received += len(piece)
                         failures = 0
                         on_bytes(len(piece))
@@ -74,7 +77,7 @@ def fetch_blob(
             if failures > RETRIES:
                 raise
             time.sleep(min(1.0 * failures, 5.0))
-    if part.stat().st_size != size or _sha256(part) != sha256:
+    if part.stat().st_size != size or digest.hexdigest() != sha256:
         part.unlink(missing_ok=True)
         raise ModelLoadError(f"{blob.name}: the download does not match its checksum; try again")
     part.replace(blob)
@@ -87,9 +90,13 @@ def resolve_url(endpoint: str | None, repo: str, commit: str, path: str) -> str:
     return f"{base}/{repo}/resolve/{commit}/{quote(path)}"
 
 
-def _sha256(path: Path) -> str:
+def _sha256_of(path: Path) -> hashlib._Hash:
+    """A running SHA-256 of what `path` holds (empty when it does not exist)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        pass
+    return digest
