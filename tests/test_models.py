@@ -62,12 +62,14 @@ def test_file_that_is_not_a_model(tmp_path: Path, cache: Path) -> None:
         load_model(str(notes))
 
 
-def test_uncached_hf_repo(cache: Path) -> None:
+def test_uncached_hf_repo_offline(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE: no request at all (tests/test_hub.py covers the downloads)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as err:
         load_model("x/y")
     assert str(err.value) == (
-        "model 'x/y' is not in the Hugging Face cache and mlxchat is offline; "
-        "download it with `huggingface-cli download x/y` or pass a local path"
+        "x/y is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+        "unset it to download the model"
     )
 
 
