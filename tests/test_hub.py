@@ -139,6 +139,8 @@ def test_a_killed_download_resumes_next_time(
         time.sleep(0.1)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    listed = mlxchat("models").stdout.splitlines()
+    assert any(line.startswith("org/big ") and " MB partial" in line for line in listed)
     server.bytes_per_second = 0
     proc = mlxchat("models", "pull", "org/big")
     assert proc.returncode == 0, proc.stderr

@@ -26,6 +26,8 @@ def models_list(ctx: typer.Context) -> None:
     typer.echo(f"{'NAME':<{width}}  {'KIND':<5} {'SIZE':>16}  PATH")
     for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
+        if m.size and not m.available:
+            size = f"{m.size / 1e6:5.1f} MB partial"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
     from mlxchat.models.demo import DEMOS
 

@@ -279,6 +279,17 @@ def size_on_disk(repo: str) -> int | None:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def partial_downloads() -> list[tuple[str, int]]:
+    """Repos with a download begun and not finished: (org/name, bytes on disk)."""
+    root = cache_dir()
+    found = []
+    for folder in sorted(root.glob("models--*--*")) if root.is_dir() else []:
+        if any((folder / "blobs").glob("*.incomplete")):
+            repo = folder.name.removeprefix("models--").replace("--", "/", 1)
+            found.append((repo, size_on_disk(repo) or 0))
+    return found
+
+
 def remove(repo: str) -> int:
     """Delete a repo from the Hugging Face cache; return the bytes freed (0: not there)."""
     size = size_on_disk(repo)

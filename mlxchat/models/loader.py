@@ -38,7 +38,8 @@ class LocalModel:
             Hugging Face cache).
         size: Bytes on disk (0 for the demo before it is fetched).
         path: The MLX model directory ("" for the demo before it is fetched).
-        available: False only for the demo before its first download.
+        available: False for the demo before its first download, and for a Hub download
+            begun but not finished (`size` is what arrived).
     """
 
     name: str
@@ -168,6 +169,10 @@ def list_local_models() -> list[LocalModel]:
         models.append(LocalModel(name, "demo", size, path, available=fetched))
     models += _imported_gguf_models()
     models += _hf_cached_models()
+    listed = {m.name for m in models}
+    for repo, size in hub.partial_downloads():  # `-m REPO` or `models pull REPO` resumes
+        if repo not in listed:
+            models.append(LocalModel(repo, "hub", size, "", available=False))
     return models
 
 
