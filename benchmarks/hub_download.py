@@ -1,7 +1,8 @@
 """Hub downloads over a loopback endpoint, measured side by side in one run.
 
-A Hub-compatible server (tests/hub_server.py) serves one repo: a config and a large random
-`model.safetensors`. Each run downloads it into an empty Hugging Face cache:
+A Hub-compatible server (tests/hub_server.py) serves two repos, each a config and a random
+`model.safetensors`: `org/big` (large) and `org/small` (1 kB: the fixed cost of a run,
+process start included). Each run downloads one into an empty Hugging Face cache:
 
 - A: `mlxchat models pull org/big` (its resumable fetcher for the large file);
 - B: plain `huggingface_hub.snapshot_download` with mlx-lm's patterns (the yardstick),
@@ -33,7 +34,7 @@ from hub_server import HubServer, Repo  # noqa: E402
 PULL = [sys.executable, "-m", "mlxchat", "models", "pull", "org/big"]
 HUB = (
     "import sys; from huggingface_hub import snapshot_download; "
-    "snapshot_download('org/big', allow_patterns=['*.json', 'model*.safetensors'])"
+    "snapshot_download(sys.argv[1], allow_patterns=['*.json', 'model*.safetensors'])"
 )
 
 
@@ -57,24 +58,32 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mb << 20
     weights = random.Random(0).randbytes(size)
-    repo = Repo({"config.json": b'{"model_type": "llama"}', "model.safetensors": weights})
+    config = b'{"model_type": "llama"}'
+    repo = Repo({"config.json": config, "model.safetensors": weights})
+    small = Repo({"config.json": config, "model.safetensors": weights[:1000]})
     root = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     print(f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"file: {size / 1e6:.1f} MB over http://127.0.0.1 (loopback)")
-    with HubServer({"org/big": repo}) as server:
+    with HubServer({"org/big": repo, "org/small": small}) as server:
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(root / "hf")}
         env.pop("HF_HUB_OFFLINE", None)
-        times: dict[str, list[float]] = {"mlxchat models pull": [], "snapshot_download": []}
+        commands = {
+            "mlxchat models pull": PULL[:-1],
+            "snapshot_download": [sys.executable, "-c", HUB],
+        }
+        times: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.runs):
-            for name, cmd in (
-                ("mlxchat models pull", PULL),
-                ("snapshot_download", [sys.executable, "-c", HUB]),
-            ):
-                shutil.rmtree(root / "hf", ignore_errors=True)
-                times[name].append(run(cmd, env))
-        for name, values in times.items():
-            best = min(values)
-            print(f"{name:22} {size / 1e6 / best:7.1f} MB/s (best of {len(values)}: {best:.2f} s)")
+            for name, cmd in commands.items():
+                for repo_id in ("org/big", "org/small"):
+                    shutil.rmtree(root / "hf", ignore_errors=True)
+                    times.setdefault((name, repo_id), []).append(run([*cmd, repo_id], env))
+        for name in commands:
+            big, fixed = min(times[name, "org/big"]), min(times[name, "org/small"])
+            print(
+                f"{name:20} {size / 1e6 / big:6.1f} MB/s whole run ({big:.2f} s), "
+                f"{size / 1e6 / (big - fixed):6.1f} MB/s without the fixed {fixed:.2f} s "
+                f"(best of {args.runs})"
+            )
 
         shutil.rmtree(root / "hf", ignore_errors=True)
         start = len(server.requests)

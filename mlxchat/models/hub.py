@@ -44,9 +44,6 @@ ALLOW_PATTERNS = [
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _DISK_MARGIN = 64 << 20  # bytes kept free besides the download
-_PIECE = 1 << 20
-"""Bytes per write of a download: progress moves, and a cut loses, at most this much.
-huggingface_hub 2.x writes 10 MiB pieces (`constants.DOWNLOAD_CHUNK_SIZE`); set at each call."""
 
 
 @dataclass(frozen=True)
@@ -197,9 +194,8 @@ def download(plan: Plan, on_progress: ProgressFn | None, cancelled: Cancelled | 
     Raises:
         ModelLoadError: The download failed or was cancelled; what arrived stays for a resume.
     """
-    from huggingface_hub import constants, hf_hub_download, snapshot_download
+    from huggingface_hub import hf_hub_download, snapshot_download
 
-    constants.DOWNLOAD_CHUNK_SIZE = _PIECE
     if on_progress is not None:
         have = plan.size - plan.missing
         already = f", {have / 1e6:.1f} MB already here" if have else ""
@@ -241,10 +237,12 @@ def download(plan: Plan, on_progress: ProgressFn | None, cancelled: Cancelled | 
 
 def _fetch_large_files(plan: Plan, meter: DownloadMeter) -> None:
     """Download the LFS files not yet cached, resumably (`hub_fetch.py`)."""
+    from huggingface_hub import get_token
+
     from mlxchat.models.hub_fetch import fetch_blob, resolve_url
 
     blobs = _repo_dir(plan.ref.repo) / "blobs"
-    token = _token()
+    token = _token() or get_token()  # HF_TOKEN, else the one `hf auth login` stored
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     for f in plan.files:
         if not f.lfs or (blobs / f.blob).is_file():

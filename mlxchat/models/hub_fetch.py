@@ -11,6 +11,7 @@ after a dropped connection, a few times), checked against its SHA-256 and rename
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,9 +45,13 @@ def fetch_blob(
 
     Raises:
         ModelLoadError: The file came back wrong (size or checksum); the part is removed.
-        httpx.HTTPError: The server failed more than `RETRIES` times in a row.
+        HTTPError: The server failed more than `RETRIES` times in a row (httpx's types, from
+            the HTTP library huggingface_hub uses: httpx2 in 2.x, httpx in 1.x).
     """
-    import httpx
+    from huggingface_hub.utils import get_session
+
+    session = get_session()  # huggingface_hub's own client: its proxies, its settings
+    library = sys.modules[type(session).__module__.split(".")[0]]
 
     part = blob.with_name(blob.name + ".incomplete")
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +64,7 @@ def fetch_blob(
             break
         asked = {**headers, "Range": f"bytes={start}-"} if start else dict(headers)
         try:
-            with httpx.stream(
+            with session.stream(
                 "GET", url, headers=asked, follow_redirects=True, timeout=_TIMEOUT
             ) as response:
                 response.raise_for_status()
@@ -72,7 +77,7 @@ def fetch_blob(
                         received += len(piece)
                         failures = 0
                         on_bytes(len(piece))
-        except (httpx.TransportError, httpx.RemoteProtocolError):
+        except library.TransportError:  # refused, reset, cut short, timed out
             failures += 1
             if failures > RETRIES:
                 raise
