@@ -312,6 +312,9 @@ class Engine:
         Raises:
             ModelLoadError: with the reason; the previously loaded model stays loaded.
         """
+        from mlxchat.models.prefetch import prefetch
+
+        await prefetch(name, on_progress)  # off the engine thread: the old model answers on
         stream = self.submit_async(self._load_job(name), exclusive=True)
         async for event in stream:
             if on_progress is not None:

@@ -10,11 +10,14 @@ after a dropped connection, a few times), checked against its SHA-256 and rename
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from mlxchat.engine.types import ModelLoadError
@@ -53,8 +56,39 @@ def fetch_blob(
     session = get_session()  # huggingface_hub's own client: its proxies, its settings
     library = sys.modules[type(session).__module__.split(".")[0]]
 
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    with _only_writer(blob):
+        if blob.is_file():  # another download of it finished meanwhile
+            return 0
+        return _fetch(session, library, url, blob, size, sha256, headers, on_bytes)
+
+
+@contextmanager
+def _only_writer(blob: Path) -> Iterator[None]:
+    """One writer per blob, across threads and processes (a lock file in the cache's
+    `.locks/<repo folder>/`): a second download of the same file waits, then continues it."""
+    locks = blob.parent.parent.parent / ".locks" / blob.parent.parent.name
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{blob.name}.mlxchat.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _fetch(
+    session: Any,
+    library: Any,
+    url: str,
+    blob: Path,
+    size: int,
+    sha256: str,
+    headers: dict[str, str],
+    on_bytes: Callable[[int], None],
+) -> int:
+    """`fetch_blob` once the lock is held."""
     part = blob.with_name(blob.name + ".incomplete")
-    part.parent.mkdir(parents=True, exist_ok=True)
     received = 0
     failures = 0
     digest = _sha256_of(part)  # what a previous run left, hashed once; then as it arrives

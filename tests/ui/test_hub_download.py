@@ -16,14 +16,14 @@ from mlxchat.engine.engine import Engine
 from mlxchat.store.history import History
 from mlxchat.ui.app import ChatApp
 
-from .helpers import SIZE, ready, until
+from .helpers import SIZE, ready, send, until
 
 
 @pytest.fixture
 def server(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[HubServer]:
-    repos = model_repos(tiny_llama, random.Random(0).randbytes(8 << 20))
+    repos = model_repos(tiny_llama, random.Random(0).randbytes(16 << 20))
     with HubServer(repos, bytes_per_second=1e6) as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -36,7 +36,7 @@ async def test_esc_or_another_model_stops_a_download(
     server: HubServer, tiny_llama: Path, history: History, tmp_path: Path
 ) -> None:
     engine = Engine(progress_interval=0.05)
-    settings = Settings(model=str(tiny_llama), theme="mlxchat-dark", temp=0.0)
+    settings = Settings(model=str(tiny_llama), theme="mlxchat-dark", temp=0.0, max_tokens=8)
     app = ChatApp(engine, settings, history, list_models=lambda: [])
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -45,6 +45,11 @@ async def test_esc_or_another_model_stops_a_download(
             await until(pilot, lambda: "MB/s" in screen.status.detail, timeout=60)
             assert screen.status.model == "org/big" and screen.status.state == "loading"
             assert " MB · " in screen.status.detail and "/2 files" in screen.status.detail
+            # The download holds no engine thread: the model loaded before answers meanwhile.
+            await send(pilot, "Hello")
+            answer = screen.chat.turns[-1]
+            assert answer.role == "assistant" and answer.content
+            await until(pilot, lambda: "MB/s" in screen.status.detail)  # still downloading
             await pilot.press("escape")
             await until(pilot, lambda: screen.status.state != "loading", timeout=30)
             assert engine.model_info is not None and engine.model_info.name == str(tiny_llama)
