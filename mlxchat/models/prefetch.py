@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from mlxchat.engine import runtime
 from mlxchat.engine.types import LoadProgress
@@ -24,7 +25,7 @@ async def prefetch(name: str, on_progress: Callable[[LoadProgress], None] | None
         ModelLoadError: The download failed (one line).
     """
     ref = hub.parse(name)
-    if ref is None:
+    if ref is None or Path(name).expanduser().exists():  # a local "dir/model" goes first
         return
     loop = asyncio.get_running_loop()
     stop = threading.Event()

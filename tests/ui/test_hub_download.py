@@ -103,3 +103,17 @@ async def test_the_picker_takes_a_hub_id(
             assert screen.status.model == "org/tiny"
     finally:
         engine.cancel()
+
+
+async def test_a_local_folder_named_like_a_repo_is_not_fetched(
+    server: HubServer, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-m org/tiny` where ./org/tiny is a model folder: the folder, no request."""
+    monkeypatch.chdir(tiny_llama.parent.parent)
+    name = f"{tiny_llama.parent.name}/{tiny_llama.name}"
+    engine = Engine()
+    try:
+        info = await engine.load(name)
+        assert info.path == name and server.requests == []
+    finally:
+        engine.cancel()
