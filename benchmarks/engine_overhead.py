@@ -71,8 +71,8 @@ async def engine_run(engine: object, messages: list, max_tokens: int) -> dict:
 def overhead(model_name: str, runs: int, max_tokens: int, ttft_runs: int) -> None:
     from mlxchat.engine.cpu import describe_cpu_path
     from mlxchat.engine.engine import Engine
-    from mlxchat.engine.models import load_model
     from mlxchat.engine.types import Message
+    from mlxchat.models.loader import load_model
 
     messages = [Message("user", PROMPT)]
     model, tokenizer, info = load_model(model_name)
@@ -118,7 +118,7 @@ def cpu_path_child(model_name: str, max_tokens: int) -> None:
     from mlx_lm.generate import stream_generate
 
     from mlxchat.engine.cpu import describe_cpu_path
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     model, tokenizer, info = load_model(model_name)
     tokens = tokenizer.apply_chat_template(

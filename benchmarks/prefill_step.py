@@ -31,7 +31,7 @@ def main() -> None:
     from mlx_lm.generate import generate_step
     from mlx_lm.models.cache import make_prompt_cache
 
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     model, tokenizer, info = load_model(args.model)
     words = ("the quick brown fox jumps over the lazy dog " * args.tokens).split()

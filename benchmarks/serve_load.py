@@ -216,7 +216,7 @@ def main() -> None:
     import mlx_lm
 
     from mlxchat.engine.engine import Engine
-    from mlxchat.engine.models import resolve_model
+    from mlxchat.models.loader import resolve_model
 
     print(
         f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores; "

@@ -126,7 +126,7 @@ def table(rows: dict[str, list[dict[str, float]]]) -> None:
 
 def part1(model_name: str, runs: int, max_tokens: int) -> tuple[Any, str]:
     from mlxchat.engine.engine import Engine
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
 
     print("== raw mlx-lm vs a streaming request to mlxchat serve (in-process) ==")
     model, tokenizer, info = load_model(model_name)

@@ -118,7 +118,7 @@ def first_word_after_kth(model: Any, tokenizer: Any, sources: list[str], k: int)
 
 def report_model(name: str, ks: list[int], split: str, check: bool) -> None:
     from mlxchat.engine.cpu import describe_cpu_path
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
     from mlxchat.translate.prompt import uses_few_shot
 
     data = pairs(split)
@@ -163,7 +163,7 @@ def report_model(name: str, ks: list[int], split: str, check: bool) -> None:
 
 def choose(name: str) -> None:
     """Compare few-shot prompts on the dev pairs (0, 1, 3 and 5 examples) at full and k=3."""
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
     from mlxchat.translate import prompt
 
     data = pairs("dev")

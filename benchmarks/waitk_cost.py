@@ -43,7 +43,7 @@ def main() -> None:
     import mlx.core as mx
 
     from mlxchat.engine.cpu import describe_cpu_path
-    from mlxchat.engine.models import load_model
+    from mlxchat.models.loader import load_model
     from mlxchat.translate import naive_translate, stream_translate
 
     sentences = DATA.read_text().splitlines()[: args.sentences]

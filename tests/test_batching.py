@@ -181,11 +181,11 @@ async def test_a_cancelled_answer_leaves_within_a_step(engine: Engine) -> None:
 
 
 def test_a_request_cancelled_while_its_prompt_is_fitted_ends_cancelled(tiny_endless: Path) -> None:
-    from mlxchat.engine import models
     from mlxchat.engine.batching import Batch
     from mlxchat.engine.generation import GenerateRequest
     from mlxchat.engine.prompt_cache import PromptCache
     from mlxchat.engine.worker import Job
+    from mlxchat.models import loader as models
 
     model, tokenizer, info = models.load_model(str(tiny_endless))
     batch = Batch(model, tokenizer, info.context_length, PromptCache(model, 10**8), None)

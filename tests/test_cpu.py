@@ -310,8 +310,8 @@ def _greedy_raw(model: nn.Module, tokenizer: object, prompt: list[int], n: int) 
 def _engine_matches_raw(name: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlxchat.engine.engine import Engine
     from mlxchat.engine.generation import encode_prompt
-    from mlxchat.engine.models import load_model
     from mlxchat.engine.types import SamplingParams
+    from mlxchat.models.loader import load_model
 
     prompt = "Write a short poem about the sea, then explain it."
     model, tokenizer, _ = load_model(name)

@@ -21,8 +21,9 @@ from mlx_lm import load as mlx_load
 from mlx_lm.utils import load_model as mlx_load_model
 from mlx_lm.utils import load_tokenizer
 
-from mlxchat.engine import cpu, gguf
+from mlxchat.engine import cpu
 from mlxchat.engine.types import ModelLoadError
+from mlxchat.models import gguf
 
 # GGML type ids used by the fixtures.
 F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, IQ2_XXS, BF16 = 0, 1, 2, 3, 6, 8, 16, 30

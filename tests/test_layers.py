@@ -15,6 +15,7 @@ PACKAGE = Path(mlxchat.__file__).parent
 
 MAY_NOT_IMPORT = {
     "engine": {"ui", "server", "cli", "store", "translate"},
+    "models": {"ui", "server", "cli", "store", "translate"},
     "translate": {"ui", "server", "cli", "store"},
     "store": {"ui", "server", "cli", "translate"},
     "server": {"ui", "cli"},
@@ -46,6 +47,30 @@ def test_each_layer_imports_only_what_it_may() -> None:
             for name in sorted(imported_packages(path) & banned):
                 broken.append(f"{path.relative_to(PACKAGE.parent)} imports mlxchat.{name}")
     assert broken == []
+
+
+MODELS_MAY_NOT_IMPORT = {"mlxchat.engine.engine", "mlxchat.engine.batching"}
+MODELS_MAY_NOT_IMPORT |= {"mlxchat.engine.generation", "mlxchat.engine.worker"}
+"""Where a model comes from knows nothing of how it generates (the engine asks models/)."""
+
+
+def test_models_do_not_import_the_generation_engine() -> None:
+    broken = []
+    for path in sorted((PACKAGE / "models").rglob("*.py")):
+        for name in sorted(imported_modules(path) & MODELS_MAY_NOT_IMPORT):
+            broken.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    assert broken == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every mlxchat module a module imports, lazily or not, typing-only or not."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.startswith("mlxchat.")}
 
 
 def test_the_rule_sees_lazy_imports(tmp_path: Path) -> None:
@@ -113,6 +138,18 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles() -> None:
     assert cycles(module_graph()) == []
+
+
+def test_no_typing_only_cycles_between_the_gguf_modules() -> None:
+    """The GGUF reader, tensor types, architectures and tokenizer import one another in one
+    direction, even counting imports made for type hints only."""
+    graph = {}
+    for path in sorted((PACKAGE / "models").glob("gguf*.py")):
+        name = f"mlxchat.models.{path.stem}"
+        graph[name] = {m for m in imported_modules(path) if m.startswith("mlxchat.models.gguf")}
+    graph = {name: after & graph.keys() - {name} for name, after in graph.items()}
+    assert len(graph) >= 5
+    assert cycles(graph) == []
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:

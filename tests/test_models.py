@@ -16,9 +16,10 @@ from mlx_lm import stream_generate
 from mlx_lm.utils import load_model as mlx_load_model
 from test_gguf import IDS, write_float_gguf, write_quantized_gguf
 
-from mlxchat.engine import demo, models
-from mlxchat.engine.models import LocalModel, import_gguf, list_local_models, load_model
 from mlxchat.engine.types import LoadProgress, ModelLoadError
+from mlxchat.models import demo
+from mlxchat.models import loader as models
+from mlxchat.models.loader import LocalModel, import_gguf, list_local_models, load_model
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 
@@ -61,12 +62,14 @@ def test_file_that_is_not_a_model(tmp_path: Path, cache: Path) -> None:
         load_model(str(notes))
 
 
-def test_uncached_hf_repo(cache: Path) -> None:
+def test_uncached_hf_repo_offline(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE: no request at all (tests/test_hub.py covers the downloads)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as err:
         load_model("x/y")
     assert str(err.value) == (
-        "model 'x/y' is not in the Hugging Face cache and mlxchat is offline; "
-        "download it with `huggingface-cli download x/y` or pass a local path"
+        "x/y is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+        "unset it to download the model"
     )
 
 
@@ -142,7 +145,7 @@ def test_hf_cache_repo(tiny_llama: Path, tmp_path: Path, cache: Path) -> None:
     snapshot = _fake_hf_cache(tmp_path / "hf", "tiny-org/tiny-llama", tiny_llama)
     _, _, info = load_model("tiny-org/tiny-llama")
     assert Path(info.path) == snapshot and info.name == "tiny-org/tiny-llama"
-    listed = [m for m in list_local_models() if m.kind == "mlx"]
+    listed = [m for m in list_local_models() if m.kind == "hub"]
     assert [(m.name, m.path) for m in listed] == [("tiny-org/tiny-llama", str(snapshot))]
     assert listed[0].size > 0
 

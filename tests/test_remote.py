@@ -30,7 +30,7 @@ QUESTION = "What is the capital of France?"
 def demo_dir() -> Path:
     """The demo model's MLX directory (converted once into the test cache)."""
     os.environ["MLXCHAT_CACHE_DIR"] = str(TEST_CACHE)
-    from mlxchat.engine.demo import ensure_demo
+    from mlxchat.models.demo import ensure_demo
 
     return ensure_demo()
 

@@ -106,7 +106,7 @@ def test_precedence_user_then_model_then_built_in(tmp_path: Path) -> None:
 
 
 def test_the_engine_reads_the_model_folders_generation_config(tiny_llama: Path, tmp_path):
-    from mlxchat.engine.models import model_defaults
+    from mlxchat.models.loader import model_defaults
 
     assert model_defaults(str(tiny_llama), tiny_llama) == {}
     assert model_defaults("demo", tiny_llama) == {"repetition_penalty": 1.1}  # greedy + mild

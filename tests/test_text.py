@@ -65,7 +65,7 @@ def test_the_model_list_shows_names_escaped(hf_cache: Path) -> None:
     proc = _mlxchat("models", env={"HF_HUB_CACHE": str(hf_cache)})
     assert proc.returncode == 0, proc.stderr
     # the NAME column is as wide as the longest name (imported GGUFs in the test cache too)
-    assert re.search(r"org/ti\\x1b\[2Jny\\u202elm +mlx", proc.stdout), proc.stdout
+    assert re.search(r"org/ti\\x1b\[2Jny\\u202elm +hub", proc.stdout), proc.stdout
     assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
 
 

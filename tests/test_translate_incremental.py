@@ -486,7 +486,7 @@ def test_should_stop_cancels_within_a_token(tokenizer: Any) -> None:
 @pytest.mark.demo
 def test_demo_model_incremental_equals_naive() -> None:
     models = pytest.importorskip(
-        "mlxchat.engine.models", reason="the demo-model loader (engine/models.py) is not there yet"
+        "mlxchat.models.loader", reason="the demo-model loader (models/loader.py) is not there yet"
     )
     model, tokenizer, _info = models.load_model("demo")
     lines = (Path(__file__).parent / "data" / "sentences.en.txt").read_text().splitlines()

@@ -26,7 +26,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
-models_app = typer.Typer(help="List local models, or import a GGUF file.", add_completion=False)
+models_app = typer.Typer(
+    help="List local models; pull or remove Hub models; import a GGUF file.", add_completion=False
+)
 app.add_typer(models_app, name="models")
 
 
@@ -38,7 +40,9 @@ def _version(value: bool) -> None:
 
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="demo, a .gguf file, an MLX model dir or a cached HF id."),
+    typer.Option(
+        "--model", "-m", help="demo, a .gguf file, an MLX model dir or a Hub id (org/name[:QUANT])."
+    ),
 ]
 SystemOpt = Annotated[str | None, typer.Option("--system-prompt", "-s", help="System prompt.")]
 TempOpt = Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")]
@@ -112,7 +116,7 @@ def model_name(model: str | None, remote_model: str | None) -> str | None:
     """`model`, with `--remote-model` appended as ``#id`` to a server URL."""
     if remote_model is None:
         return model
-    from mlxchat.engine.remote_http import is_remote
+    from mlxchat.models.remote import is_remote
 
     if model is None or not is_remote(model):
         fail("--remote-model needs a server URL: -m http://host:port/v1")
@@ -216,24 +220,15 @@ def echo_backend(info: Any) -> None:
 
 
 def load_model_or_exit(engine: Engine, name: str, quiet: bool) -> Any:
-    """Load `name`, reporting progress on stderr when it is a terminal."""
+    """Load `name`, reporting progress (and any download from the Hub) on stderr."""
+    from mlxchat.cli.progress import ProgressPrinter
     from mlxchat.engine.types import ModelLoadError
 
-    show = not quiet and sys.stderr.isatty()
-
-    def progress(event: Any) -> None:
-        if show:
-            pct = f" {event.fraction:4.0%}" if event.fraction is not None else ""
-            sys.stderr.write(f"\r\x1b[2K{event.model}:{pct} {event.message}"[:200])
-            sys.stderr.flush()
-
+    progress = ProgressPrinter(quiet=quiet)
     try:
         info = engine.load_sync(name, progress)
     except ModelLoadError as error:
-        if show:
-            sys.stderr.write("\r\x1b[2K")
+        progress.clear()
         fail(str(error))
-    if show:
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
+    progress.clear()
     return info

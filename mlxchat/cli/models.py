@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,7 @@ def models_list(ctx: typer.Context) -> None:
     """List the models available on this machine."""
     if ctx.invoked_subcommand is not None:
         return
-    from mlxchat.engine.models import list_local_models
+    from mlxchat.models.loader import list_local_models
 
     rows = list_local_models()
     names = [sanitize(m.name, one_line=True) for m in rows]
@@ -25,8 +26,10 @@ def models_list(ctx: typer.Context) -> None:
     typer.echo(f"{'NAME':<{width}}  {'KIND':<5} {'SIZE':>16}  PATH")
     for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
+        if m.size and not m.available:
+            size = f"{m.size / 1e6:5.1f} MB partial"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
-    from mlxchat.engine.demo import DEMOS
+    from mlxchat.models.demo import DEMOS
 
     typer.echo("")
     for demo in DEMOS.values():  # fetched from PyPI on first use
@@ -36,14 +39,71 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("import")
 def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -> None:
     """Convert a GGUF file into a cached MLX model (then `--model FILE.gguf` is instant)."""
-    from mlxchat.engine.models import import_gguf
     from mlxchat.engine.types import ModelLoadError
+    from mlxchat.models.loader import import_gguf
 
     try:
         model = import_gguf(path)
     except ModelLoadError as error:
         fail(str(error))
     typer.echo(f"imported {model.name} -> {model.path}")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A Hub id: org/name, or org/name:Q4_K_M (GGUF).")],
+    gguf_file: Annotated[
+        str | None, typer.Option("--gguf-file", help="The GGUF file of the repo to fetch.")
+    ] = None,
+) -> None:
+    """Download a model from the Hugging Face Hub into its cache (resumes a partial one)."""
+    from mlxchat.cli.progress import ProgressPrinter
+    from mlxchat.engine.types import ModelLoadError
+    from mlxchat.models import hub
+
+    if gguf_file:
+        name = f"{name.split(':')[0]}:{gguf_file}"
+    ref = hub.parse(name)
+    if ref is None:
+        fail(f"'{name}' is not a Hub id; give org/name or org/name:QUANT")
+    progress = ProgressPrinter()
+    try:
+        path = hub.fetch(name, progress)
+        if ref.gguf:
+            from mlxchat.models.loader import import_gguf
+
+            path = Path(import_gguf(path, progress).path)
+    except ModelLoadError as error:
+        progress.clear()
+        fail(str(error))
+    except KeyboardInterrupt:
+        progress.clear()
+        fail(f"download of {name} interrupted; `mlxchat models pull {name}` resumes it", 130)
+    progress.clear()
+    typer.echo(f"{name} -> {path}")
+
+
+@models_app.command("rm")
+def models_rm(
+    name: Annotated[str, typer.Argument(help="A Hub id in the cache (org/name).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+) -> None:
+    """Delete a downloaded Hub model from the Hugging Face cache."""
+    from mlxchat.models import hub
+
+    ref = hub.parse(name)
+    if ref is None:
+        fail(f"'{name}' is not a Hub id (org/name); `mlxchat models` lists what is here")
+    size = hub.size_on_disk(ref.repo)
+    if size is None:
+        fail(f"{ref.repo} is not in the Hugging Face cache ({hub.cache_dir()})")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"not removing {ref.repo} without asking: pass --yes")
+        if not typer.confirm(f"Remove {ref.repo} ({size / 1e6:.1f} MB)?", default=False):
+            raise typer.Exit(1)
+    freed = hub.remove(ref.repo)
+    typer.echo(f"removed {ref.repo} ({freed / 1e6:.1f} MB freed)")
 
 
 @app.command()

@@ -232,10 +232,11 @@ class Engine:
 
     def _load_job(self, name: str) -> JobFn:
         def job(emit: Callable[[Any], None], cancelled: Callable[[], bool]) -> ModelInfo:
-            from mlxchat.engine import models
             from mlxchat.engine.blas_hint import slow_blas_hint
+            from mlxchat.models import loader as models
 
-            models.resolve_model(name, on_progress=emit)  # a bad name fails here, old model kept
+            # a bad name (or a failed download) fails here, the old model kept
+            models.resolve_model(name, on_progress=emit, cancelled=cancelled)
             previous = self._loaded
             if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
@@ -263,7 +264,7 @@ class Engine:
         """Bring the previous model back after a failed switch."""
         if previous is None:
             return
-        from mlxchat.engine import models
+        from mlxchat.models import loader as models
 
         name = previous.info.name
         emit(LoadProgress(name, f"reloading {name}", None))
@@ -311,6 +312,9 @@ class Engine:
         Raises:
             ModelLoadError: with the reason; the previously loaded model stays loaded.
         """
+        from mlxchat.models.prefetch import prefetch
+
+        await prefetch(name, on_progress)  # off the engine thread: the old model answers on
         stream = self.submit_async(self._load_job(name), exclusive=True)
         async for event in stream:
             if on_progress is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlxchat.engine.contract import Engine
-from mlxchat.engine.remote_http import is_remote
+from mlxchat.models.remote import is_remote
 
 
 def make_engine(

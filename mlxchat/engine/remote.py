@@ -41,6 +41,7 @@ from mlxchat.engine.types import (
     RequestOptions,
     SamplingParams,
 )
+from mlxchat.models.remote import is_remote
 
 T = TypeVar("T")
 
@@ -72,7 +73,7 @@ class RemoteEngine:
         Raises:
             ModelLoadError: One line: unreachable, refused key, or a model it does not have.
         """
-        if rh.is_remote(name):
+        if is_remote(name):
             endpoint = rh.parse_endpoint(name)
         elif self.endpoint is not None:
             endpoint = self.endpoint.with_model(name)

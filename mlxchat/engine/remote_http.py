@@ -29,11 +29,6 @@ Cancel = Callable[[], bool]
 """Polled while streaming: True stops reading and closes the response."""
 
 
-def is_remote(name: str) -> bool:
-    """Whether a model name is an OpenAI-compatible server's URL."""
-    return name.startswith(("http://", "https://"))
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """A server and the model to ask for.

@@ -198,11 +198,13 @@ class Progress:
 
 @dataclass
 class LoadProgress:
-    """Progress of loading a model: `fraction` in [0, 1], `message` for humans."""
+    """Progress of loading a model: `fraction` in [0, 1], `message` for humans, `phase`
+    "download" while its files come from the Hub ("" otherwise)."""
 
     model: str
     message: str
     fraction: float | None = None
+    phase: str = ""
 
 
 @dataclass(frozen=True)

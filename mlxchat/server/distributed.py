@@ -66,7 +66,7 @@ def load_shard(name: str, group: mx.distributed.Group) -> tuple[Any, Any, ModelI
     """
     from mlx_lm.utils import sharded_load
 
-    from mlxchat.engine.models import resolve_model
+    from mlxchat.models.loader import resolve_model
 
     path = resolve_model(name)
     check_splittable(path, name, group.size())

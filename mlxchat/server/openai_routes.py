@@ -58,7 +58,7 @@ async def health(request: Request) -> dict[str, Any]:
 @v1.get("/models")
 async def models(request: Request) -> dict[str, Any]:
     """The loaded model first, then the other local models `mlxchat models` lists."""
-    from mlxchat.engine.models import list_local_models
+    from mlxchat.models.loader import list_local_models
 
     loaded = served_model(state_of(request), None)
     names = [loaded] + [m.name for m in list_local_models() if m.available and m.name != loaded]

@@ -27,9 +27,9 @@ from mlxchat.ui.screens.models import ListModels
 
 
 def default_list_models() -> ListModels | None:
-    """`mlxchat.engine.models.list_local_models`, or None when it is not available."""
+    """`mlxchat.models.loader.list_local_models`, or None when it is not available."""
     try:
-        from mlxchat.engine.models import list_local_models
+        from mlxchat.models.loader import list_local_models
     except ImportError:
         return None
     return list_local_models
@@ -66,7 +66,7 @@ class ChatApp(ThemedApp):
             history: The `History` to save chats to (None: nothing is saved).
             themes: Themes to register; None loads the built-in and user theme files.
             theme_errors: Problems with theme files, shown once (with `themes` given).
-            list_models: Lists local models (None: `engine.models.list_local_models`).
+            list_models: Lists local models (None: `models.loader.list_local_models`).
             resume: The id of a saved chat to open, or "latest" for the newest one.
         """
         super().__init__(

@@ -27,7 +27,7 @@ from textual.widgets import Footer, TextArea
 
 from mlxchat.config import effective_sampling
 from mlxchat.engine.contract import ChatEngine
-from mlxchat.engine.types import SamplingParams
+from mlxchat.engine.types import LoadProgress, SamplingParams
 from mlxchat.ui import commands
 from mlxchat.ui.answer import Answer
 from mlxchat.ui.chat_state import ChatState, Deletion
@@ -141,6 +141,8 @@ class ChatScreen(Screen[None]):
         self._answers: set[Answer] = set()
         """Every answer being written: this chat's and those in the background."""
         self._loading = 0
+        self._downloading = False
+        """A load is downloading from the Hub (Esc or another /model cancels it)."""
         self.commands = ChatCommands(self, list_models)
         self.tools = ChatTools(self, settings)
         """The MCP servers and the loop of tool calls (ui/tools)."""
@@ -230,14 +232,33 @@ class ChatScreen(Screen[None]):
 
     def load_model(self, name: str, *, announce: bool = True) -> None:
         """Load `name` in the background, showing progress; the chat continues on it."""
+        if self._downloading:  # another model asked for: the download stops (kept to resume)
+            self.cancel_download()
         self._loading += 1
         self.status.set_model(name)
         self.status.set_state("loading")
         self.run_worker(self._load(name, announce), group="load", exit_on_error=False)
 
+    def cancel_download(self) -> None:
+        """Stop the Hub download of a model being loaded; what arrived is kept."""
+        self.workers.cancel_group(self, "load")
+        self.notify("Download stopped; /model with its name again resumes it", title="Model")
+
+    def _load_progress(self, event: LoadProgress) -> None:
+        self._downloading = event.phase == "download" and (event.fraction or 0) < 1
+
     async def _load(self, name: str, announce: bool) -> None:
-        info = await load_model(self.engine, name, self.status)
+        try:
+            info = await load_model(self.engine, name, self.status, self._load_progress)
+        except asyncio.CancelledError:
+            self._loading -= 1
+            self._downloading = False
+            current = getattr(self.engine, "model_info", None)
+            self.status.set_model(current.name if current else "", None)
+            self._settle_status(error=self._loading == 0 and current is None)
+            raise
         self._loading -= 1
+        self._downloading = False
         if isinstance(info, str):  # why it failed: the chat goes on
             current = getattr(self.engine, "model_info", None)
             self.status.set_model(current.name if current else "", None)
@@ -475,6 +496,9 @@ class ChatScreen(Screen[None]):
             return
         if self.answer is None and self.tools.running:
             self.tools.stop()  # the tool running is cancelled, what was done stays
+            return
+        if self.answer is None and self._downloading:
+            self.cancel_download()
             return
         if self.answer is None:
             self.conversation.clear_find()

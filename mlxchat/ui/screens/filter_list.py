@@ -64,6 +64,11 @@ class FilterList(ModalScreen[ResultT | None], Generic[ItemT, ResultT]):
         """What choosing `item` returns."""
         raise NotImplementedError
 
+    def typed(self, text: str) -> ResultT | None:
+        """What Enter gives when nothing is listed: the typed text taken as a value (None:
+        nothing)."""
+        return None
+
     def compose(self) -> ComposeResult:
         """A filter box, the list, a note line."""
         with Vertical() as box:
@@ -96,6 +101,8 @@ class FilterList(ModalScreen[ResultT | None], Generic[ItemT, ResultT]):
         highlighted = self.query_one(OptionList).highlighted
         if highlighted is not None and self._shown:
             self.dismiss(self.value(self._shown[highlighted]))
+        elif (typed := self.typed(event.value.strip())) is not None:
+            self.dismiss(typed)
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:

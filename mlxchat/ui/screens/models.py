@@ -105,7 +105,9 @@ class ModelPicker(FilterList[ModelChoice, str]):
         shown = [
             m for m in self.models if all(w in f"{m.name} {m.kind} {m.path}".lower() for w in words)
         ]
-        if self.error:
+        if not shown and self.typed(text.strip()):
+            note = f"Enter downloads {text.strip()} from the Hugging Face Hub and loads it"
+        elif self.error:
             note = self.error
         elif not self.models:
             note = "No local models found. Use /model NAME with a path or a Hugging Face id."
@@ -134,6 +136,12 @@ class ModelPicker(FilterList[ModelChoice, str]):
             )
             for name, model in zip(names, items, strict=True)
         ]
+
+    def typed(self, text: str) -> str | None:
+        """A Hub id typed in the filter (org/name[:QUANT]) that nothing here matches."""
+        from mlxchat.models.hub import parse
+
+        return text if parse(text) is not None else None
 
     def value(self, item: ModelChoice) -> str:
         """The model's name, what `/model` takes."""

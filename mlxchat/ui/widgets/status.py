@@ -218,7 +218,8 @@ class StatusBar(Widget):
         if progress.fraction is not None and 0 < progress.fraction < 1:
             detail = f"{progress.fraction:.0%} {progress.message}".strip()
         self.model = progress.model
-        self.set_state("loading", _shorten(detail, 40))
+        wide = progress.phase == "download"  # size, speed, ETA and files: keep them all
+        self.set_state("loading", _shorten(detail, 64 if wide else 40))
 
     # ----- rendering ----------------------------------------------------------------------
     def _parts(self) -> list[_Part]:

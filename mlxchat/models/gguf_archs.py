@@ -30,7 +30,7 @@ import numpy as np
 from mlxchat.engine.types import ModelLoadError
 
 if TYPE_CHECKING:
-    from mlxchat.engine.gguf import GGUFHeader
+    from mlxchat.models.gguf_header import GGUFHeader
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3")
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mlxchat import locations
-from mlxchat.engine import gguf
 from mlxchat.engine.types import LoadProgress, ModelLoadError
+from mlxchat.models import gguf
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,22 @@
-"""Find and load models: `demo`, a `.gguf` file, an MLX directory or a cached HF repo id.
+"""Find and load models: `demo`, a `.gguf` file, an MLX directory or a Hugging Face repo id.
 
-`load_model` runs on the engine thread (it creates MLX arrays). mlxchat is offline: a
-Hugging Face repo id is only looked up in the local Hugging Face cache, never downloaded.
+`resolve_model` is the one resolver: any model name -> a local MLX directory (the demo
+fetched, a GGUF file converted, a Hub repo taken from the cache or downloaded by `hub.py`).
+`load_model` runs on the engine thread (it creates MLX arrays).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlxchat import locations
-from mlxchat.engine import cpu, demo, gguf, runtime
+from mlxchat.engine import cpu, runtime
 from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
+from mlxchat.models import demo, gguf, hub
 from mlxchat.settings import from_generation_config
 
 if TYPE_CHECKING:
@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from mlx_lm.tokenizer_utils import TokenizerWrapper
 
 ProgressFn = Callable[[LoadProgress], None]
-ModelKind = Literal["demo", "gguf", "mlx"]
-
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+Cancelled = Callable[[], bool]
+ModelKind = Literal["demo", "gguf", "hub"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +34,12 @@ class LocalModel:
 
     Attributes:
         name: What to pass to `load_model` (or type after `/model`).
-        kind: "demo", "gguf" (an imported GGUF file) or "mlx" (a Hugging Face cache entry).
+        kind: "demo", "gguf" (an imported GGUF file) or "hub" (downloaded from the Hub, in the
+            Hugging Face cache).
         size: Bytes on disk (0 for the demo before it is fetched).
         path: The MLX model directory ("" for the demo before it is fetched).
-        available: False only for the demo before its first download.
+        available: False for the demo before its first download, and for a Hub download
+            begun but not finished (`size` is what arrived).
     """
 
     name: str
@@ -49,15 +50,20 @@ class LocalModel:
 
 
 def load_model(
-    name: str, *, fast_cpu: bool = True, on_progress: ProgressFn | None = None
+    name: str,
+    *,
+    fast_cpu: bool = True,
+    on_progress: ProgressFn | None = None,
+    cancelled: Cancelled | None = None,
 ) -> tuple[nn.Module, TokenizerWrapper, ModelInfo]:
     """Load a model and its tokenizer (call on the engine thread).
 
     Args:
         name: "demo", a path to a .gguf file, an MLX model directory, or a Hugging Face repo
-            id ("org/name") already in the local Hugging Face cache.
+            id ("org/name", or "org/name:Q4_K_M" for one GGUF file of a repo).
         fast_cpu: Allow the CPU fast path (float32 weights on the CPU; see `cpu.py`).
         on_progress: Called with LoadProgress updates.
+        cancelled: Polled during a download; True stops it (ModelLoadError).
 
     Returns:
         The model, its tokenizer and a ModelInfo.
@@ -70,7 +76,7 @@ def load_model(
         if on_progress is not None:
             on_progress(LoadProgress(model=name, message=message, fraction=fraction))
 
-    path = resolve_model(name, on_progress)
+    path = resolve_model(name, on_progress, cancelled)
     report(f"Loading {name}", None)
     from mlx_lm.utils import get_total_parameters, load_tokenizer
     from mlx_lm.utils import load_model as mlx_load_model
@@ -117,7 +123,9 @@ def generation_defaults(path: Path) -> dict[str, Any]:
     return from_generation_config(config) if isinstance(config, dict) else {}
 
 
-def resolve_model(name: str, on_progress: ProgressFn | None = None) -> Path:
+def resolve_model(
+    name: str, on_progress: ProgressFn | None = None, cancelled: Cancelled | None = None
+) -> Path:
     """Turn a model name into a local MLX model directory (fetching/converting if needed).
 
     Raises:
@@ -134,8 +142,10 @@ def resolve_model(name: str, on_progress: ProgressFn | None = None) -> Path:
         if path.suffix.lower() == ".gguf" or _starts_with_gguf_magic(path):
             return gguf.convert_cached(path, on_progress)
         raise ModelLoadError(f"{path} is neither a .gguf file nor an MLX model directory")
-    if _REPO_ID.fullmatch(name) and not name.lower().endswith(".gguf"):
-        return _hf_snapshot(name)
+    ref = hub.parse(name)
+    if ref is not None:
+        found = hub.fetch(name, on_progress, cancelled)
+        return gguf.convert_cached(found, on_progress) if ref.gguf else found
     raise ModelLoadError(
         f"{name} does not exist; give 'demo', a .gguf file, an MLX model directory "
         "or a Hugging Face repo id (org/name)"
@@ -159,6 +169,10 @@ def list_local_models() -> list[LocalModel]:
         models.append(LocalModel(name, "demo", size, path, available=fetched))
     models += _imported_gguf_models()
     models += _hf_cached_models()
+    listed = {m.name for m in models}
+    for repo, size in hub.partial_downloads():  # `-m REPO` or `models pull REPO` resumes
+        if repo not in listed:
+            models.append(LocalModel(repo, "hub", size, "", available=False))
     return models
 
 
@@ -178,37 +192,12 @@ def _imported_gguf_models() -> list[LocalModel]:
     return found
 
 
-def _hf_cache_dir() -> str | None:
-    """The Hugging Face hub cache as the environment says now (None: the library default)."""
-    if value := os.environ.get("HF_HUB_CACHE"):
-        return value
-    if value := os.environ.get("HF_HOME"):
-        return str(Path(value) / "hub")
-    return None
-
-
-def _hf_snapshot(repo: str) -> Path:
-    message = (
-        f"model '{repo}' is not in the Hugging Face cache and mlxchat is offline; download it "
-        f"with `huggingface-cli download {repo}` or pass a local path"
-    )
-    try:
-        from huggingface_hub import snapshot_download
-
-        path = Path(snapshot_download(repo, local_files_only=True, cache_dir=_hf_cache_dir()))
-    except Exception as e:  # LocalEntryNotFoundError, a bad repo id, a broken cache...
-        raise ModelLoadError(message) from e
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"{repo} in the Hugging Face cache has no config.json: {message}")
-    return path
-
-
 def _hf_cached_models() -> list[LocalModel]:
     try:
         with runtime.one_importer():  # not alongside the engine thread (see runtime.py)
             from huggingface_hub import scan_cache_dir
 
-        repos = scan_cache_dir(_hf_cache_dir()).repos
+        repos = scan_cache_dir(hub.cache_dir()).repos
     except Exception:  # no cache yet, or one huggingface_hub cannot read: list nothing
         return []
     found = []
@@ -219,7 +208,7 @@ def _hf_cached_models() -> list[LocalModel]:
         for rev in revisions:
             snap = Path(rev.snapshot_path)
             if (snap / "config.json").is_file() and any(snap.glob("*.safetensors")):
-                found.append(LocalModel(repo.repo_id, "mlx", rev.size_on_disk, str(snap)))
+                found.append(LocalModel(repo.repo_id, "hub", rev.size_on_disk, str(snap)))
                 break
     return found
 

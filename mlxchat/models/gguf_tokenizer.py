@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from mlxchat.engine.gguf import GGUFHeader
+    from mlxchat.models.gguf_header import GGUFHeader
 
 SUPPORTED_TOKENIZERS = ("gpt2", "llama")
 
