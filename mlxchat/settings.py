@@ -257,6 +257,14 @@ _ALL = (
         optional=True,
         example=2048,
     ),
+    Setting(
+        "prompt_cache_disk_mb",
+        int,
+        4096,
+        "Most megabytes of KV cache kept on disk across runs, so a resumed chat or a "
+        "restarted server skips the prefill (0: off).",
+        low=0,
+    ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(
         "allowed_hosts",
