@@ -26,8 +26,23 @@ def models_list(ctx: typer.Context) -> None:
     for name, m in zip(names, rows, strict=True):
         size = f"{m.size / 1e6:13.1f} MB" if m.size else "   (not fetched)"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
+    from mlxchat.engine.converted import copies, copies_dir
     from mlxchat.engine.demo import DEMOS
+    from mlxchat.engine.disk_cache import default_dir
 
+    kept = copies()
+    typer.echo("")
+    if kept:  # float32 copies and tokenizers that make models start at once
+        total = sum(size for _, size in kept)
+        typer.echo(
+            f"kept for fast starts: {len(kept)} model{'s' if len(kept) > 1 else ''}, "
+            f"{total / 1e6:.1f} MB in {sanitize(str(copies_dir()), one_line=True)}"
+        )
+    prompts = default_dir()
+    stored = sum(f.stat().st_size for f in prompts.glob("*/*.safetensors"))
+    if stored:  # the prompt cache's disk tier (`prompt_cache_disk_mb`)
+        where = sanitize(str(prompts), one_line=True)
+        typer.echo(f"prompt caches on disk: {stored / 1e6:.1f} MB in {where}")
     typer.echo("")
     for demo in DEMOS.values():  # fetched from PyPI on first use
         typer.echo(f"{demo.name}: {demo.title}, {demo.license}")

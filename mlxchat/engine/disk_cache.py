@@ -78,7 +78,8 @@ def model_identity(path: str | Path, dtype: str, tokenizer: Any = None) -> str:
     import mlx_lm
 
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{dtype}|{mx.__version__}|{mlx_lm.__version__}".encode())
+    versions = f"{dtype}|{mx.__version__}|{mlx_lm.__version__}"  # type: ignore[attr-defined]
+    digest.update(versions.encode())
     for file in sorted(folder.iterdir()):
         if file.suffix == SUFFIX:
             digest.update(file.name.encode() + _weights_fingerprint(file))
@@ -369,7 +370,8 @@ def _snapshot(cache: list[Any], tokens: list[int]) -> _Snapshot:
             states.append(layer.state)
     scalars: list[Any] = [""]
     arrays: dict[str, mx.array] = {}
-    for key, value in tree_flatten(states):
+    flat: list[tuple[str, Any]] = tree_flatten(states)  # type: ignore[assignment]
+    for key, value in flat:
         if isinstance(value, mx.array):
             arrays[key] = value
         elif isinstance(value, bool | int | float):
