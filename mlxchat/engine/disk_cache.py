@@ -63,8 +63,8 @@ _DTYPES = {
 
 
 def default_dir() -> Path:
-    """Where prompt caches go: `<cache dir>/prompts`."""
-    return locations.cache_dir() / "prompts"
+    """Where prompt caches go (`locations.prompts_dir`: `<cache dir>/prompts`)."""
+    return locations.prompts_dir()
 
 
 def model_identity(path: str | Path, dtype: str, tokenizer: Any = None) -> str:
