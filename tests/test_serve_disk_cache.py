@@ -29,7 +29,7 @@ def test_a_restarted_server_keeps_its_prompt_cache(tiny_llama: Path, tmp_path: P
     def ask(base: str) -> Any:
         client = openai.OpenAI(base_url=base, api_key="-", max_retries=0)
         return client.chat.completions.create(
-            model="x", messages=messages, temperature=0, max_tokens=8
+            model=str(tiny_llama), messages=messages, temperature=0, max_tokens=8
         )
 
     with server_process(args, port, env) as (_, base):
