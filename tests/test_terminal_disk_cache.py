@@ -4,6 +4,8 @@ prompt cache's disk tier, on the real program and the demo model."""
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from pathlib import Path
 
 from terminal_harness import Terminal, mlxchat_command
@@ -22,6 +24,16 @@ def cached(screen: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+def start(command: str) -> Terminal:
+    """A new terminal; tried again once when tmux's server was just going away (the last
+    session closed): "server exited unexpectedly"."""
+    try:
+        return Terminal(command, width=160, height=40)
+    except subprocess.CalledProcessError:
+        time.sleep(1)
+        return Terminal(command, width=160, height=40)
+
+
 def test_a_resumed_chat_answers_from_the_cache_on_disk(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.toml").write_text("max_tokens = 8\n")
@@ -37,7 +49,7 @@ def test_a_resumed_chat_answers_from_the_cache_on_disk(tmp_path: Path) -> None:
     finally:
         term.close()
     assert list((tmp_path / "prompts").glob("*/*.safetensors"))
-    term = Terminal(mlxchat_command(tmp_path, "-c"), width=160, height=40)
+    term = start(mlxchat_command(tmp_path, "-c"))
     try:
         term.wait_until(idle, LOAD_TIMEOUT, "the chat resumed")
         term.send("And then?", "burst")
