@@ -29,6 +29,7 @@ import os
 import queue
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ FORMAT = "mlxchat-prompt-cache-1"
 """This file format's version: files of another version are removed."""
 
 SUFFIX = ".safetensors"
+
+MAX_QUEUED = 4
+"""Entries waiting for the writer at most (each holds a host copy of its arrays)."""
 
 _META = "0."
 """Our metadata keys' prefix: mlx-lm keeps the user's metadata as the first of three
@@ -135,6 +139,10 @@ class DiskCache:
         self._index: dict[Path, list[int]] = {}
         self._queue: queue.Queue[_Snapshot | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self.copy_seconds = 0.0
+        """How long the last `save` held the engine thread (copying the arrays)."""
+        self.load_seconds = 0.0
+        """How long the last `load` took (reading, checking, making the arrays)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for file in sorted(self.folder.glob("*" + SUFFIX)):
             tokens = self._check_header(file)
@@ -160,6 +168,7 @@ class DiskCache:
         """The cache and tokens in `file`, checked (None, the file removed, when it is bad)."""
         from mlx_lm.models.cache import load_prompt_cache
 
+        started = time.perf_counter()
         try:
             data = file.read_bytes()
             tokens, header, start = _parse(data, file.stat().st_size)
@@ -185,6 +194,7 @@ class DiskCache:
 
         mx.eval([c.state for c in cache])
         os.utime(file)  # least recently used goes first
+        self.load_seconds = time.perf_counter() - started
         return cache, tokens
 
     # ----- writing --------------------------------------------------------------------
@@ -196,11 +206,16 @@ class DiskCache:
         with self._lock:
             if any(known == tokens for known in self._index.values()):
                 return
+        if self._queue.qsize() >= MAX_QUEUED:  # the disk is slower than the answers
+            log.info("prompt cache: %d tokens not saved to disk (writer busy)", len(tokens))
+            return
+        started = time.perf_counter()
         try:
             snapshot = _snapshot(cache, tokens)
         except Exception as error:  # a cache kind the format cannot hold: not written
             log.info("prompt cache: not saved to disk (%s)", _one_line(error))
             return
+        self.copy_seconds = time.perf_counter() - started
         snapshot.header["__metadata__"].update(
             {_META + key: value for key, value in self._identity().items()}
         )

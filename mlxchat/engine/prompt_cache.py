@@ -128,7 +128,11 @@ class PromptCache:
             return None
         entry = CacheSession(self.model)
         entry.cache, entry.ids = loaded
-        log.info("prompt cache: %d tokens loaded from disk", len(entry.ids))
+        log.info(
+            "prompt cache: %d tokens loaded from disk in %.2f s",
+            len(entry.ids),
+            self.disk.load_seconds,
+        )
         return entry
 
     def drop(self, name: str) -> None:
