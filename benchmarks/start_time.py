@@ -23,8 +23,8 @@ start = time.perf_counter()
 import sys
 from mlxchat.engine import converted, cpu
 cpu.setup_process()
+from mlx_lm.utils import load_tokenizer  # imported in both ways: "load alone" compares
 if sys.argv[2] == "before":
-    from mlx_lm.utils import load_tokenizer
     converted.restore = lambda model, source: False
     converted.store = lambda model, source: None
     converted.load_tokenizer = load_tokenizer
