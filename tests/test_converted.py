@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,30 @@ def test_without_the_fast_path_nothing_is_kept(
 ) -> None:
     load_model(str(quantized), fast_cpu=False)
     assert all(not (Path(f) / converted.WEIGHTS).exists() for f in converted.copies_dir().glob("*"))
+
+
+def mlxchat(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlxchat", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_models_lists_and_rm_removes_a_model_with_its_copy(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from test_gguf import write_quantized_gguf
+
+    from mlxchat.engine.models import import_gguf
+
+    source, _ = write_quantized_gguf(tiny_llama, tmp_path / "tiny-q.gguf", "llama")
+    imported = import_gguf(source)
+    load_model(str(source))  # quantized: converted, and the float32 copy kept
+    assert [name for name, _ in converted.copies()] == [imported.path]
+    assert "kept for fast starts: 1 model" in mlxchat("models").stdout
+    done = mlxchat("models", "rm", str(source))
+    assert done.returncode == 0 and done.stdout.startswith(f"removed {source.resolve()}")
+    assert converted.copies() == [] and not Path(imported.path).exists()
+    missing = mlxchat("models", "rm", str(source))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith("see `mlxchat models`")
+    assert len(missing.stderr.strip().splitlines()) == 1

@@ -61,6 +61,31 @@ def models_import(path: Annotated[Path, typer.Argument(help="A .gguf file.")]) -
     typer.echo(f"imported {model.name} -> {model.path}")
 
 
+@models_app.command("rm")
+def models_rm(
+    name: Annotated[str, typer.Argument(help="A name `mlxchat models` lists (demo or GGUF).")],
+) -> None:
+    """Remove a model mlxchat keeps (a demo or an imported GGUF) with its float32 copy."""
+    import shutil
+
+    from mlxchat.engine.converted import copy_dir, remove_copy
+    from mlxchat.engine.models import list_local_models
+
+    found = [m for m in list_local_models() if name in (m.name, m.path) and m.path]
+    if not found:
+        fail(f"no model named '{sanitize(name, one_line=True)}'; see `mlxchat models`")
+    model = found[0]
+    if model.kind not in ("demo", "gguf"):
+        hint = "remove it with `huggingface-cli delete-cache`"
+        fail(f"{model.name} is in the Hugging Face cache; {hint}")
+    path = Path(model.path)
+    copy = copy_dir(path)
+    size = model.size + sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())
+    remove_copy(path)
+    shutil.rmtree(path, ignore_errors=True)
+    typer.echo(f"removed {sanitize(model.name, one_line=True)} ({size / 1e6:.1f} MB)")
+
+
 @app.command()
 def locate(
     what: Annotated[str, typer.Argument(help="config, data, themes or cache")],
