@@ -191,3 +191,30 @@ def test_the_disk_budget_keeps_the_most_recent_files(tiny_llama: Path, folder: P
 def test_no_disk_tier_writes_nothing(tiny_llama: Path, folder: Path) -> None:
     ask(tiny_llama, None, FIRST)
     assert not folder.exists()
+
+
+def test_no_copy_to_disk_stalls_another_answer(
+    tiny_endless: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved: list[int] = []
+    save = disk_cache.DiskCache.save
+
+    def spy(self: disk_cache.DiskCache, cache: list[object], tokens: list[int]) -> None:
+        saved.append(len(tokens))
+        save(self, cache, tokens)
+
+    monkeypatch.setattr(disk_cache.DiskCache, "save", spy)
+    engine = start(tiny_endless, folder)
+    try:
+        long = engine.iterate(
+            [Message("user", "Count to a thousand.")], SamplingParams(max_tokens=400)
+        )
+        next(long)  # the long answer is being written
+        engine.generate_sync(FIRST, SamplingParams(max_tokens=2))
+        assert saved == []  # the short one ended while the long one went on: not copied yet
+        for _ in long:
+            pass
+        assert len(saved) == 2  # both, once the batch was empty
+    finally:
+        engine.close()
+    assert len(files(folder)) == 2

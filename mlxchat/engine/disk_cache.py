@@ -203,6 +203,8 @@ class DiskCache:
         to host memory, the writer thread writes them)."""
         if self.budget <= 0 or not tokens:
             return
+        if cache and getattr(cache[0], "offset", len(tokens)) != len(tokens):
+            return  # a cache in use by an answer (its tokens not recorded yet): not at rest
         with self._lock:
             if any(known == tokens for known in self._index.values()):
                 return

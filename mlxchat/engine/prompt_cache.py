@@ -12,9 +12,10 @@ taking turns threw each other's cache away at every request. `PromptCache` keeps
   sharing only a few tokens (a chat template's head) starts an entry of its own;
 - after each request, entries are evicted, oldest use first, until the cache fits its
   budget (the entry just used is kept even when it alone is larger);
-- with a disk tier (`disk_cache.DiskCache`), each answer's entry is written to disk when
-  it ends (`finished`), and a prompt sharing a longer prefix with a file than with any
-  entry in RAM starts from that file (a resumed chat, a restarted server).
+- with a disk tier (`disk_cache.DiskCache`), each answer's entry is written to disk once
+  no other answer is being written (`finished`, `persist`), when it is evicted, and at exit
+  (`flush`); a prompt sharing a longer prefix with a file than with any entry in RAM starts
+  from that file (a resumed chat, a restarted server).
 
 Engine thread only.
 """
@@ -79,6 +80,7 @@ class PromptCache:
         self.disk = disk
         self._entries: OrderedDict[str, CacheSession] = OrderedDict()
         self._names = count(1)
+        self._dirty: dict[int, CacheSession] = {}
 
     def session(self, name: str | None, prompt: list[int]) -> CacheSession:
         """The entry to run `prompt` on: the named one (new if unknown), or for no name the
@@ -105,14 +107,27 @@ class PromptCache:
             return self._use(best, entry)
         return self._use(self._anonymous(), _copy_prefix(entry, shared))
 
-    def finished(self, entry: CacheSession) -> None:
-        """An answer ended on `entry`: write it to the disk tier (in the background)."""
-        if self.disk is not None and entry.ids:
-            self.disk.save(entry.cache, entry.ids)
+    def finished(self, entry: CacheSession, idle: bool = True) -> None:
+        """An answer ended on `entry`: it goes to the disk tier now when nothing else is
+        being answered (`idle`), else when the batch is empty (`persist`) or the entry is
+        evicted, so its copy to host memory never stalls other answers."""
+        if self.disk is None or not entry.ids:
+            return
+        self._dirty[id(entry)] = entry
+        if idle:
+            self.persist()
+
+    def persist(self) -> None:
+        """Hand every entry changed since it was last written to the disk tier's writer."""
+        dirty, self._dirty = list(self._dirty.values()), {}
+        for entry in dirty:
+            if self.disk is not None and entry.ids:
+                self.disk.save(entry.cache, entry.ids)
 
     def flush(self) -> None:
-        """Wait until the disk tier has written what it was given (at exit)."""
+        """Write what changed and wait until the disk tier has written it (at exit)."""
         if self.disk is not None:
+            self.persist()
             self.disk.flush()
 
     def _from_disk(self, prompt: list[int], shared: int) -> CacheSession | None:
@@ -144,6 +159,8 @@ class PromptCache:
         recently used one stays)."""
         while len(self._entries) > 1 and self.report().bytes > self.budget:
             name, entry = self._entries.popitem(last=False)
+            if self._dirty.pop(id(entry), None) is not None and self.disk is not None:
+                self.disk.save(entry.cache, entry.ids)  # leaving RAM: to disk first
             log.info(
                 "prompt cache: evicted %s (%d tokens); %s",
                 name,
