@@ -71,6 +71,7 @@ class Settings:
     progress_interval: float = default("progress_interval")
     fast_cpu: bool = default("fast_cpu")
     prompt_cache_mb: int | None = default("prompt_cache_mb")
+    prompt_cache_disk_mb: int = default("prompt_cache_disk_mb")
     allowed_hosts: str = default("allowed_hosts")
     allowed_origins: str = default("allowed_origins")
     max_tool_steps: int = default("max_tool_steps")
@@ -90,6 +91,11 @@ class Settings:
     def prompt_cache_bytes(self) -> int | None:
         """`prompt_cache_mb` in bytes (None: the engine's default)."""
         return None if self.prompt_cache_mb is None else self.prompt_cache_mb * 10**6
+
+    @property
+    def prompt_cache_disk_bytes(self) -> int:
+        """`prompt_cache_disk_mb` in bytes (0: no disk tier)."""
+        return self.prompt_cache_disk_mb * 10**6
 
     def sampling(self, model_defaults: Mapping[str, Any] | None = None) -> SamplingParams:
         """The decoding settings: the user's choices, else the model's, else the built-in.

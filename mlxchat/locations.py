@@ -3,6 +3,7 @@
 - config: `MLXCHAT_CONFIG_DIR` (config.toml and the user's themes/)
 - data:   `MLXCHAT_DATA_DIR`   (history.sqlite3)
 - cache:  `MLXCHAT_CACHE_DIR`  (converted GGUF models, the demo model)
+- prompts: `MLXCHAT_PROMPTS_DIR` (the prompt cache's disk tier; default: cache/prompts)
 """
 
 from __future__ import annotations
@@ -48,3 +49,8 @@ def themes_dir() -> Path:
 def models_dir() -> Path:
     """The folder for models converted from GGUF files."""
     return cache_dir() / "models"
+
+
+def prompts_dir() -> Path:
+    """The folder for prompt caches kept across runs (the prompt cache's disk tier)."""
+    return _dir("MLXCHAT_PROMPTS_DIR", str(cache_dir() / "prompts"))

@@ -292,6 +292,14 @@ _ALL = (
         low=0.0,
         above=True,
     ),
+    Setting(
+        "prompt_cache_disk_mb",
+        int,
+        4096,
+        "Most megabytes of KV cache kept on disk across runs, so a resumed chat or a "
+        "restarted server skips the prefill (0: off).",
+        low=0,
+    ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(
         "allowed_hosts",

@@ -22,6 +22,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLXCHAT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("MLXCHAT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MLXCHAT_CACHE_DIR", str(TEST_CACHE))
+    monkeypatch.setenv("MLXCHAT_PROMPTS_DIR", str(tmp_path / "prompts"))  # no cache between tests
 
 
 @pytest.fixture(scope="session")

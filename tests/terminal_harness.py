@@ -138,6 +138,7 @@ def mlxchat_command(tmp_path: Path, *args: str) -> str:
         "MLXCHAT_DATA_DIR": str(tmp_path / "data"),
         "MLXCHAT_CONFIG_DIR": str(tmp_path / "config"),
         "MLXCHAT_CACHE_DIR": os.environ["MLXCHAT_CACHE_DIR"],
+        "MLXCHAT_PROMPTS_DIR": str(tmp_path / "prompts"),
         "TERM": "xterm-256color",
         "PYTHONPATH": os.pathsep.join(sys.path),
     }

@@ -29,8 +29,23 @@ def models_list(ctx: typer.Context) -> None:
         if m.size and not m.available:
             size = f"{m.size / 1e6:5.1f} MB partial"
         typer.echo(f"{name:<{width}}  {m.kind:<5} {size}  {sanitize(m.path, one_line=True)}")
+    from mlxchat.engine.converted import copies, copies_dir
+    from mlxchat.engine.disk_cache import default_dir
     from mlxchat.models.demo import DEMOS
 
+    kept = copies()
+    typer.echo("")
+    if kept:  # float32 copies and tokenizers that make models start at once
+        total = sum(size for _, size in kept)
+        typer.echo(
+            f"kept for fast starts: {len(kept)} model{'s' if len(kept) > 1 else ''}, "
+            f"{total / 1e6:.1f} MB in {sanitize(str(copies_dir()), one_line=True)}"
+        )
+    prompts = default_dir()
+    stored = sum(f.stat().st_size for f in prompts.glob("*/*.safetensors"))
+    if stored:  # the prompt cache's disk tier (`prompt_cache_disk_mb`)
+        where = sanitize(str(prompts), one_line=True)
+        typer.echo(f"prompt caches on disk: {stored / 1e6:.1f} MB in {where}")
     typer.echo("")
     for demo in DEMOS.values():  # fetched from PyPI on first use
         typer.echo(f"{demo.name}: {demo.title}, {demo.license}")
@@ -85,25 +100,48 @@ def models_pull(
 
 @models_app.command("rm")
 def models_rm(
-    name: Annotated[str, typer.Argument(help="A Hub id in the cache (org/name).")],
+    name: Annotated[
+        str, typer.Argument(help="A name `mlxchat models` lists: a Hub id, a demo or a GGUF.")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
 ) -> None:
-    """Delete a downloaded Hub model from the Hugging Face cache."""
-    from mlxchat.models import hub
+    """Remove a model mlxchat keeps with its float32 copy: a Hub download (from the Hugging
+    Face cache), a demo or an imported GGUF. Asks first."""
+    import shutil
 
-    ref = hub.parse(name)
-    if ref is None:
-        fail(f"'{name}' is not a Hub id (org/name); `mlxchat models` lists what is here")
-    size = hub.size_on_disk(ref.repo)
-    if size is None:
-        fail(f"{ref.repo} is not in the Hugging Face cache ({hub.cache_dir()})")
+    from mlxchat.engine.converted import copy_dir, remove_copy
+    from mlxchat.models import hub
+    from mlxchat.models.loader import list_local_models
+
+    found = [m for m in list_local_models() if name in (m.name, m.path) and m.path]
+    local = found[0] if found and found[0].kind in ("demo", "gguf") else None
+    ref = None if local is not None else hub.parse(name)
+    if local is None and ref is None:
+        fail(f"no model named '{sanitize(name, one_line=True)}'; see `mlxchat models`")
+    if local is not None:
+        path = Path(local.path)
+        copy = copy_dir(path)
+        size = local.size + sum(f.stat().st_size for f in copy.rglob("*") if f.is_file())
+        what = sanitize(local.name, one_line=True)
+    else:
+        assert ref is not None
+        hub_size = hub.size_on_disk(ref.repo)
+        if hub_size is None:
+            fail(f"{ref.repo} is not in the Hugging Face cache ({hub.cache_dir()})")
+        size, what = hub_size, ref.repo
     if not yes:
         if not sys.stdin.isatty():
-            fail(f"not removing {ref.repo} without asking: pass --yes")
-        if not typer.confirm(f"Remove {ref.repo} ({size / 1e6:.1f} MB)?", default=False):
+            fail(f"not removing {what} without asking: pass --yes")
+        if not typer.confirm(f"Remove {what} ({size / 1e6:.1f} MB)?", default=False):
             raise typer.Exit(1)
-    freed = hub.remove(ref.repo)
-    typer.echo(f"removed {ref.repo} ({freed / 1e6:.1f} MB freed)")
+    for model in found:  # its float32 copy goes with it
+        remove_copy(Path(model.path))
+    if local is not None:
+        shutil.rmtree(local.path, ignore_errors=True)
+    else:
+        assert ref is not None
+        size = hub.remove(ref.repo)
+    typer.echo(f"removed {what} ({size / 1e6:.1f} MB freed)")
 
 
 @app.command()

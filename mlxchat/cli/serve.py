@@ -132,6 +132,7 @@ def serve(
         progress_interval=progress_interval,
         fast_cpu=settings.fast_cpu,
         prompt_cache_bytes=settings.prompt_cache_bytes,
+        prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
         max_batch=max_concurrency,
     )
     if group is None:
@@ -215,9 +216,11 @@ def _run(
     server_app = create_app(engine, config)
     shown = f"[{host}]" if ":" in host else host
     budget = engine.prompt_cache_bytes / 1e6
+    disk = engine.prompt_cache_disk_bytes / 1e6
+    on_disk = f", {disk:.0f} MB on disk" if disk else ""
     typer.echo(
         f"mlxchat: serving {name} at http://{shown}:{port}/v1 (Ctrl+C stops; "
-        f"prompt cache up to {budget:.0f} MB)",
+        f"prompt cache up to {budget:.0f} MB{on_disk})",
         err=True,
     )
     _log_to_stderr()

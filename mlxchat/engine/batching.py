@@ -264,6 +264,7 @@ class Batch:
             row.session.cache = cache
             row.session.ids = []
             row.session.record(row.prompt + row.generated)
+            self.cache.finished(row.session, idle=not self.rows)  # to the disk tier
         row.stats.context_tokens = len(row.session.ids) or row.stats.context_tokens
         row.stats.active_memory = mx.get_active_memory() / 1e9
         if not self.rows:  # nothing left in flight when the engine thread parks

@@ -17,6 +17,7 @@ Both are on by default; `MLXCHAT_CPU_FAST=0` (or `fast_cpu=False` when loading) 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlxchat.engine import blas
@@ -30,6 +31,7 @@ __all__ = [
     "ENV_SWITCH",
     "MAX_RAM_FRACTION",
     "apply_cpu_policy",
+    "convert_or_restore",
     "describe_blas",
     "describe_cpu_path",
     "fast_cpu_enabled",
@@ -165,6 +167,23 @@ def apply_cpu_policy(model: nn.Module, enabled: bool) -> bool:
     )
     mx.eval(model.parameters())
     return True
+
+
+def convert_or_restore(model: nn.Module, source: Path, enabled: bool) -> bool:
+    """`apply_cpu_policy` on a lazily loaded `model`, through its float32 copy in the cache
+    (`converted.py`): mapped when there is one, written after a conversion. Evaluates the
+    weights either way; returns whether the model runs converted."""
+    import mlx.core as mx
+
+    from mlxchat.engine import converted
+
+    if enabled and fast_cpu_enabled() and on_cpu() and converted.restore(model, source):
+        return True
+    changed = apply_cpu_policy(model, enabled)
+    mx.eval(model.parameters())
+    if changed:
+        converted.store(model, source)
+    return changed
 
 
 def _quantized_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -22,6 +22,7 @@ import queue
 import weakref
 from collections.abc import Callable, Generator
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from mlxchat.engine.contract import ModelJob
@@ -47,14 +48,20 @@ class _Loaded:
     """What the engine thread holds for the current model (engine thread only)."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, info: ModelInfo, cache_budget: int, batched: bool
+        self,
+        model: Any,
+        tokenizer: Any,
+        info: ModelInfo,
+        cache_budget: int,
+        batched: bool,
+        disk: Any = None,
     ) -> None:
         from mlxchat.engine.prompt_cache import PromptCache
 
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
-        self.cache = PromptCache(model, cache_budget, copies=batched)
+        self.cache = PromptCache(model, cache_budget, copies=batched, disk=disk)
         self.batch: Any = None
 
 
@@ -128,6 +135,9 @@ class Engine:
         max_batch: The most answers generated together (more wait to join the batch).
         batched: Answer many requests at once (False: one after another, as a distributed
             model's lockstep needs, and the single-stream baseline of the benchmarks).
+        prompt_cache_disk_bytes: The most bytes of prompt caches kept on disk across runs
+            (0: no disk tier; see `disk_cache.py`).
+        prompt_cache_dir: Where they are kept (None: `<cache dir>/prompts`).
     """
 
     def __init__(
@@ -139,6 +149,8 @@ class Engine:
         prompt_cache_bytes: int | None = None,
         max_batch: int = 8,
         batched: bool = True,
+        prompt_cache_disk_bytes: int = 0,
+        prompt_cache_dir: Path | None = None,
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -149,6 +161,8 @@ class Engine:
         self.prompt_cache_bytes = prompt_cache_bytes or default_cache_budget()
         self.max_batch = max_batch
         self.batched = batched
+        self.prompt_cache_disk_bytes = prompt_cache_disk_bytes
+        self.prompt_cache_dir = prompt_cache_dir
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -241,6 +255,7 @@ class Engine:
             if previous is not None:  # free the old model before loading the new one
                 self._loaded = None
                 self._thread.stepper = None
+                previous.cache.flush()
                 del previous.model, previous.cache, previous.batch
                 _free_memory()
             try:
@@ -289,7 +304,8 @@ class Engine:
     def _serve(self, model: Any, tokenizer: Any, info: ModelInfo, batched: bool = True) -> None:
         """Hold a loaded model (engine thread): its prompt cache and its batch."""
         batched = batched and self.batched
-        loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes, batched)
+        disk = self._disk_tier(tokenizer, info) if batched else None
+        loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes, batched, disk)
         if batched:
             from mlxchat.engine.batching import Batch
 
@@ -303,6 +319,18 @@ class Engine:
             )
         self._loaded = loaded
         self._thread.stepper = loaded.batch
+
+    def _disk_tier(self, tokenizer: Any, info: ModelInfo) -> Any:
+        """The prompt cache's disk tier for a model (None: off, or a model with no folder)."""
+        if self.prompt_cache_disk_bytes <= 0:
+            return None
+        from mlxchat.engine.disk_cache import DiskCache, default_dir, model_identity
+
+        identity = model_identity(info.path, info.dtype, tokenizer)
+        if not identity:
+            return None
+        root = self.prompt_cache_dir or default_dir()
+        return DiskCache(root, identity, self.prompt_cache_disk_bytes)
 
     async def load(
         self, name: str, on_progress: Callable[[LoadProgress], None] | None = None
@@ -493,6 +521,8 @@ class Engine:
         self._thread.cancel_all()
 
         def unload() -> None:
+            if self._loaded is not None:
+                self._loaded.cache.flush()  # the last answers' caches reach the disk
             self._loaded = None
             self._thread.stepper = None
             _free_memory()

@@ -13,6 +13,7 @@ def make_engine(
     progress_interval: float = 0.25,
     fast_cpu: bool = True,
     prompt_cache_bytes: int | None = None,
+    prompt_cache_disk_bytes: int = 0,
 ) -> Engine:
     """The engine that serves `model` (``http://host:port/v1[#id]``: `RemoteEngine`).
 
@@ -22,6 +23,7 @@ def make_engine(
         progress_interval: Seconds between `Progress` events.
         fast_cpu: The local engine's CPU fast path.
         prompt_cache_bytes: The local engine's prompt cache budget (None: its default).
+        prompt_cache_disk_bytes: The local engine's disk tier budget (0: none).
     """
     if is_remote(model):
         from mlxchat.engine.remote import RemoteEngine
@@ -33,4 +35,5 @@ def make_engine(
         progress_interval=progress_interval,
         fast_cpu=fast_cpu,
         prompt_cache_bytes=prompt_cache_bytes,
+        prompt_cache_disk_bytes=prompt_cache_disk_bytes,
     )

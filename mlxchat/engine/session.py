@@ -8,6 +8,11 @@ from typing import Any
 
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+TAKE_OVER_SLACK = 64
+"""Tokens at the end of a cached entry a prompt may leave and still take the entry over (a
+chat's next turn differs from the cached answer by its end-of-turn tokens), and at most a
+quarter of the entry (the prompt cache in RAM and on disk)."""
+
 
 def common_prefix(a: list[int], b: list[int]) -> int:
     """Length of the longest common prefix of two token lists."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mlxchat import locations
 from mlxchat.engine import cpu, runtime
+from mlxchat.engine.converted import load_tokenizer as load_kept_tokenizer
 from mlxchat.engine.types import LoadProgress, ModelInfo, ModelLoadError
 from mlxchat.models import demo, gguf, hub
 from mlxchat.settings import from_generation_config
@@ -78,16 +79,16 @@ def load_model(
 
     path = resolve_model(name, on_progress, cancelled)
     report(f"Loading {name}", None)
-    from mlx_lm.utils import get_total_parameters, load_tokenizer
+    from mlx_lm.utils import get_total_parameters
     from mlx_lm.utils import load_model as mlx_load_model
 
     try:
-        model, config = mlx_load_model(path)
-        tokenizer = load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
+        model, config = mlx_load_model(path, lazy=True)  # read below, or its float32 copy
+        tokenizer = load_kept_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
     except Exception as e:  # mlx-lm raises many types (ValueError, KeyError, OSError, ...)
         raise ModelLoadError(f"cannot load {name}: {_one_line(e)}") from e
     quant = config.get("quantization") or config.get("quantization_config") or {}
-    converted = cpu.apply_cpu_policy(model, fast_cpu)
+    converted = cpu.convert_or_restore(model, path, fast_cpu)
     if converted:
         report("Converted the weights to float32 for the CPU", None)
     info = ModelInfo(

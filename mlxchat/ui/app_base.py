@@ -79,6 +79,7 @@ def run_app(
         progress_interval=settings.progress_interval,
         fast_cpu=settings.fast_cpu,
         prompt_cache_bytes=settings.prompt_cache_bytes,
+        prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
     )
     app = build(engine)
     try:

@@ -242,6 +242,8 @@ class StatusBar(Widget):
                 parts.append(_Part(f"prompt {format_tps(speed)} tok/s", "", 4))
             if stats.ttft:
                 parts.append(_Part(f"ttft {format_seconds(stats.ttft)}", "", 3))
+            if stats.cached_tokens:  # the prompt cache (RAM or disk) spared their prefill
+                parts.append(_Part(f"cached {stats.cached_tokens} tokens", "", 2))
             parts.append(_Part(f"{stats.generation_tokens} tok", "", 2))
         limit = (stats.context_limit if stats else 0) or self.context_size
         used = self.context_tokens
