@@ -150,6 +150,13 @@ def test_locate_prints_the_overridden_paths(tmp_path: Path) -> None:
     assert path.read_text().startswith("# mlxchat settings (TOML).")
     again = mlxchat("locate", "config")  # it is there now: just the path
     assert (again.returncode, again.stdout.strip(), again.stderr) == (0, str(path), "")
+    every = mlxchat("locate")  # no argument: the four, each with its path
+    assert every.returncode == 0 and every.stdout.splitlines() == [
+        f"config  {path}",
+        f"data    {os.environ['MLXCHAT_DATA_DIR']}",
+        f"themes  {Path(os.environ['MLXCHAT_CONFIG_DIR']) / 'themes'}",
+        f"cache   {os.environ['MLXCHAT_CACHE_DIR']}",
+    ]
 
 
 @pytest.mark.demo

@@ -146,11 +146,14 @@ def models_rm(
 
 @app.command()
 def locate(
-    what: Annotated[str, typer.Argument(help="config, data, themes or cache")],
+    what: Annotated[
+        str | None, typer.Argument(help="config, data, themes or cache (none: all four)")
+    ] = None,
 ) -> None:
     """Print where mlxchat keeps its config, history, themes or cache.
 
-    `locate config` first writes a commented default config file when there is none.
+    `locate config` first writes a commented default config file when there is none; with
+    no argument, each of the four is listed with its path.
     """
     from mlxchat import locations
 
@@ -160,6 +163,10 @@ def locate(
         "themes": locations.themes_dir,
         "cache": locations.cache_dir,
     }
+    if what is None:
+        for name, where in paths.items():
+            typer.echo(f"{name:<7} {where()}")
+        return
     if what not in paths:
         fail(f"unknown location '{what}'; use one of: {', '.join(paths)}")
     path = paths[what]()

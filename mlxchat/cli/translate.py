@@ -13,7 +13,6 @@ import typer
 
 from mlxchat.cli.app import (
     ApiKeyOpt,
-    ModelOpt,
     RemoteModelOpt,
     app,
     check_flags,
@@ -301,7 +300,15 @@ def translate(
     ] = 3,
     source_lang: Annotated[str, typer.Option("--from", help="Source language.")] = "English",
     target_lang: Annotated[str, typer.Option("--to", help="Target language.")] = "French",
-    model: ModelOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model (default: the translate_model setting, demo-translate: "
+            "gemma-3-270m); a .gguf file, an MLX dir, a Hub id or a server's URL.",
+        ),
+    ] = None,
     remote_model: RemoteModelOpt = None,
     api_key: ApiKeyOpt = None,
     input_file: Annotated[
