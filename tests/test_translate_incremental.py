@@ -563,3 +563,18 @@ def test_a_word_cut_at_the_token_limit_is_marked_and_ends_the_segment(
 def test_the_default_word_cap_is_twice_the_source_plus_two() -> None:
     assert WaitKSettings().word_cap(11) == 24
     assert WaitKSettings(max_new_words=5).word_cap(11) == 5
+
+
+def test_time_to_first_token_counts_from_the_first_write_allowed() -> None:
+    """A typist's pause before the k-th word is not the model's time to first token."""
+    from mlxchat.translate.decoding import StatsClock
+
+    now = [100.0]
+    clock = StatsClock(lambda: now[0])
+    now[0] = 110.9  # ten seconds of typing the first k words
+    clock.may_write()
+    now[0] = 111.2
+    clock.may_write()  # noted once
+    now[0] = 111.4
+    clock.add_generated(10)
+    assert abs(clock.stats.ttft - 0.5) < 1e-9

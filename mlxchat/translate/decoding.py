@@ -174,6 +174,10 @@ class StatsClock:
     def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
         self.now = now
         self.started = now()
+        self.writable: float | None = None
+        """When the policy first allowed a WRITE (the k-th word read): the time to the
+        first target token counts from there, not from the session's start (a typist's
+        pauses before the k-th word are not the model's)."""
         self.stats = Stats()
         self.prompt_time = 0.0
         self.decode_time = 0.0
@@ -189,10 +193,15 @@ class StatsClock:
         """Count time spent decoding target tokens (forward passes and sampling)."""
         self.decode_time += seconds
 
+    def may_write(self) -> None:
+        """The policy allows a WRITE now (noted once)."""
+        if self.writable is None:
+            self.writable = self.now()
+
     def add_generated(self, context_tokens: int) -> None:
         """Count one committed target token."""
         if self.stats.generation_tokens == 0:
-            self.stats.ttft = self.now() - self.started
+            self.stats.ttft = self.now() - (self.writable or self.started)
         self.stats.generation_tokens += 1
         if self.decode_time > 0:
             self.stats.generation_tps = self.stats.generation_tokens / self.decode_time

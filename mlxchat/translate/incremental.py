@@ -217,6 +217,7 @@ class SimultaneousTranslator:
                 return
             if next_action(k, len(log.words), len(log.delays), log.source_length) is (Action.READ):
                 return
+            self.clock.may_write()
             yield from self._write_word()
 
     def _logits(self) -> mx.array:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilot_helpers import screenshot_text
+from pilot_helpers import screen_rows, screenshot_text
 from textual.app import App
 from textual.widgets import Input, Static
 from ui.fake_engine import FakeEngine
@@ -115,6 +115,13 @@ async def test_escape_cancels_and_ctrl_r_restarts(factory) -> None:
         assert screen.source_pane.line(0).states == ["read"] * 4 + ["dropped"] * 2
         assert screen.source_pane.line(1).states == ["dropped"] * 4
         assert screen.panel.finished == 0  # cancelled sentences are not averaged
+        assert "Cancel" not in screen_rows(app)[-1]  # nothing left to cancel: not offered
+        await pilot.press("ctrl+r")  # it asks first: the sentences would be lost
+        await pilot.pause()
+        assert screen.target_pane.text == "le  ⏹ stopped"
+        assert any(
+            "Press Ctrl+R again to clear 2 sentences" in n.message for n in app._notifications
+        )
         await pilot.press("ctrl+r")
         await until(pilot, lambda: all(r.done for r in screen.sentences))
         assert [r.finish_reason for r in screen.sentences] == ["stop", "stop"]

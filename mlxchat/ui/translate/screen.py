@@ -58,6 +58,9 @@ from mlxchat.ui.translate.source_pane import SourceInput, SourcePane
 from mlxchat.ui.translate.target_pane import TargetPane
 from mlxchat.ui.widgets.status import StatusBar
 
+CONFIRM_SECONDS = 5.0
+"""How long a second Ctrl+R confirms a restart that would clear what is on screen."""
+
 DEMO_MODEL = "demo"
 DEMO_CANNOT_TRANSLATE = "the chat demo cannot translate: try -m demo-translate"
 """Said under the translation while the chat demo is loaded (its French is nonsense)."""
@@ -172,6 +175,10 @@ class TranslateScreen(Screen[None]):
         self._shown = -1
         self._typing: int | None = None
         self._waiting = 0
+        self._restart_asked = 0.0
+        """Until when a second Ctrl+R confirms the restart the first one asked about."""
+        self._footer_busy = False
+        """Whether the footer was last drawn with work to cancel (Esc shown)."""
         self._loading = False
         self._player: Worker[None] | None = None
         self._model_timer: Timer | None = None
@@ -461,6 +468,9 @@ class TranslateScreen(Screen[None]):
     def _refresh(self) -> None:
         """Update the panel, the plot and the status state from the records."""
         panel = self.panel
+        if self.busy != self._footer_busy:  # Esc is offered while there is work to cancel
+            self._footer_busy = self.busy
+            self.refresh_bindings()
         panel.next_wait_k = self.settings.wait_k
         panel.queued = self._waiting
         if 0 <= self._shown < len(self.sentences):
@@ -508,10 +518,13 @@ class TranslateScreen(Screen[None]):
         self.source_input.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`type` is offered only in live mode while the source box lacks the focus."""
+        """`type` is offered only in live mode while the source box lacks the focus; Esc
+        only while there is something to cancel or a box to leave."""
         if action == "type":
             live = self.query(SourceInput)
             return bool(live) and not live.first().has_focus
+        if action == "cancel":
+            return self.busy or isinstance(self.focused, Input)
         return True
 
     @property
@@ -544,7 +557,16 @@ class TranslateScreen(Screen[None]):
         self._typing = None
 
     async def action_restart(self) -> None:
-        """Ctrl+R: clear everything and start again (playback starts from the first word)."""
+        """Ctrl+R, then Ctrl+R again to confirm when there is something to lose: clear
+        everything and start again (playback starts from the first word)."""
+        now = time.monotonic()
+        if self.sentences and now > self._restart_asked:
+            self._restart_asked = now + CONFIRM_SECONDS
+            count = len(self.sentences)
+            what = "1 sentence" if count == 1 else f"{count} sentences"
+            self.notify(f"Press Ctrl+R again to clear {what} and start again.", title="Restart?")
+            return
+        self._restart_asked = 0.0
         self._stop()
         self.sentences = []
         self._shown = -1
