@@ -196,8 +196,10 @@ async def timed(client: Any, url: str, model: str, text: str, tokens: int) -> tu
     start, first = time.perf_counter(), None
     async with client.stream("POST", f"{url}/chat/completions", json=body) as reply:
         async for line in reply.aiter_lines():
-            if first is None and line.startswith("data: {") and '"content":"' in line:
-                first = time.perf_counter() - start
+            if first is None and line.startswith("data: {"):
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                if (choices[0].get("delta") or {}).get("content"):
+                    first = time.perf_counter() - start
     return first or 0.0, time.perf_counter() - start
 
 

@@ -53,6 +53,11 @@ float32 weights, 8 rows decode 5.2x the tokens of one, 16 rows 7.9x at half the 
 PREFILL_ROWS = 8
 """The most prompts prefilled together."""
 
+DECODE_SHARE = 0.1
+"""After a step's prompt chunks, the answers being written decode again for up to this
+share of the chunks' time: during a long prefill they get several tokens per chunk rather
+than one, and the long prompt takes at most this much longer."""
+
 
 @dataclass(eq=False)
 class _Row:
@@ -183,7 +188,11 @@ class Batch:
             return
         if self.rows and not self._decode():
             return
+        start = time.perf_counter()
         self._prefill([(row, size) for row, size in plan if (row, size) not in finishing])
+        deadline = time.perf_counter() + DECODE_SHARE * (time.perf_counter() - start)
+        while self.rows and time.perf_counter() < deadline and self._decode():
+            pass  # the answers being written get their share of a long prompt's step
 
     def _plan(self) -> list[tuple[_Row, int]]:
         """This step's prefill chunks (none while the batch is full: the prefilled would
