@@ -36,7 +36,9 @@ def main() -> None:
     from mlxchat.engine import cpu_attention
     from mlxchat.engine.models import load_model
 
-    model, _, info = load_model(args.model)
+    model, _, info = load_model(args.model)  # with ours: back to today's first
+    cpu_attention.install(model, ours=False)
+    cpu_attention.keep_freed_memory(False)
     print(f"{platform.machine()}, {cpu.describe_cpu_path()}; model {info.name}")
     module = __import__(type(model).__module__, fromlist=["x"])
 

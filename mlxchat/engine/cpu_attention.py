@@ -133,15 +133,17 @@ def enable(model: Any) -> bool:
     return install(model)
 
 
-def install(model: Any) -> bool:
-    """Use `attention` in the modules of `model` that call mlx-lm's; True when any does."""
+def install(model: Any, ours: bool = True) -> bool:
+    """Use `attention` in the modules of `model` that call mlx-lm's (`ours=False`: put
+    mlx-lm's back); True when any changed."""
+    old, new = (_ORIGINAL, attention) if ours else (attention, _ORIGINAL)
     done = False
     for cls in type(model).__mro__:
         module = sys.modules.get(cls.__module__)
         for name in _model_modules(module):
             target = sys.modules.get(name)
-            if getattr(target, "scaled_dot_product_attention", None) is _ORIGINAL:
-                target.scaled_dot_product_attention = attention  # type: ignore[union-attr]
+            if getattr(target, "scaled_dot_product_attention", None) is old:
+                target.scaled_dot_product_attention = new  # type: ignore[union-attr]
                 done = True
     return done
 
@@ -158,9 +160,10 @@ def _model_modules(module: Any) -> list[str]:
     return names
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(keep: bool = True) -> bool:
     """Let glibc keep freed blocks (up to its largest mmap threshold) for reuse instead
-    of returning them to the kernel; False where there is no glibc."""
+    of returning them to the kernel (`keep=False`: glibc's default thresholds); False
+    where there is no glibc."""
     path = ctypes.util.find_library("c")
     if not path or not sys.platform.startswith("linux"):
         return False
@@ -170,6 +173,7 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = mallopt(m_mmap_threshold, 1 << 30) == 1
-    ok = mallopt(m_trim_threshold, (1 << 31) - 1) == 1 and ok
+    default = 128 * 1024
+    ok = mallopt(m_mmap_threshold, 1 << 30 if keep else default) == 1
+    ok = mallopt(m_trim_threshold, (1 << 31) - 1 if keep else default) == 1 and ok
     return ok
