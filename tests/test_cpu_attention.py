@@ -70,3 +70,30 @@ def test_install_swaps_the_models_attention(tiny_llama: object) -> None:
     assert llama.scaled_dot_product_attention is cpu_attention.attention
     assert scaled_dot_product_attention is cpu_attention._ORIGINAL
     del model
+
+
+def test_greedy_answers_are_the_same_with_mlx_lms_attention(tiny_llama: object) -> None:
+    from mlx_lm.generate import generate_step
+    from mlx_lm.models.cache import make_prompt_cache
+
+    from mlxchat.engine.models import load_model
+
+    model, tokenizer, _ = load_model(str(tiny_llama))
+    prompt = mx.array(tokenizer.encode("The quick brown fox jumps over the lazy dog. " * 30))
+
+    def greedy() -> list[int]:
+        steps = generate_step(
+            prompt,
+            model,
+            max_tokens=24,
+            prompt_cache=make_prompt_cache(model),
+            prefill_step_size=32,
+        )
+        return [int(token) for token, _ in steps]
+
+    ours = greedy()
+    cpu_attention.install(model, ours=False)
+    try:
+        assert greedy() == ours
+    finally:
+        cpu_attention.install(model)
