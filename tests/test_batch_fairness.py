@@ -92,3 +92,15 @@ async def test_a_short_request_answers_during_a_long_prefill(engine: Engine, ste
     # long prompt's next chunk), and its whole answer before the long prompt's first token
     assert steps.first_token["Hello"] - steps.admitted["Hello"] <= 1, steps
     assert steps.first_token["Hello"] + len(alone) < steps.first_token["Once"], steps
+
+
+def test_a_step_plans_the_shortest_prompts_first_and_cuts_dear_chunks() -> None:
+    from mlxchat.engine.prefill import Prefill, Prefiller
+
+    prefiller = Prefiller(model=None, budget=256)
+    long, short, done = Prefill([], list(range(5000))), Prefill([], [1] * 12), Prefill([], [])
+    plan = prefiller.plan([long, done, short])
+    assert [(p is short, size) for p, size in plan] == [(True, 12), (False, 244)]
+    # a full chunk cost 1 ms a token at the start; this prompt's last chunk 4 ms a token
+    prefiller.cheapest, long.seconds_per_token = 0.001, 0.004
+    assert prefiller.plan([long]) == [(long, 64)]

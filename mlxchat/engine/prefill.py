@@ -87,7 +87,7 @@ class Prefiller:
         prompt always gets a chunk)."""
         plan: list[tuple[Prefill, int]] = []
         left = self.budget
-        for prefill in sorted(waiting, key=lambda p: p.left):
+        for prefill in sorted((p for p in waiting if p.left > 0), key=lambda p: p.left):
             size = min(self.chunk(prefill), left)
             if size <= 0 or (plan and size < min(MIN_CHUNK, prefill.left)):
                 break
