@@ -8,7 +8,12 @@ in-process engine alone at the same N. Printed per N: total completion tok/s, ti
 first token p50/p95, inter-token gap p50/p99, errors, whether every stream ended with
 [DONE]; mlxchat's prompt cache at its peak against its budget; the goals as ratios.
 
+`--long-prompt N` measures fairness instead, on `mlxchat serve` alone: a short request's
+time to first token alone, then sent (three times, one after another) while a prompt of
+N tokens is prefilled, and that long request's own time alone and with the short ones.
+
     python benchmarks/serve_load.py [--model demo] [--tokens 64] [--clients 1,4,8,16]
+    python benchmarks/serve_load.py --long-prompt 2000 [--short-delay 5]
 """
 
 from __future__ import annotations
@@ -168,6 +173,63 @@ def agreement(batched: Any, single: Any, tokens: int, prompts: int = 16) -> None
     )
 
 
+SHORT = "What is the capital of France?"
+
+
+def document(tokens: int, n: int) -> str:
+    """A plain document of about `tokens` tokens, distinct from its first words on."""
+    words = [f"Document {n}."]
+    lines = range(tokens * 10 // 110)
+    words += [f"line {i}: the {TOPICS[i % len(TOPICS)]} and its notes." for i in lines]
+    return "\n".join(words) + "\nSummarize the document in one sentence."
+
+
+async def timed(client: Any, url: str, model: str, text: str, tokens: int) -> tuple[float, float]:
+    """One streamed request: (time to its first token, its whole time)."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+    }
+    start, first = time.perf_counter(), None
+    async with client.stream("POST", f"{url}/chat/completions", json=body) as reply:
+        async for line in reply.aiter_lines():
+            if first is None and line.startswith("data: {"):
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                if (choices[0].get("delta") or {}).get("content"):
+                    first = time.perf_counter() - start
+    return first or 0.0, time.perf_counter() - start
+
+
+async def fairness(url: str, model: str, long_tokens: int, delay: float, tokens: int) -> None:
+    """Short requests during a long prefill against each alone (see the module doc)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=3600) as client:
+        await timed(client, url, model, "Hello", 4)  # warm
+        alone = [(await timed(client, url, model, f"{i}. {SHORT}", tokens))[0] for i in range(3)]
+        long_alone = (await timed(client, url, model, document(long_tokens, 1), 1))[1]
+        long_task = asyncio.create_task(timed(client, url, model, document(long_tokens, 2), 1))
+        await asyncio.sleep(delay)
+        during = []
+        for i in range(3):
+            during.append(await timed(client, url, model, f"{i + 10}. {SHORT}", tokens))
+        long_with = (await long_task)[1]
+    base = statistics.median(alone)
+    print(f"long prompt about {long_tokens} tokens; short requests {tokens} tokens, greedy")
+    print(f"short request alone: TTFT {', '.join(f'{t:.2f}' for t in alone)} s")
+    for i, (ttft, total) in enumerate(during):
+        print(f"short request {i + 1} during the long prefill: TTFT {ttft:.2f} s ({total:.2f} s)")
+    print(
+        f"long request alone {long_alone:.1f} s; with the short ones {long_with:.1f} s "
+        f"({100 * (long_with / long_alone - 1):+.1f} %, goal <= +15 %)"
+    )
+    worst = max(ttft for ttft, _ in during)
+    print(f"worst short TTFT {worst:.2f} s (goal <= 2 x {base:.2f} s + one chunk, <= 5 s)")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -208,6 +270,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,16")
     parser.add_argument("--concurrency", type=int, default=8, help="mlxchat's --max-concurrency")
     parser.add_argument("--single-rounds", type=int, default=4)
+    parser.add_argument("--long-prompt", type=int, default=0, help="fairness: prompt tokens")
+    parser.add_argument("--short-delay", type=float, default=5.0)
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     setup_process()
@@ -230,6 +294,10 @@ def main() -> None:
     mlxchat_argv += ["--max-concurrency", str(args.concurrency), "--max-queue", "64"]
     mlx_argv = ["-m", "mlx_lm", "server", "--model", model_dir, "--port", str(theirs)]
     mlx_argv += ["--decode-concurrency", "16", "--prompt-concurrency", "8"]
+    if args.long_prompt:
+        with server(mlxchat_argv, ours) as mine:
+            asyncio.run(fairness(mine, model_dir, args.long_prompt, args.short_delay, 12))
+        return
     hf_home = Path(os.environ.get("TMPDIR", "/tmp")) / "serve-load-hf"
     results: dict[str, dict[int, Load]] = {"mlxchat serve": {}, "mlx_lm.server": {}}
     peak_cache = 0

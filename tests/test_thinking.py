@@ -167,7 +167,7 @@ def test_gguf_import_keeps_the_think_tokens(
 ) -> None:
     from test_gguf import write_float_gguf
 
-    from mlxchat.engine import gguf
+    from mlxchat.models import gguf
 
     monkeypatch.setenv("MLXCHAT_CACHE_DIR", str(tmp_path / "cache"))
     converted = gguf.convert_cached(write_float_gguf(tiny_thinking, tmp_path / "t.gguf", "llama"))

@@ -3,17 +3,18 @@
 A decode step of a batch of rows costs about what one row costs on a memory-bound machine
 (float32 weights on the CPU, Metal, CUDA), so eight answers stream at several times the
 total rate of one. A new request joins between two steps: its prompt is prefilled a chunk
-per step alongside the others' decoding, so a long prompt never stalls them for more than
-a chunk. A finished or cancelled row leaves at once and its KV cache goes back to the
-prompt cache for the conversation's next turn.
+per step alongside the others' decoding, shortest prompt first, in chunks cut to a step's
+budget (`prefill.py`), so a long prompt never stalls them for more than a chunk. A
+finished or cancelled row leaves at once and its KV cache goes back to the prompt cache
+for the conversation's next turn.
 
 Each request keeps its own semantics: sampler and repetition penalty (per row), stop
 strings (matched here on the text), `max_tokens`, cancel (checked every step), throttled
 `Progress` (prefill and decode) and its own stats (time to first token, tok/s).
 
 mlx-lm internals used (verified on 0.32.2, pinned below 0.33): `BatchGenerator` (`insert`
-with caches and token histories, `next`, `remove`), its responses' `progress`,
-`finish_reason` and `prompt_cache`.
+with caches and token histories, `next`, `remove`), its responses' `finish_reason` and
+`prompt_cache`. Prompts join it prefilled (all but their last token, which starts decoding).
 
 Engine thread only.
 """
@@ -43,6 +44,7 @@ from mlxchat.engine.generation import (
     with_logprob,
 )
 from mlxchat.engine.logprobs import token_logprob
+from mlxchat.engine.prefill import Prefill, Prefiller
 from mlxchat.engine.prompt_cache import PromptCache
 from mlxchat.engine.sampling import build_sampler
 from mlxchat.engine.session import CacheSession
@@ -58,8 +60,14 @@ float32 weights, 8 rows decode 5.2x the tokens of one, 16 rows 7.9x at half the 
 PREFILL_ROWS = 8
 """The most prompts prefilled together."""
 
+DECODE_SHARE = 0.05
+"""After a step's prompt chunks, the answers being written decode again for up to this
+share of the chunks' time: during a long prefill they get more than one token per chunk
+(one decode step costs about 5 % of a 256-token chunk on the CPU), and the long prompt
+takes at most this much longer for it."""
 
-@dataclass
+
+@dataclass(eq=False)
 class _Row:
     """One answer in the batch."""
 
@@ -76,6 +84,10 @@ class _Row:
     first_token_at: float | None = None
     generated: list[int] = field(default_factory=list)
     options: RequestOptions = field(default_factory=RequestOptions)
+    prefill: Prefill | None = None  # the prompt still being prefilled (None: decoding)
+    joining: tuple[list[int], int, Any, Any] | None = None
+    # what the generator takes when the prefill ends: the last prompt token, max_tokens,
+    # the sampler and the logits processors
 
 
 class Batch:
@@ -106,6 +118,8 @@ class Batch:
         self.prefill_step_size = prefill_step_size or default_prefill_step_size()
         self.max_rows = max_rows
         self.rows: dict[int, _Row] = {}
+        self.prefilling: list[_Row] = []
+        self.prefiller = Prefiller(model, self.prefill_step_size)
         self.generator = self._generator()
 
     def _generator(self) -> BatchGenerator:
@@ -119,11 +133,11 @@ class Batch:
 
     def busy(self) -> bool:
         """Whether any answer is in the batch."""
-        return bool(self.rows)
+        return bool(self.rows or self.prefilling)
 
     def jobs(self) -> list[Job]:
         """The jobs of the answers in the batch (called from any thread: a copy)."""
-        return [row.job for row in list(self.rows.values())]
+        return [row.job for row in [*list(self.rows.values()), *list(self.prefilling)]]
 
     # ----- joining --------------------------------------------------------------------
     def admit(self, job: Job, request: GenerateRequest) -> Any:
@@ -141,16 +155,8 @@ class Batch:
         tools = plan(self.tokenizer, request.options)
         session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
-        reused = stats.cached_tokens = session.reused
-        (uid,) = self.generator.insert(
-            [todo],
-            max_tokens=[fitted.max_tokens],
-            caches=[session.cache],
-            all_tokens=[prompt[:reused]],
-            samplers=[build_sampler(params)],
-            logits_processors=[row_processors(self.tokenizer, prompt, request, tools)],
-        )
-        row = self.rows[uid] = _Row(
+        stats.cached_tokens = session.reused
+        row = _Row(
             job=job,
             session=session,
             prompt=prompt,
@@ -162,38 +168,122 @@ class Batch:
             start=start,
             prefill_start=time.perf_counter(),
             options=request.options,
+            prefill=Prefill(session.cache, todo[:-1]),
+            joining=(
+                todo[-1:],
+                fitted.max_tokens,
+                build_sampler(params),
+                row_processors(self.tokenizer, prompt, request, tools),
+            ),
         )
         row.detokenizer.reset()
+        self.prefilling.append(row)
         if row.throttle.ready():  # prefill starts: "prefill 0/N" at once
             job.deliver(Progress("prefill", _snapshot(stats), 0, len(todo)))
         return DEFERRED
 
     # ----- stepping -------------------------------------------------------------------
     def step(self) -> None:
-        """Drop cancelled answers, then one step: a token for every answer being written
-        and a prefill chunk for the prompts joining."""
+        """Drop cancelled answers, then one step, in this order: the prompts that this
+        step's budget finishes are prefilled (shortest first) and join; a token for every
+        answer being written (the joined ones' first); then the chunks of longer prompts.
+        So a short prompt waits for at most the chunk in progress when it came."""
         for uid in [uid for uid, row in self.rows.items() if row.job.cancel.is_set()]:
             self._leave(uid, "cancelled", [])
-        if not self.rows:
+        for row in [row for row in self.prefilling if row.job.cancel.is_set()]:
+            self._drop_prefill(row, None)
+        if not self.rows and not self.prefilling:
             return
         cpu.prepare_model_call((generation_stream,))
+        plan = self._plan()
+        finishing = [(row, size) for row, size in plan if row.prefill and size == row.prefill.left]
+        if self._prefill(finishing) and not self._decode():  # joined: their first token
+            return
+        if self.rows and not self._decode():
+            return
+        start = time.perf_counter()
+        self._prefill([(row, size) for row, size in plan if (row, size) not in finishing])
+        deadline = time.perf_counter() + DECODE_SHARE * (time.perf_counter() - start)
+        while self.rows and time.perf_counter() < deadline and self._decode():
+            pass  # the answers being written get their share of a long prompt's step
+
+    def _plan(self) -> list[tuple[_Row, int]]:
+        """This step's prefill chunks (none while the batch is full: the prefilled would
+        only wait to join)."""
+        if len(self.rows) >= self.max_rows:
+            return []
+        waiting = {id(row.prefill): row for row in self.prefilling if row.prefill is not None}
+        ready = [(row, 0) for row in waiting.values() if row.prefill and row.prefill.left == 0]
+        plan = self.prefiller.plan([row.prefill for row in waiting.values() if row.prefill])
+        return ready + [(waiting[id(prefill)], size) for prefill, size in plan]
+
+    def _decode(self) -> bool:
+        """One decode step of the generator; False when it failed (every answer did)."""
         try:
-            prompt_responses, responses = self.generator.next()
+            _, responses = self.generator.next()
         except Exception as error:  # e.g. out of memory: every answer in the batch fails
             self._fail_all(error)
-            return
+            return False
         now = time.perf_counter()
-        for response in prompt_responses:
-            joining = self.rows.get(response.uid)
-            done, total = response.progress
-            if joining is not None and done < total and joining.throttle.ready():
-                joining.stats.prompt_tokens = done
-                joining.stats.prompt_tps = done / max(now - joining.prefill_start, 1e-9)
-                progress = Progress("prefill", _snapshot(joining.stats), done, total)
-                joining.job.deliver(progress)
         for response in responses:
             if (row := self.rows.get(response.uid)) is not None:
                 self._token(response, row, now)
+        return True
+
+    def _prefill(self, chunks: list[tuple[_Row, int]]) -> bool:
+        """Run prefill chunks; prompts that are in join the generator (True if any did)."""
+        joined = False
+        for row, size in chunks:
+            prefill = row.prefill
+            if prefill is None or row not in self.prefilling:
+                continue
+            try:
+                if size:
+                    self.prefiller.run(prefill, size)
+            except Exception as error:  # e.g. out of memory: this prompt fails
+                self._drop_prefill(row, error)
+                continue
+            total = len(prefill.tokens) + 1
+            if size and row.throttle.ready():
+                row.stats.prompt_tokens = prefill.done
+                elapsed = time.perf_counter() - row.prefill_start
+                row.stats.prompt_tps = prefill.done / max(elapsed, 1e-9)
+                row.job.deliver(Progress("prefill", _snapshot(row.stats), prefill.done, total))
+            if prefill.left == 0:
+                self._join(row)
+                joined = True
+        return joined
+
+    def _join(self, row: _Row) -> None:
+        """Hand a prefilled prompt to the generator: its last token starts decoding."""
+        assert row.joining is not None
+        last, max_tokens, sampler, processors = row.joining
+        self.prefilling.remove(row)
+        row.prefill = row.joining = None
+        (uid,) = self.generator.insert(
+            [last],
+            max_tokens=[max_tokens],
+            caches=[row.session.cache],
+            all_tokens=[row.prompt[:-1]],
+            samplers=[sampler],
+            logits_processors=[processors],
+        )
+        self.rows[uid] = row
+
+    def _drop_prefill(self, row: _Row, error: Exception | None) -> None:
+        """End a row still being prefilled: cancelled (the cache keeps what went in) or
+        failed (the cache starts afresh)."""
+        self.prefilling.remove(row)
+        if error is not None:
+            row.session.reset()
+            row.job.finish(error)
+            return
+        if row.prefill is not None:
+            row.session.record(row.prefill.tokens[: row.prefill.done])
+        row.stats.context_tokens = len(row.session.ids)
+        row.job.deliver(Chunk("", None, _snapshot(row.stats), finish_reason="cancelled"))
+        row.job.finish()
+        self.cache.fit()
 
     def _token(self, response: Any, row: _Row, now: float) -> None:
         stats = row.stats
@@ -232,6 +322,8 @@ class Batch:
     # ----- leaving --------------------------------------------------------------------
     def _fail_all(self, error: Exception) -> None:
         rows, self.rows = list(self.rows.values()), {}
+        rows += self.prefilling
+        self.prefilling = []
         self.generator = self._generator()
         for row in rows:
             row.job.finish(error)
@@ -264,7 +356,7 @@ class Batch:
             row.session.cache = cache
             row.session.ids = []
             row.session.record(row.prompt + row.generated)
-            self.cache.finished(row.session, idle=not self.rows)  # to the disk tier
+            self.cache.finished(row.session, idle=not self.busy())  # to the disk tier
         row.stats.context_tokens = len(row.session.ids) or row.stats.context_tokens
         row.stats.active_memory = mx.get_active_memory() / 1e9
         if not self.rows:  # nothing left in flight when the engine thread parks

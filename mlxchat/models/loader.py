@@ -89,6 +89,10 @@ def load_model(
         raise ModelLoadError(f"cannot load {name}: {_one_line(e)}") from e
     quant = config.get("quantization") or config.get("quantization_config") or {}
     converted = cpu.convert_or_restore(model, path, fast_cpu)
+    if fast_cpu and cpu.fast_cpu_enabled() and cpu.on_cpu():
+        from mlxchat.engine import cpu_attention
+
+        cpu_attention.enable(model)
     if converted:
         report("Converted the weights to float32 for the CPU", None)
     info = ModelInfo(
