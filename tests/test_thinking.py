@@ -104,6 +104,29 @@ def test_thinking_budget_forces_the_end_and_the_answer_follows(engine: Engine) -
     assert "</think>" not in result.text + result.reasoning
 
 
+def test_a_response_format_leaves_the_thinking_free_and_constrains_the_answer(
+    engine: Engine,
+) -> None:
+    """The think block stays free text; the JSON constraint starts after its end."""
+    import json
+
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "maxLength": 12}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    options = RequestOptions(
+        thinking_budget=6,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    )
+    result = engine.generate_sync(
+        "Tell me about the fox.", SamplingParams(max_tokens=60), options=options
+    )
+    assert result.reasoning.strip() and not result.reasoning.lstrip().startswith("{")
+    assert set(json.loads(result.text)) == {"answer"}
+
+
 def test_without_a_budget_it_thinks_to_the_end(engine: Engine) -> None:
     result = engine.generate_sync("Tell me about the fox.", SamplingParams(max_tokens=12))
     assert result.reasoning and result.text == ""

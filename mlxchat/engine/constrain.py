@@ -135,9 +135,9 @@ class GrammarProcessor:
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
         if not self.active:
-            if tokens.size and _last(tokens) == self.start_after:
-                self.active = True
-            return logits
+            if not (tokens.size and _last(tokens) == self.start_after):
+                return logits
+            self.active = True  # the next token is the constrained part's first
         if self.fresh:
             self.fresh = False
         elif tokens.size:
@@ -241,17 +241,21 @@ def tool_call_grammar(tools: list[dict[str, Any]], start: str, end: str) -> str:
     return lark_grammar(f"start: {json.dumps(start)} call {json.dumps(end)}\ncall: %json {body}\n")
 
 
-def row_processors(tokenizer: Any, options: Any, tool_grammar: str | None) -> list[Any]:
+def row_processors(
+    tokenizer: Any, options: Any, tool_grammar: str | None, start_after: int | None = None
+) -> list[Any]:
     """The constraint of one row as logits processors (empty: free text): a forced tool
-    call's grammar, else the `response_format`'s.
+    call's grammar, else the `response_format`'s; from `start_after` on (a think block's
+    end token: the reasoning stays free), else from the first token.
 
     Raises:
         ConstraintError: a schema llguidance cannot enforce (the message names it).
     """
     stops = tokenizer.eos_token_ids
     if tool_grammar is not None:
-        return [GrammarProcessor(matcher(tokenizer, tool_grammar, "tools"), stops)]
+        return [GrammarProcessor(matcher(tokenizer, tool_grammar, "tools"), stops, start_after)]
     grammar = response_format_grammar(options.response_format)
     if grammar is None:
         return []
-    return [GrammarProcessor(matcher(tokenizer, grammar, "response_format"), stops)]
+    grammar_matcher = matcher(tokenizer, grammar, "response_format")
+    return [GrammarProcessor(grammar_matcher, stops, start_after)]

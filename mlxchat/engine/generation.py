@@ -18,9 +18,11 @@ from mlxchat.engine.session import CacheSession
 from mlxchat.engine.text_router import (
     TextRouter,
     ThinkBudget,
+    opens_thinking,
     route_step,
     route_tail,
     step_chunks,
+    think_markers,
 )
 from mlxchat.engine.tool_calls import (
     ToolCallRoute,
@@ -437,7 +439,10 @@ def row_processors(
     """A row's logits processors: the sampling penalties, the constraint (a response
     format or a forced tool call), then the thinking budget."""
     processors = build_logits_processors(request.params)
-    processors += constrain.row_processors(tokenizer, request.options, tools.grammar)
+    markers = think_markers(tokenizer) if request.chat_template else None
+    thinks_first = markers is not None and opens_thinking(tokenizer, prompt)
+    start_after = markers[3][-1] if markers is not None and thinks_first else None
+    processors += constrain.row_processors(tokenizer, request.options, tools.grammar, start_after)
     limit = request.options.thinking_budget if request.chat_template else None
     budget = ThinkBudget.for_prompt(tokenizer, prompt, limit)
     return processors + ([budget] if budget is not None else [])
