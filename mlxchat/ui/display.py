@@ -14,10 +14,14 @@ USER_DISPLAY_LIMIT = 20_000
 
 
 def clip_for_display(text: str, limit: int = USER_DISPLAY_LIMIT) -> str:
-    """A very long text cut to `limit` characters with a note saying how much is left out."""
+    """A very long text cut to `limit` characters, its middle folded with a note saying how
+    much is left out: its end stays in view (the instruction typed after a long paste)."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}\n\n… {len(text) - limit:,} more characters not shown (sent in full)"
+    tail = limit // 4
+    head, end = text[: limit - tail], text[-tail:]
+    hidden = len(text) - limit
+    return f"{head}\n\n… {hidden:,} more characters not shown (sent in full) …\n\n{end}"
 
 
 def stats_summary(stats: Stats | None, model: str = "") -> str:

@@ -29,10 +29,22 @@ def format_tps(value: float) -> str:
     return f"{value:.2f}"
 
 
+ETA_FROM = 3.0
+"""Seconds of prefill left from which the status bar says about how long."""
+
+
 def prefill_detail(progress: Progress) -> str:
-    """ "128/435" while a prompt is prefilled, with its speed once measured."""
+    """ "128/435" while a prompt is prefilled, with its speed once measured and, for a
+    long one, about how long is left at that speed ("at 45.2 tok/s, ~7 s left")."""
     if not progress.prompt_total:
         return ""
     detail = f"{progress.prompt_done}/{progress.prompt_total}"
     speed = measured_rate(progress.stats.prompt_tokens, progress.stats.prompt_tps)
-    return f"{detail} at {format_tps(speed)} tok/s" if speed is not None else detail
+    if speed is None:
+        return detail
+    detail = f"{detail} at {format_tps(speed)} tok/s"
+    left = (progress.prompt_total - progress.prompt_done) / speed
+    if left >= ETA_FROM:
+        shown = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        detail += f", ~{shown} left"
+    return detail

@@ -362,7 +362,7 @@ async def test_control_characters_are_escaped(make_app, engine, history) -> None
 
 
 async def test_huge_paste_is_sent_whole_and_shown_cut(make_app, engine, history) -> None:
-    big = ("lorem ipsum dolor sit amet " * 40 + "\n") * 1000  # about 1 MB
+    big = ("lorem ipsum dolor sit amet " * 40 + "\n") * 1000 + "Summarize this."  # ~1 MB
     assert len(big) > 1_000_000
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -374,6 +374,7 @@ async def test_huge_paste_is_sent_whole_and_shown_cut(make_app, engine, history)
         user = screen.conversation.messages[0]
         assert len(user.source) < 25_000
         assert "more characters not shown" in user.source
+        assert user.source.endswith("Summarize this.")  # what was typed after it stays seen
         assert engine.requests[0].messages[-1].content == big
         saved = history.get_conversation(screen.chat.conversation_id)
         assert saved.messages[0].content == big

@@ -134,3 +134,17 @@ async def test_prefill_progress_in_the_status_bar(
         total = shown[0].split("prefill 0/")[1].split()[0]
         assert all(f"/{total}" in text for text in shown)
         assert f"ctx {total}/" in shown[0]  # the context is the prompt's, not 0
+
+
+def test_a_long_prefill_says_about_how_long_is_left() -> None:
+    from mlxchat.engine.types import Stats
+    from mlxchat.ui.rates import prefill_detail
+
+    def at(done: int, total: int, tps: float) -> str:
+        return prefill_detail(
+            Progress("prefill", Stats(prompt_tokens=done, prompt_tps=tps), done, total)
+        )
+
+    assert at(500, 5540, 42.0) == "500/5540 at 42.0 tok/s, ~2 min left"
+    assert at(500, 1000, 50.0) == "500/1000 at 50.0 tok/s, ~10 s left"
+    assert at(500, 550, 50.0) == "500/550 at 50.0 tok/s"  # a second left: no estimate
