@@ -102,7 +102,7 @@ class DownloadMeter:
         if speed > 0:
             parts.append(f"{speed / 1e6:.1f} MB/s")
             left = max(0, self.total - self.done)
-            parts.append(f"ETA {_duration(left / speed)}")
+            parts.append(f"ETA {duration(left / speed)}")
         parts.append(f"{self.files_done}/{self.files} files")
         return " · ".join(parts)
 
@@ -180,7 +180,8 @@ def _size(done: int, total: int) -> str:
     return f"{done / scale:.1f}/{total / scale:.1f} {unit}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """About how long, for people: "85 s", "7 min", "1.5 h"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

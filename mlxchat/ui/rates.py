@@ -6,6 +6,7 @@ No textual here: the status bar and `mlxchat generate -v` write the same text.
 from __future__ import annotations
 
 from mlxchat.engine.types import Progress
+from mlxchat.models.hub_progress import duration
 
 RATE_MIN_TOKENS = 4
 RATE_MIN_SECONDS = 0.2
@@ -45,6 +46,5 @@ def prefill_detail(progress: Progress) -> str:
     detail = f"{detail} at {format_tps(speed)} tok/s"
     left = (progress.prompt_total - progress.prompt_done) / speed
     if left >= ETA_FROM:
-        shown = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
-        detail += f", ~{shown} left"
+        detail += f", ~{duration(left)} left"
     return detail
