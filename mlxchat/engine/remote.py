@@ -17,9 +17,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from mlxchat.engine import remote_http as rh
+from mlxchat.engine import remote_tools as rt
 from mlxchat.engine.contract import OnLoadProgress, Prompt
 from mlxchat.engine.remote_stream import (
     Cancelled,
@@ -132,6 +134,7 @@ class RemoteEngine:
         meter = Meter()
         reason: FinishReason = "cancelled"
         last_progress = time.perf_counter()
+        calls = rt.ToolCallJoiner()
         for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
             meter.usage(data.get("usage"))
             for choice in data.get("choices") or ():
@@ -139,15 +142,24 @@ class RemoteEngine:
                 if thought:
                     yield Chunk(thought, None, meter.token(), channel="reasoning")
                 text = delta_text(choice)
+                logprobs = rt.choice_logprobs(choice)
                 if text:
-                    yield Chunk(text, None, meter.token())
+                    logprob = logprobs[0] if logprobs else None
+                    yield Chunk(text, None, meter.token(), logprob=logprob)
+                for call in calls.add(choice.get("delta")):
+                    yield Chunk("", None, meter.stats(), tool_call=call)
                 if choice.get("finish_reason"):
-                    reason = "length" if choice["finish_reason"] == "length" else "stop"
+                    for call in calls.flush():
+                        yield Chunk("", None, meter.stats(), tool_call=call)
+                    reason = rt.finish_reason(choice["finish_reason"])
             if progress and time.perf_counter() - last_progress >= self.progress_interval:
                 last_progress = time.perf_counter()
                 yield Progress("generating" if meter.tokens else "prefill", meter.stats())
         if cancelled():
             reason = "cancelled"
+        else:
+            for call in calls.flush():
+                yield Chunk("", None, meter.stats(), tool_call=call)
         yield Chunk("", None, meter.stats(), finish_reason=reason)
 
     def stream(
@@ -213,14 +225,17 @@ class RemoteEngine:
     async def count_tokens(
         self, prompt: Prompt, chat_template: bool = True, options: RequestOptions | None = None
     ) -> int:
-        """The server's own count: `usage.prompt_tokens` of a one-token request (`options`
-        are not sent)."""
+        """The server's own count: `usage.prompt_tokens` of a one-token request (of
+        `options`, only what shapes the prompt is sent: tools, template variables)."""
+        shaping = None
+        if options is not None:
+            shaping = replace(options, response_format=None, logprobs=False, top_logprobs=0)
 
         def run(cancelled: Cancelled) -> Iterator[int]:
             endpoint = self._connected()
             messages = [Message("user", prompt)] if isinstance(prompt, str) else list(prompt)
             path, body = request_body(
-                endpoint, messages, SamplingParams(max_tokens=1), chat_template
+                endpoint, messages, SamplingParams(max_tokens=1), chat_template, shaping
             )
             for data in rh.stream_json(self.client, endpoint, path, body, cancelled):
                 if data.get("usage"):
@@ -243,8 +258,9 @@ def request_body(
     options: RequestOptions | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The API path and JSON body for a streamed request (usage included); template
-    variables go as `chat_template_kwargs` (vLLM's, mlx_lm.server's and mlxchat's name) and a
-    thinking budget as mlxchat's `thinking_budget`, each only when set."""
+    variables go as `chat_template_kwargs` (vLLM's, mlx_lm.server's and mlxchat's name), a
+    thinking budget as mlxchat's `thinking_budget`, tools, response format and logprobs as
+    OpenAI names them (`remote_tools.option_fields`), each only when set."""
     body: dict[str, Any] = {
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -267,8 +283,10 @@ def request_body(
             body["chat_template_kwargs"] = dict(options.template_kwargs)
         if options.thinking_budget is not None:
             body["thinking_budget"] = options.thinking_budget
+    if options is not None:
+        body.update(rt.option_fields(options, chat_template))
     if chat_template:
-        body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        body["messages"] = [rt.wire_message(m) for m in messages]
         return "chat/completions", body
     body["prompt"] = "\n\n".join(m.content for m in messages)
     return "completions", body

@@ -39,16 +39,20 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def message_dict(message: Message) -> dict[str, Any]:
+def message_dict(message: Message, *, decode: bool = True) -> dict[str, Any]:
     """A message as chat templates read it: OpenAI's shape, call arguments decoded to
-    objects (as mlx-lm's server passes them)."""
+    objects (as mlx-lm's server passes them); with `decode` False, as OpenAI's API takes
+    it (arguments as JSON text)."""
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         out["tool_calls"] = [
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": _decoded(call.arguments)},
+                "function": {
+                    "name": call.name,
+                    "arguments": _decoded(call.arguments) if decode else call.arguments,
+                },
             }
             for call in message.tool_calls
         ]
