@@ -402,3 +402,19 @@ async def test_a_new_chat_stops_the_question_of_the_one_left(make_app, settings,
         await pilot.press("enter")
         await settled(pilot, screen, 2)
         assert "new chat answer" in shown(pilot)
+
+
+async def test_without_the_mcp_package_one_notice_says_how_to_install_it(
+    make_app, settings, monkeypatch
+) -> None:
+    from mlxchat.tools import toolbox
+
+    monkeypatch.setattr(toolbox, "mcp_installed", lambda: False)
+    app = make_app(engine=FakeEngine(answers=[["Hi."]]), settings=with_tools(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.pause()
+        hint = "MCP servers need the `mcp` package: pip install 'mlxchat[tools]'"
+        notices = [n for n in app._notifications if n.message == hint]
+        assert len(notices) == 1
+        assert not notices[0].markup  # shown as written: "[tools]" is not a markup tag

@@ -108,7 +108,7 @@ class ChatTools:
         """Start the servers in the background (a slow one never delays the chat)."""
         problem = self.toolbox.start()
         if problem:
-            self.host.notify(problem, title="Tools", severity="warning", timeout=10)
+            self.host.notify(problem, title="Tools", severity="warning", timeout=10, markup=False)
 
     async def close(self) -> None:
         """Stop the servers."""
