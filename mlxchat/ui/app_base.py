@@ -39,10 +39,10 @@ class ThemedApp(App[int]):
             self._themes, self._theme_errors = list(themes), list(theme_errors)
 
     async def on_event(self, event: events.Event) -> None:
-        """A key from the terminal goes in order to a widget that takes keys so
-        (`key_order`); everything else as Textual does."""
-        key = isinstance(event, events.Key) and not event.is_forwarded
-        if key and await take_in_order(self, event):  # type: ignore[arg-type]
+        """A key or a paste from the terminal goes in order to a widget that takes keys
+        so (`key_order`); everything else as Textual does."""
+        from_terminal = isinstance(event, events.Key | events.Paste) and not event.is_forwarded
+        if from_terminal and await take_in_order(self, event):  # type: ignore[arg-type]
             return
         await super().on_event(event)
 

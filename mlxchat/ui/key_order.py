@@ -8,7 +8,9 @@ then Left Left X in one burst gave `abcX`, and a key after Tab went to the widge
 left. A widget that `TakesKeys` is handed each key in the app's task instead, one after the
 other, and resolves it there: its own keys, printable text, then the binding in force where
 the focus is (the one Textual would run). Focus changes made by those keys take effect at
-once (`Screen.set_focus`), so the next key goes where the user expects.
+once (`Screen.set_focus`), so the next key goes where the user expects. A paste is taken
+in the same task, so that a paste and the Enter after it (one burst from a terminal without
+bracketed paste) are applied in that order.
 
 Only public Textual API: `App.on_event`, `Screen.active_bindings`, `App.run_action`.
 """
@@ -30,13 +32,20 @@ class TakesKeys(Protocol):
         """Handle `event` now; False leaves it to Textual's usual path."""
         ...
 
+    async def take_paste(self, text: str) -> bool:
+        """Insert pasted `text` now; False leaves it to Textual's usual path."""
+        ...
 
-async def take_in_order(app: App[object], event: events.Key) -> bool:
-    """Give a key straight from the terminal to the focused widget if it takes keys in
-    order (priority bindings, such as Ctrl+Q, keep Textual's path); whether it was taken."""
+
+async def take_in_order(app: App[object], event: events.Key | events.Paste) -> bool:
+    """Give a key or a paste straight from the terminal to the focused widget if it takes
+    keys in order (priority bindings, such as Ctrl+Q, keep Textual's path); whether it was
+    taken."""
     focused = app.focused
     if not isinstance(focused, TakesKeys):
         return False
+    if isinstance(event, events.Paste):
+        return await focused.take_paste(event.text)
     active = app.screen.active_bindings.get(event.key)
     if active is not None and active.binding.priority:
         return False

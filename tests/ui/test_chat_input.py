@@ -45,3 +45,21 @@ async def test_up_steps_through_history_over_recalled_slash_commands(make_app) -
         screen.prompt.reset("/te")
         await pilot.pause()
         assert screen.completion.is_open
+
+
+async def test_a_paste_and_the_enter_after_it_in_one_burst_send_the_pasted_lines(
+    make_app, engine
+) -> None:
+    """A terminal without bracketed paste sends lines and Enter in one read: the paste goes
+    in first, then Enter sends it (the Enter used to come first and send nothing)."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready(pilot)
+        app.post_message(events.Paste("first line\nsecond line"))  # as the driver posts them
+        app.post_message(events.Key("enter", "\r"))
+        await until(pilot, lambda: len(engine.requests) == 1)
+        assert engine.requests[0].messages[-1].content == "first line\nsecond line"
+        assert screen.prompt.text == ""
+        await until(pilot, lambda: not screen.answering)

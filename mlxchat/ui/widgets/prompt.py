@@ -144,10 +144,7 @@ class PromptInput(TextArea):
     async def take_key(self, event: events.Key) -> bool:
         """A key in the order typed (`key_order`): the prompt's own, text, or a binding.
         After Enter, the next key waits (a moment at most) until the prompt was sent."""
-        if self._sending is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sending.wait(), SEND_WAIT)
-            self._sending = None
+        await self._after_sending()
         if self.cursor_blink:  # the cursor shows at once, as TextArea shows it for a key
             self.cursor_blink = False
             self.cursor_blink = True
@@ -162,6 +159,22 @@ class PromptInput(TextArea):
             self.replace(event.character, start, end, maintain_selection_offset=False)
             return True
         return await run_binding(self, event.key)
+
+    async def take_paste(self, text: str) -> bool:
+        """Pasted text, inserted in the order it came among the keys (`key_order`)."""
+        await self._after_sending()
+        if self.read_only:
+            return False
+        if result := self._replace_via_keyboard(text, *self.selection):
+            self.move_cursor(result.end_location)
+        return True
+
+    async def _after_sending(self) -> None:
+        """Wait (a moment at most) until a prompt sent with Enter has been taken."""
+        if self._sending is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sending.wait(), SEND_WAIT)
+            self._sending = None
 
     def sent(self) -> None:
         """The screen has handled the prompt sent with Enter: keys typed after it go on."""

@@ -619,6 +619,10 @@ class Transcript(ScrollView, can_focus=True):
         """A key in the order typed (`key_order`): the binding in force for it."""
         return await run_binding(self, event.key)
 
+    async def take_paste(self, text: str) -> bool:
+        """A paste on the transcript is not taken: Textual's usual path."""
+        return False
+
     def on_focus(self, event: events.Focus) -> None:
         """Focused: the keys are shown under the transcript."""
         self._leaving = False
