@@ -26,13 +26,14 @@ from mlxchat.ui.screens.chat import ChatScreen
 from mlxchat.ui.screens.models import ListModels
 
 
-def default_list_models() -> ListModels | None:
-    """`mlxchat.models.loader.list_local_models`, or None when it is not available."""
+def default_list_models() -> list[Any]:
+    """`mlxchat.models.loader.list_local_models`, imported when first asked (it pulls in
+    numpy and the model loaders, which the first paint does not need); none without it."""
     try:
         from mlxchat.models.loader import list_local_models
     except ImportError:
-        return None
-    return list_local_models
+        return []
+    return list(list_local_models())
 
 
 class ChatApp(ThemedApp):
@@ -75,7 +76,7 @@ class ChatApp(ThemedApp):
         self.engine = engine
         self.settings = settings
         self.history = history
-        self._list_models = list_models if list_models is not None else default_list_models()
+        self._list_models = list_models if list_models is not None else default_list_models
         self._resume = resume
 
     def on_mount(self) -> None:
