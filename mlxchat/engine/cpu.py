@@ -48,8 +48,12 @@ def setup_process() -> Blas:
     Loads the fastest OpenBLAS available (pip, then system; see `blas.py`) so that MLX's
     CPU backend uses it. It must run before anything imports `mlx.core`; it imports no MLX
     itself, costs a few milliseconds, and later calls return the first call's result.
-    Where it ran too late, `describe_blas()` says so.
+    Where it ran too late, `describe_blas()` says so. It also keeps transformers' import
+    table on disk (`import_cache`), which mlx-lm's import otherwise builds at every start.
     """
+    from mlxchat.engine import import_cache
+
+    import_cache.install()
     return blas.load()
 
 
