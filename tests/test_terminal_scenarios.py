@@ -16,7 +16,7 @@ from test_terminal import pytestmark as pytestmark  # tmux and the demo model
 
 from mlxchat.store.history import HISTORY_FILE, History
 
-STARTS = 10
+STARTS = 6
 """How many times each start-up path runs in a row."""
 
 LOAD_TIMEOUT = 90

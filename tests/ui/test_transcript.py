@@ -220,7 +220,8 @@ async def test_a_10000_message_chat_opens_at_the_bottom_quickly() -> None:
         assert paged < 0.2, f"{paged:.2f} s for a page"
         assert rows == document_in_view(transcript) and "answer 9999" not in rows
         await pilot.pause()
-        while not transcript.laid_out:  # the background pass goes on; nothing moves
+        watch_until = time.monotonic() + 3  # the background pass goes on; nothing moves
+        while not transcript.laid_out and time.monotonic() < watch_until:
             shown = view_text(app)
             await pilot.pause(0.05)
             assert view_text(app) == shown
