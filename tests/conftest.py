@@ -12,6 +12,9 @@ from tiny_models import make_tiny_model
 from mlxchat.engine.cpu import setup_process
 
 setup_process()  # the fast BLAS before anything imports MLX, as every entry point does
+# the programs the tests start keep mlxchat's compiled bytecode, as an installed mlxchat
+# does (some shells set this; each start then compiled every module again)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 
