@@ -1,6 +1,7 @@
 """How fast a model starts: a new process until `Engine.load_sync` returns, with the
-float32 copy and the kept tokenizer (`engine/converted.py`) against without them (the
-weights converted and the tokenizer built at every start, as before), side by side.
+float32 copy, the kept tokenizer (`engine/converted.py`) and transformers' kept import table
+(`engine/import_cache.py`) against without any of them (the weights converted, the tokenizer
+and the table built at every start, as before), and without the table alone, side by side.
 
 Each start is its own process (imports included), the two ways taking turns; the copies
 are made first, so "kept" is a warm start. The machine's load is printed: on a shared
@@ -21,7 +22,9 @@ CHILD = """
 import time
 start = time.perf_counter()
 import sys
-from mlxchat.engine import converted, cpu
+from mlxchat.engine import converted, cpu, import_cache
+if sys.argv[2] in ("before", "no-table"):
+    import_cache.install = lambda: None
 cpu.setup_process()
 from mlx_lm.utils import load_tokenizer  # imported in both ways: "load alone" compares
 if sys.argv[2] == "before":
@@ -63,7 +66,7 @@ def main() -> None:
     print(cpu.describe_cpu_path(), f"| {os.cpu_count()} CPUs")
     for model in args.models:
         start(model, "after")  # makes the copies: the starts below are warm
-        times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+        times: dict[str, list[tuple[float, float]]] = {"before": [], "no-table": [], "after": []}
         loads = []
         for _ in range(args.rounds):
             for way in times:
@@ -74,7 +77,8 @@ def main() -> None:
         print(
             f"{model}: to a loaded model {total['before']:.2f} s -> {total['after']:.2f} s "
             f"(load alone {load['before']:.2f} s -> {load['after']:.2f} s, "
-            f"{load['before'] / load['after']:.1f}x); median of {args.rounds}, "
+            f"{load['before'] / load['after']:.1f}x); without the import table alone "
+            f"{total['no-table']:.2f} s; median of {args.rounds}, "
             f"load average {statistics.median(loads):.1f}"
         )
 
