@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, TextArea
+from textual.widgets import TextArea
 
 from mlxchat.config import effective_sampling
 from mlxchat.engine.contract import ChatEngine
@@ -47,6 +47,7 @@ from mlxchat.ui.remember import model_to_remember, remember
 from mlxchat.ui.screens.chat_commands import ChatCommands, code_blocks
 from mlxchat.ui.screens.models import ListModels
 from mlxchat.ui.tools.controller import ChatTools
+from mlxchat.ui.widgets.footer import FittingFooter
 from mlxchat.ui.widgets.message import Message
 from mlxchat.ui.widgets.prompt import PromptInput
 from mlxchat.ui.widgets.status import StatusBar
@@ -173,7 +174,7 @@ class ChatScreen(Screen[None]):
                 refresh_interval=max(0.1, min(0.5, float(self.settings.progress_interval))),
                 id="status",
             )
-            yield Footer()
+            yield FittingFooter()
 
     @property
     def conversation(self) -> Transcript:

@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from mlxchat.config import Settings
@@ -56,6 +56,7 @@ from mlxchat.ui.translate.latency_panel import LatencyPanel
 from mlxchat.ui.translate.session import SentenceRecord, count_finished, session_averages
 from mlxchat.ui.translate.source_pane import SourceInput, SourcePane
 from mlxchat.ui.translate.target_pane import TargetPane
+from mlxchat.ui.widgets.footer import FittingFooter
 from mlxchat.ui.widgets.status import StatusBar
 
 CONFIRM_SECONDS = 5.0
@@ -196,7 +197,7 @@ class TranslateScreen(Screen[None]):
                 yield AlignmentTable(id="alignment")
                 yield DelayPlot(id="plot")
         yield StatusBar(id="status")
-        yield Footer()
+        yield FittingFooter()
 
     @property
     def source_pane(self) -> SourcePane:
