@@ -46,11 +46,12 @@ from mlxchat.engine.generation import (
 from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.prefill import Prefill, Prefiller
 from mlxchat.engine.prompt_cache import PromptCache
-from mlxchat.engine.sampling import build_sampler
+from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.text_router import Piece, route_step, route_tail, step_chunks
 from mlxchat.engine.tool_calls import ToolCallRoute, finish_reason, plan
 from mlxchat.engine.types import Chunk, FinishReason, Progress, RequestOptions, Stats, TokenLogprob
+from mlxchat.engine.verify import speculative_generator, trim_to
 from mlxchat.engine.worker import DEFERRED, Job
 
 MAX_ROWS = 8
@@ -88,6 +89,7 @@ class _Row:
     joining: tuple[list[int], int, Any, Any] | None = None
     # what the generator takes when the prefill ends: the last prompt token, max_tokens,
     # the sampler and the logits processors
+    speculate: bool = False  # may draft (prompt lookup): no constraint, no thinking budget
 
 
 class Batch:
@@ -100,6 +102,8 @@ class Batch:
         cache: The prompt cache rows start from and return to.
         prefill_step_size: Prompt tokens per prefill chunk (None: this machine's default).
         max_rows: The most answers decoded together.
+        speculative: "auto" or "lookup": rows verify prompt-lookup drafts (`verify.py`);
+            "off": one token per row and step.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Batch:
         cache: PromptCache,
         prefill_step_size: int | None,
         max_rows: int = MAX_ROWS,
+        speculative: str = "auto",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -117,19 +122,22 @@ class Batch:
         self.cache = cache
         self.prefill_step_size = prefill_step_size or default_prefill_step_size()
         self.max_rows = max_rows
+        self.speculative = speculative
         self.rows: dict[int, _Row] = {}
         self.prefilling: list[_Row] = []
         self.prefiller = Prefiller(model, self.prefill_step_size)
         self.generator = self._generator()
 
     def _generator(self) -> BatchGenerator:
-        return BatchGenerator(
+        generator = BatchGenerator(
             self.model,
             stop_tokens=[[token] for token in self.tokenizer.eos_token_ids],
             completion_batch_size=self.max_rows,
             prefill_batch_size=min(PREFILL_ROWS, self.max_rows),
             prefill_step_size=self.prefill_step_size,
         )
+        self.spec = speculative_generator(generator) if self.speculative != "off" else None
+        return generator
 
     def busy(self) -> bool:
         """Whether any answer is in the batch."""
@@ -156,6 +164,7 @@ class Batch:
         session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
         stats.cached_tokens = session.reused
+        processors = row_processors(self.tokenizer, prompt, request, tools)
         row = _Row(
             job=job,
             session=session,
@@ -173,8 +182,9 @@ class Batch:
                 todo[-1:],
                 fitted.max_tokens,
                 build_sampler(params),
-                row_processors(self.tokenizer, prompt, request, tools),
+                processors,
             ),
+            speculate=len(processors) == len(build_logits_processors(params)),
         )
         row.detokenizer.reset()
         self.prefilling.append(row)
@@ -268,6 +278,8 @@ class Batch:
             samplers=[sampler],
             logits_processors=[processors],
         )
+        if self.spec is not None and row.speculate:
+            self.spec.watch(uid)
         self.rows[uid] = row
 
     def _drop_prefill(self, row: _Row, error: Exception | None) -> None:
@@ -298,6 +310,8 @@ class Batch:
         stats.context_tokens = len(row.prompt) + len(row.generated)
         stats.active_memory = mx.get_active_memory() / 1e9
         stats.peak_memory = max(stats.peak_memory, mx.get_peak_memory() / 1e9)
+        if self.spec is not None:
+            stats.draft_tokens, stats.accepted_tokens = self.spec.counts(response.uid)
         eos = response.finish_reason == "stop"
         if not eos:
             row.detokenizer.add_token(response.token)
@@ -353,6 +367,7 @@ class Batch:
         row = self.rows.pop(uid)
         finish = finish_reason(row.router.splitter, finish)
         if cache is not None:  # the conversation's next turn starts from it
+            trim_to(cache, len(row.prompt) + len(row.generated))
             row.session.cache = cache
             row.session.ids = []
             row.session.record(row.prompt + row.generated)

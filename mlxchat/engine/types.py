@@ -144,6 +144,8 @@ class Stats:
         context_tokens: Tokens in the model's context (cache) after this step.
         context_limit: The context size in force (0: unknown).
         dropped_messages: Oldest messages left out of the prompt to fit the context.
+        draft_tokens: Tokens guessed ahead by speculative decoding (prompt lookup).
+        accepted_tokens: Of those, the ones the model kept.
     """
 
     prompt_tokens: int = 0
@@ -157,6 +159,8 @@ class Stats:
     context_tokens: int = 0
     context_limit: int = 0
     dropped_messages: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
 
 
 @dataclass

@@ -1,0 +1,210 @@
+"""Speculative decoding inside the batch (tiny random models): prompt-lookup drafting on its
+own, then rows that verify drafts give exactly the greedy answers of plain decoding, alone
+and together with different acceptance, with stop strings, max_tokens, repetition penalty,
+cancel and the session cache kept exact."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlxchat.engine import speculative
+from mlxchat.engine.engine import Engine
+from mlxchat.engine.speculative import PromptLookup
+from mlxchat.engine.types import Chunk, Message, SamplingParams
+
+PROMPTS = ["Hello there", "The quick brown fox", "Numbers: 1 2 3", "def add(a, b):"]
+
+# ----- drafting ---------------------------------------------------------------------------
+
+
+def test_lookup_drafts_what_followed_the_last_ngram_earlier() -> None:
+    lookup = PromptLookup()
+    lookup.extend([1, 2, 3, 4, 5, 6, 9, 1, 2])
+    assert lookup.draft(3) == [4, 5, 6, 9]  # "1 2 3" was followed by 4 5 6 9 (k = 4)
+    assert lookup.draft(None) == [4, 5, 6, 9]  # pending unknown: "1 2" → 3 (its guess) left out
+    assert lookup.draft(3, limit=2) == [4, 5]
+    assert lookup.draft(7) == []  # "2 7" never seen, and 1-grams are not tried at first
+
+
+def test_lookup_prefers_the_longest_and_latest_match() -> None:
+    lookup = PromptLookup()
+    lookup.extend([5, 1, 2, 7, 7, 0, 1, 2, 8, 8, 3, 1, 2])
+    assert lookup.draft(None) == [8, 3, 1, 2]  # the latest "1 2" came before 8
+    lookup = PromptLookup()
+    lookup.extend([4, 1, 2, 6, 6, 9, 1, 2, 8, 8, 4, 1])
+    assert lookup.draft(2) == [6, 6, 9, 1]  # "4 1 2" (3-gram) beats the later "1 2"
+
+
+def test_lookup_adapts_k_and_pauses_after_misses() -> None:
+    lookup = PromptLookup()
+    lookup.extend(list(range(20)) * 2)
+    assert len(lookup.draft(None)) == speculative.K_START
+    lookup.record(4, 4)
+    assert len(lookup.draft(None)) == speculative.K_START + 2
+    lookup.record(6, 1)
+    assert lookup.k == speculative.K_START + 1 and lookup.rate == 0.5
+    for _ in range(speculative.MISSES_BEFORE_PAUSE):
+        lookup.record(3, 0)
+    for _ in range(speculative.PAUSE_START):
+        assert lookup.draft(None) == []  # pauses: decodes plainly
+    assert lookup.draft(None) != []
+    assert lookup.n_min > speculative.NGRAM_MIN  # low acceptance: longer matches only
+
+
+def test_mode_is_checked() -> None:
+    assert speculative.parse_mode(None) == "auto"
+    assert speculative.parse_mode("off") == "off"
+    with pytest.raises(ValueError, match="speculative must be one of"):
+        speculative.parse_mode("fast")
+
+
+# ----- verifying in the batch -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_endless: Path) -> Iterator[Engine]:
+    engine = Engine(progress_interval=0.0)
+    engine.load_sync(str(tiny_endless))
+    yield engine
+    engine.close()
+
+
+class Oracle:
+    """Drafts from the known plain answers, with one token wrong at a position that
+    depends on the row and the step: rows accept different numbers of tokens."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[int, ...], list[int]] = {}
+        self.recording: list[tuple[int, ...]] = []
+        self.drafted = 0
+        self.accepted = 0
+
+    def draft(self, lookup: PromptLookup, pending: int | None, limit: int | None) -> list[int]:
+        seq = lookup.tokens + ([] if pending is None else [pending])
+        if not self.answers:  # recording the plain answers: no drafts
+            if not self.recording or len(seq) < len(self.recording[-1]):
+                self.recording.append(tuple(lookup.tokens))
+            return []
+        for prompt, answer in self.answers.items():
+            full = [*prompt, *answer]
+            if full[: len(seq)] == seq:
+                skip = 0 if pending is not None else 1
+                k = min(6, limit if limit is not None else 6)
+                guess = full[len(seq) + skip : len(seq) + skip + k]
+                wrong = random.Random(len(seq) * 31 + prompt[-1]).randrange(0, k + 2)
+                if wrong < len(guess):
+                    guess[wrong] = (guess[wrong] + 1) % 300
+                return guess
+        return []
+
+
+@pytest.fixture
+def oracle(monkeypatch: pytest.MonkeyPatch) -> Oracle:
+    oracle = Oracle()
+    monkeypatch.setattr(
+        PromptLookup, "draft", lambda self, p, limit=None: oracle.draft(self, p, limit)
+    )
+    return oracle
+
+
+def learn(
+    engine: Engine, oracle: Oracle, prompts: list[str], params: SamplingParams
+) -> list[list[int]]:
+    answers = []
+    learned = {}
+    for prompt in prompts:
+        oracle.recording = []
+        tokens = engine.generate_sync([Message("user", prompt)], params).tokens
+        learned[oracle.recording[0]] = tokens
+        answers.append(tokens)
+    oracle.answers = learned
+    return answers
+
+
+async def collect(engine: Engine, prompt: str, params: SamplingParams) -> list[Chunk]:
+    return [
+        event
+        async for event in engine.stream([Message("user", prompt)], params)
+        if isinstance(event, Chunk)
+    ]
+
+
+def tokens(chunks: list[Chunk]) -> list[int]:
+    return [c.token for c in chunks if c.token is not None]
+
+
+def test_drafted_answers_alone_are_the_plain_answers(engine: Engine, oracle: Oracle) -> None:
+    params = SamplingParams(max_tokens=40)
+    expected = learn(engine, oracle, PROMPTS, params)
+    for prompt, answer in zip(PROMPTS, expected, strict=True):
+        result = engine.generate_sync([Message("user", prompt)], params)
+        assert result.tokens == answer
+        assert result.finish_reason == "length"
+        assert 0 < result.stats.accepted_tokens < result.stats.draft_tokens
+
+
+async def test_drafted_answers_together_are_the_plain_answers(
+    engine: Engine, oracle: Oracle
+) -> None:
+    greedy = SamplingParams(max_tokens=40)
+    penalised = SamplingParams(max_tokens=40, repetition_penalty=1.5)
+    expected = learn(engine, oracle, PROMPTS, greedy)
+    with_penalty = engine.generate_sync([Message("user", PROMPTS[0])], penalised).tokens
+    assert with_penalty != expected[0]
+    results = await asyncio.gather(
+        *(collect(engine, prompt, greedy) for prompt in PROMPTS),
+        collect(engine, PROMPTS[0], penalised),
+        collect(engine, PROMPTS[1], SamplingParams(max_tokens=7)),
+    )
+    for chunks, answer in zip(results, expected, strict=False):
+        assert tokens(chunks) == answer
+    accepted = [chunks[-1].stats.accepted_tokens for chunks in results[: len(PROMPTS)]]
+    assert len(set(accepted)) > 1  # rows accepted different numbers of tokens
+    assert tokens(results[-2]) == with_penalty  # the penalty saw the drafted context
+    assert tokens(results[-1]) == expected[1][:7] and results[-1][-1].finish_reason == "length"
+
+
+def test_a_stop_string_inside_an_accepted_draft_ends_the_answer_there(
+    engine: Engine, oracle: Oracle
+) -> None:
+    params = SamplingParams(max_tokens=40)
+    (answer,) = learn(engine, oracle, [PROMPTS[3]], params)
+    reference = engine.generate_sync([Message("user", PROMPTS[3])], params).text
+    stop = reference[14:17]
+    stopping = SamplingParams(max_tokens=40, stop=(stop,))
+    oracle.answers, saved = {}, oracle.answers  # plain, in a session, then its next turn
+    first = engine.generate_sync([Message("user", PROMPTS[3])], stopping, session="a")
+    history = [Message("user", PROMPTS[3]), Message("assistant", first.text)]
+    turn = [*history, Message("user", "again")]
+    second = engine.generate_sync(turn, SamplingParams(max_tokens=12), session="a")
+    oracle.answers = saved
+    drafted = engine.generate_sync([Message("user", PROMPTS[3])], stopping, session="b")
+    assert drafted.stats.accepted_tokens > 0
+    assert drafted.text == first.text and drafted.finish_reason == "stop" == first.finish_reason
+    assert stop not in drafted.text and reference.startswith(drafted.text)
+    again = engine.generate_sync(turn, SamplingParams(max_tokens=12), session="b")
+    assert again.stats.cached_tokens == second.stats.cached_tokens > 0
+    assert again.tokens == second.tokens  # the next turn starts from the answer's cache
+    assert answer
+
+
+async def test_a_cancelled_drafting_answer_ends_within_a_step(
+    engine: Engine, oracle: Oracle
+) -> None:
+    params = SamplingParams(max_tokens=60)
+    (answer,) = learn(engine, oracle, [PROMPTS[2]], params)
+    stream = engine.stream([Message("user", PROMPTS[2])], params)
+    seen: list[Chunk] = []
+    async for event in stream:
+        if isinstance(event, Chunk):
+            seen.append(event)
+            if len(tokens(seen)) >= 5 and len(seen) == 5:
+                stream.cancel()
+    assert seen[-1].finish_reason == "cancelled"
+    assert len(tokens(seen)) < len(answer)
+    assert tokens(seen) == answer[: len(tokens(seen))]
