@@ -113,16 +113,21 @@ def oracle(monkeypatch: pytest.MonkeyPatch) -> Oracle:
 
 
 def learn(
-    engine: Engine, oracle: Oracle, prompts: list[str], params: SamplingParams
+    engine: Engine,
+    oracle: Oracle,
+    prompts: list[str],
+    params: SamplingParams | list[SamplingParams],
 ) -> list[list[int]]:
+    """The plain answers of `prompts` (with `params`, one each or the same for all)."""
     answers = []
-    learned = {}
-    for prompt in prompts:
-        oracle.recording = []
-        tokens = engine.generate_sync([Message("user", prompt)], params).tokens
-        learned[oracle.recording[0]] = tokens
+    for prompt, each in zip(
+        prompts, params if isinstance(params, list) else [params] * len(prompts), strict=True
+    ):
+        oracle.recording, saved = [], oracle.answers
+        oracle.answers = {}
+        tokens = engine.generate_sync([Message("user", prompt)], each).tokens
+        oracle.answers = {**saved, oracle.recording[0]: tokens}
         answers.append(tokens)
-    oracle.answers = learned
     return answers
 
 
@@ -152,13 +157,14 @@ async def test_drafted_answers_together_are_the_plain_answers(
     engine: Engine, oracle: Oracle
 ) -> None:
     greedy = SamplingParams(max_tokens=40)
-    penalised = SamplingParams(max_tokens=40, repetition_penalty=1.5)
+    penalised = SamplingParams(max_tokens=40, repetition_penalty=1.5, repetition_context_size=200)
     expected = learn(engine, oracle, PROMPTS, greedy)
-    with_penalty = engine.generate_sync([Message("user", PROMPTS[0])], penalised).tokens
-    assert with_penalty != expected[0]
+    (without,) = learn(engine, oracle, ["Penalties apply"], greedy)
+    (with_penalty,) = learn(engine, oracle, ["Penalties apply"], penalised)  # drafts from it
+    assert with_penalty != without
     results = await asyncio.gather(
         *(collect(engine, prompt, greedy) for prompt in PROMPTS),
-        collect(engine, PROMPTS[0], penalised),
+        collect(engine, "Penalties apply", penalised),
         collect(engine, PROMPTS[1], SamplingParams(max_tokens=7)),
     )
     for chunks, answer in zip(results, expected, strict=False):

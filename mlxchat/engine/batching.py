@@ -51,7 +51,7 @@ from mlxchat.engine.session import CacheSession
 from mlxchat.engine.text_router import Piece, route_step, route_tail, step_chunks
 from mlxchat.engine.tool_calls import ToolCallRoute, finish_reason, plan
 from mlxchat.engine.types import Chunk, FinishReason, Progress, RequestOptions, Stats, TokenLogprob
-from mlxchat.engine.verify import speculative_generator, trim_to
+from mlxchat.engine.verify import speculative_generator
 from mlxchat.engine.worker import DEFERRED, Job
 
 MAX_ROWS = 8
@@ -367,7 +367,6 @@ class Batch:
         row = self.rows.pop(uid)
         finish = finish_reason(row.router.splitter, finish)
         if cache is not None:  # the conversation's next turn starts from it
-            trim_to(cache, len(row.prompt) + len(row.generated))
             row.session.cache = cache
             row.session.ids = []
             row.session.record(row.prompt + row.generated)

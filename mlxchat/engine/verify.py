@@ -229,15 +229,6 @@ def trim_rows(caches: list[Any], excess: list[int]) -> None:
             cache.finalize()
 
 
-def trim_to(cache: list[Any], length: int) -> None:
-    """Trim a row's extracted cache to `length` tokens (a speculative step may have kept
-    tokens after the one where the row ended)."""
-    for layer in cache:
-        extra = getattr(layer, "offset", length) - length
-        if isinstance(extra, int) and extra > 0 and layer.is_trimmable():
-            layer.trim(extra)
-
-
 def speculative_generator(generator: BatchGenerator) -> SpeculativeBatch:
     """Give an empty `BatchGenerator` a `SpeculativeBatch` as its decode batch."""
     batch = SpeculativeBatch.empty(generator.model, generator.sampler)
