@@ -9,13 +9,15 @@ import asyncio
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlxchat.engine import speculative
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.speculative import PromptLookup
-from mlxchat.engine.types import Chunk, Message, SamplingParams
+from mlxchat.engine.types import Chunk, Message, RequestOptions, SamplingParams
+from mlxchat.settings import SETTINGS, SettingError
 
 PROMPTS = ["Hello there", "The quick brown fox", "Numbers: 1 2 3", "def add(a, b):"]
 
@@ -56,11 +58,39 @@ def test_lookup_adapts_k_and_pauses_after_misses() -> None:
     assert lookup.n_min > speculative.NGRAM_MIN  # low acceptance: longer matches only
 
 
-def test_mode_is_checked() -> None:
-    assert speculative.parse_mode(None) == "auto"
-    assert speculative.parse_mode("off") == "off"
-    with pytest.raises(ValueError, match="speculative must be one of"):
-        speculative.parse_mode("fast")
+def test_the_setting_takes_only_its_modes() -> None:
+    setting = SETTINGS["speculative"]
+    assert setting.default == "auto" and setting.check("lookup") == "lookup"
+    with pytest.raises(SettingError, match="must be one of auto, off, lookup, got 'fast'"):
+        setting.check("fast")
+
+
+def test_a_processor_sees_the_draft_before_each_position(
+    tiny_endless: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlx_lm
+    from mlx_lm.generate import BatchGenerator
+
+    from mlxchat.engine.verify import speculative_generator
+
+    model, _ = mlx_lm.load(str(tiny_endless))
+    generator = BatchGenerator(model, stop_tokens=[], prefill_step_size=64)
+    batch = speculative_generator(generator)
+    seen: list[list[int]] = []
+
+    def processor(tokens: Any, logits: Any) -> Any:
+        seen.append(tokens.tolist())
+        return logits
+
+    monkeypatch.setattr(PromptLookup, "draft", lambda self, p, limit=None: [101, 102, 103])
+    (uid,) = generator.insert([[5, 6, 7, 8, 9]], max_tokens=[10], logits_processors=[[processor]])
+    generator.insert([[9, 8, 7]], max_tokens=[10])  # a row that does not draft
+    batch.watch(uid)
+    steps = [generator.next()[1] for _ in range(4)]
+    assert seen[0] == [5, 6, 7, 8, 9]  # the first token: plain
+    x = next(r.token for r in steps[2] if r.uid == uid)
+    base = [5, 6, 7, 8, 9, x]
+    assert seen[1:5] == [base, base + [101], base + [101, 102], base + [101, 102, 103]]
 
 
 # ----- verifying in the batch -------------------------------------------------------------
@@ -117,6 +147,7 @@ def learn(
     oracle: Oracle,
     prompts: list[str],
     params: SamplingParams | list[SamplingParams],
+    options: RequestOptions | None = None,
 ) -> list[list[int]]:
     """The plain answers of `prompts` (with `params`, one each or the same for all)."""
     answers = []
@@ -125,7 +156,7 @@ def learn(
     ):
         oracle.recording, saved = [], oracle.answers
         oracle.answers = {}
-        tokens = engine.generate_sync([Message("user", prompt)], each).tokens
+        tokens = engine.generate_sync([Message("user", prompt)], each, options=options).tokens
         oracle.answers = {**saved, oracle.recording[0]: tokens}
         answers.append(tokens)
     return answers
@@ -214,3 +245,19 @@ async def test_a_cancelled_drafting_answer_ends_within_a_step(
     assert seen[-1].finish_reason == "cancelled"
     assert len(tokens(seen)) < len(answer)
     assert tokens(seen) == answer[: len(tokens(seen))]
+
+
+def test_off_and_per_request_modes(tiny_endless: Path, oracle: Oracle) -> None:
+    params = SamplingParams(max_tokens=30)
+    engine = Engine(progress_interval=0.0, speculative="off")
+    try:
+        engine.load_sync(str(tiny_endless))
+        lookup = RequestOptions(speculative="lookup")
+        (answer,) = learn(engine, oracle, [PROMPTS[1]], params, lookup)
+        prompt = [Message("user", PROMPTS[1])]
+        off = engine.generate_sync(prompt, params)
+        on = engine.generate_sync(prompt, params, options=lookup)
+    finally:
+        engine.close()
+    assert off.tokens == on.tokens == answer
+    assert off.stats.draft_tokens == 0 < on.stats.accepted_tokens

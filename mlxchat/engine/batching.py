@@ -136,7 +136,7 @@ class Batch:
             prefill_batch_size=min(PREFILL_ROWS, self.max_rows),
             prefill_step_size=self.prefill_step_size,
         )
-        self.spec = speculative_generator(generator) if self.speculative != "off" else None
+        self.spec = speculative_generator(generator)  # plain steps while no row drafts
         return generator
 
     def busy(self) -> bool:
@@ -184,7 +184,8 @@ class Batch:
                 build_sampler(params),
                 processors,
             ),
-            speculate=len(processors) == len(build_logits_processors(params)),
+            speculate=(request.options.speculative or self.speculative) != "off"
+            and len(processors) == len(build_logits_processors(params)),
         )
         row.detokenizer.reset()
         self.prefilling.append(row)
@@ -278,7 +279,7 @@ class Batch:
             samplers=[sampler],
             logits_processors=[processors],
         )
-        if self.spec is not None and row.speculate:
+        if row.speculate:
             self.spec.watch(uid)
         self.rows[uid] = row
 
@@ -310,8 +311,7 @@ class Batch:
         stats.context_tokens = len(row.prompt) + len(row.generated)
         stats.active_memory = mx.get_active_memory() / 1e9
         stats.peak_memory = max(stats.peak_memory, mx.get_peak_memory() / 1e9)
-        if self.spec is not None:
-            stats.draft_tokens, stats.accepted_tokens = self.spec.counts(response.uid)
+        stats.draft_tokens, stats.accepted_tokens = self.spec.counts(response.uid)
         eos = response.finish_reason == "stop"
         if not eos:
             row.detokenizer.add_token(response.token)

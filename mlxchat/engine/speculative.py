@@ -19,11 +19,6 @@ Pure Python, no MLX: unit-tested on its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
-
-Mode = Literal["auto", "off", "lookup"]
-MODES: tuple[str, ...] = ("auto", "off", "lookup")
-"""The values of the `speculative` setting ("auto": prompt lookup where it helps)."""
 
 NGRAM_MAX = 4
 """The longest n-gram matched (longer matches are tried first)."""
@@ -44,15 +39,6 @@ PAUSE_START = 4
 """Steps of the first pause (doubles at each further run of misses, up to `PAUSE_MAX`)."""
 
 PAUSE_MAX = 64
-
-
-def parse_mode(value: str | None) -> Mode:
-    """The mode named by a setting value (None: "auto")."""
-    if value is None:
-        return "auto"
-    if value not in MODES:
-        raise ValueError(f"speculative must be one of {', '.join(MODES)}, got {value!r}")
-    return value  # type: ignore[return-value]
 
 
 class PromptLookup:

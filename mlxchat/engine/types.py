@@ -86,6 +86,8 @@ class RequestOptions:
         top_logprobs: How many alternatives to report with it (0-20).
         template_kwargs: Extra chat-template variables (e.g. `enable_thinking`).
         thinking_budget: Most reasoning tokens before the think end is forced (None: no cap).
+        speculative: Speculative decoding for this request ("auto", "off", "lookup"; None:
+            the engine's setting).
     """
 
     tools: tuple[dict[str, Any], ...] = ()
@@ -95,6 +97,7 @@ class RequestOptions:
     top_logprobs: int = 0
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
+    speculative: str | None = None
 
 
 @dataclass(frozen=True)
