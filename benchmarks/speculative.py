@@ -61,8 +61,8 @@ PASSAGE = (
 WORKLOADS: dict[str, tuple[str, str]] = {
     "rewrite code (rename)": (
         "rewrite",
-        "Rewrite this Python code exactly, but rename the function load_orders to "
-        f"read_orders. Output only the code.\n\n```python\n{CODE}```",
+        "Repeat the following code line for line, but rename the function load_orders to "
+        f"read_orders. Output only the code.\n\n{CODE}",
     ),
     "rewrite passage (one word)": (
         "rewrite",
