@@ -311,8 +311,8 @@ _ALL = (
         str,
         "auto",
         "Speculative decoding: 'lookup' guesses the next tokens from earlier text and the "
-        "model checks them in one step (same answers, faster when text repeats); 'auto' "
-        "is 'lookup' (each answer stops guessing while its guesses miss); 'off'.",
+        "model checks them in one step (same answers, faster when text repeats); 'auto': "
+        "lookup while at most 2 answers are written at once; 'off'.",
         choices=("auto", "off", "lookup"),
     ),
     # --- mlxchat serve ----------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_a_processor_sees_the_draft_before_each_position(
 
 @pytest.fixture(scope="module")
 def engine(tiny_endless: Path) -> Iterator[Engine]:
-    engine = Engine(progress_interval=0.0)
+    engine = Engine(progress_interval=0.0, speculative="lookup")  # rows draft in any batch
     engine.load_sync(str(tiny_endless))
     yield engine
     engine.close()
@@ -261,3 +261,21 @@ def test_off_and_per_request_modes(tiny_endless: Path, oracle: Oracle) -> None:
         engine.close()
     assert off.tokens == on.tokens == answer
     assert off.stats.draft_tokens == 0 < on.stats.accepted_tokens
+
+
+async def test_auto_drafts_alone_but_not_in_a_crowded_batch(
+    tiny_endless: Path, oracle: Oracle
+) -> None:
+    params = SamplingParams(max_tokens=20)
+    engine = Engine(progress_interval=0.0)  # "auto"
+    try:
+        engine.load_sync(str(tiny_endless))
+        expected = learn(engine, oracle, PROMPTS, params)
+        alone = engine.generate_sync([Message("user", PROMPTS[0])], params)
+        together = await asyncio.gather(*(collect(engine, prompt, params) for prompt in PROMPTS))
+    finally:
+        engine.close()
+    assert alone.tokens == expected[0] and alone.stats.accepted_tokens > 0
+    assert [tokens(chunks) for chunks in together] == expected
+    drafted = [chunks[-1].stats.draft_tokens for chunks in together]
+    assert sum(drafted) < sum(len(a) for a in expected) // 4  # only while few rows were left

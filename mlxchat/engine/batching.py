@@ -102,8 +102,8 @@ class Batch:
         cache: The prompt cache rows start from and return to.
         prefill_step_size: Prompt tokens per prefill chunk (None: this machine's default).
         max_rows: The most answers decoded together.
-        speculative: "auto" or "lookup": rows verify prompt-lookup drafts (`verify.py`);
-            "off": one token per row and step.
+        speculative: "lookup": rows verify prompt-lookup drafts (`verify.py`); "auto": while
+            at most `verify.AUTO_ROWS` rows decode; "off": one token per row and step.
     """
 
     def __init__(
@@ -280,7 +280,8 @@ class Batch:
             logits_processors=[processors],
         )
         if row.speculate:
-            self.spec.watch(uid)
+            mode = row.options.speculative or self.speculative
+            self.spec.watch(uid, always=mode == "lookup")
         self.rows[uid] = row
 
     def _drop_prefill(self, row: _Row, error: Exception | None) -> None:

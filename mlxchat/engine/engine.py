@@ -138,8 +138,8 @@ class Engine:
         prompt_cache_disk_bytes: The most bytes of prompt caches kept on disk across runs
             (0: no disk tier; see `disk_cache.py`).
         prompt_cache_dir: Where they are kept (None: `<cache dir>/prompts`).
-        speculative: Speculative decoding in the batch: "auto" or "lookup" (rows verify
-            prompt-lookup drafts, see `verify.py`), "off".
+        speculative: Speculative decoding in the batch: "lookup" (rows verify prompt-lookup
+            drafts, see `verify.py`), "auto" (while at most 2 rows decode), "off".
     """
 
     def __init__(

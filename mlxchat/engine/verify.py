@@ -51,7 +51,13 @@ from mlxchat.engine.speculative import PromptLookup
 
 STEP_TOKENS = 16
 """The most tokens one speculative step feeds (rows x (1 + draft)): a row's draft is cut
-to this share of it, so in a full batch a draft costs the others little."""
+to this share of it."""
+
+AUTO_ROWS = 2
+"""In "auto" mode a row drafts only while at most this many rows decode: a fuller batch
+already uses the capacity a draft would (on the 2-core CPU, 8 clients, half of them
+rewriting, made 0.64x the tokens of plain decoding with every row drafting; see
+benchmarks/speculative.py). "lookup" rows draft in any batch."""
 
 
 class SpeculativeBatch(GenerationBatch):
@@ -59,10 +65,14 @@ class SpeculativeBatch(GenerationBatch):
 
     drafters: dict[int, PromptLookup]
     pending: dict[int, int]
+    always: set[int]
 
-    def watch(self, uid: int) -> None:
-        """Let row `uid` draft (from its next step on)."""
+    def watch(self, uid: int, always: bool = False) -> None:
+        """Let row `uid` draft from its next step on: while the batch is small ("auto"), or
+        `always` ("lookup")."""
         self.drafters[uid] = PromptLookup()
+        if always:
+            self.always.add(uid)
 
     def counts(self, uid: int) -> tuple[int, int]:
         """Row `uid`'s drafted and accepted tokens so far."""
@@ -73,6 +83,7 @@ class SpeculativeBatch(GenerationBatch):
         if len(self.drafters) > len(self.uids):  # rows that left (their counts were read)
             live = set(self.uids)
             self.drafters = {uid: d for uid, d in self.drafters.items() if uid in live}
+            self.always &= live
         drafts = self._drafts()
         if drafts is None:
             self.pending = {}  # the plain step leaves the next tokens unevaluated
@@ -86,11 +97,14 @@ class SpeculativeBatch(GenerationBatch):
             return None
         if not all(type(c) is BatchKVCache for c in self.prompt_cache):
             return None
+        crowded = len(self.uids) > AUTO_ROWS
+        if crowded and not self.always:
+            return None
         room = max(STEP_TOKENS // len(self.uids) - 1, 1)
         drafts: list[list[int]] = []
         for i, uid in enumerate(self.uids):
             drafter = self.drafters.get(uid)
-            if drafter is None:
+            if drafter is None or (crowded and uid not in self.always):
                 drafts.append([])
                 continue
             drafter.extend(self.tokens[i][len(drafter.tokens) :])
@@ -235,5 +249,6 @@ def speculative_generator(generator: BatchGenerator) -> SpeculativeBatch:
     assert isinstance(batch, SpeculativeBatch)
     batch.drafters = {}
     batch.pending = {}
+    batch.always = set()
     generator._generation_batch = batch
     return batch
