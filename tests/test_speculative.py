@@ -279,3 +279,38 @@ async def test_auto_drafts_alone_but_not_in_a_crowded_batch(
     assert [tokens(chunks) for chunks in together] == expected
     drafted = [chunks[-1].stats.draft_tokens for chunks in together]
     assert sum(drafted) < sum(len(a) for a in expected) // 4  # only while few rows were left
+
+
+def test_serve_takes_the_mode_per_request_and_reports_the_counts(
+    engine: Engine, oracle: Oracle
+) -> None:
+    import httpx
+    from server_helpers import running_server
+
+    from mlxchat.config import Settings
+    from mlxchat.server.state import ServerConfig
+
+    params = SamplingParams(max_tokens=20)
+    (answer,) = learn(engine, oracle, [PROMPTS[1]], params)
+    config = ServerConfig(
+        max_queue=2,
+        max_concurrency=2,
+        max_body_bytes=64_000,
+        keepalive_interval=15.0,
+        defaults=Settings(temp=0.0, top_p=1.0, max_tokens=20),
+    )
+    body = {"model": engine.model_info.name, "messages": [{"role": "user", "content": PROMPTS[1]}]}
+    with running_server(engine, config) as url:
+        plain = httpx.post(f"{url}/v1/chat/completions", json=body | {"speculative": "off"})
+        drafted = httpx.post(f"{url}/v1/chat/completions", json=body | {"speculative": "lookup"})
+        bad = httpx.post(f"{url}/v1/chat/completions", json=body | {"speculative": "fast"})
+    assert plain.status_code == drafted.status_code == 200
+    assert "speculative" not in plain.json()["usage"]
+    counts = drafted.json()["usage"]["speculative"]
+    assert 0 < counts["accepted_tokens"] < counts["draft_tokens"]
+    text = drafted.json()["choices"][0]["message"]["content"]
+    assert text == plain.json()["choices"][0]["message"]["content"] != ""
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "speculative"
+    assert "must be one of auto, off, lookup" in bad.json()["error"]["message"]
+    assert answer
