@@ -314,3 +314,17 @@ def test_serve_takes_the_mode_per_request_and_reports_the_counts(
     assert bad.json()["error"]["param"] == "speculative"
     assert "must be one of auto, off, lookup" in bad.json()["error"]["message"]
     assert answer
+
+
+async def test_sampled_rows_verify_drafts_beside_greedy_ones(
+    engine: Engine, oracle: Oracle
+) -> None:
+    greedy = SamplingParams(max_tokens=30)
+    sampled = SamplingParams(temp=0.05, top_p=0.95, top_k=40, min_p=0.01, max_tokens=30, seed=7)
+    expected = learn(engine, oracle, PROMPTS[:2], greedy)
+    results = await asyncio.gather(
+        collect(engine, PROMPTS[0], greedy), collect(engine, PROMPTS[1], sampled)
+    )
+    assert tokens(results[0]) == expected[0]  # beside a row with another sampler
+    assert len(tokens(results[1])) == 30 and results[1][-1].finish_reason == "length"
+    assert results[1][-1].stats.accepted_tokens > 0  # near-greedy: most guesses kept
