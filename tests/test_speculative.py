@@ -16,7 +16,7 @@ import pytest
 from mlxchat.engine import speculative
 from mlxchat.engine.engine import Engine
 from mlxchat.engine.speculative import PromptLookup
-from mlxchat.engine.types import Chunk, Message, RequestOptions, SamplingParams
+from mlxchat.engine.types import Chunk, Message, RequestOptions, SamplingParams, Stats
 from mlxchat.settings import SETTINGS, SettingError
 
 PROMPTS = ["Hello there", "The quick brown fox", "Numbers: 1 2 3", "def add(a, b):"]
@@ -328,3 +328,12 @@ async def test_sampled_rows_verify_drafts_beside_greedy_ones(
     assert tokens(results[0]) == expected[0]  # beside a row with another sampler
     assert len(tokens(results[1])) == 30 and results[1][-1].finish_reason == "length"
     assert results[1][-1].stats.accepted_tokens > 0  # near-greedy: most guesses kept
+
+
+def test_generate_verbose_line_shows_the_acceptance() -> None:
+    from mlxchat.cli.app import stats_line
+
+    plain = Stats(generation_tokens=10, generation_tps=5.0)
+    assert "spec" not in stats_line(plain, "stop")
+    drafted = Stats(generation_tokens=10, generation_tps=5.0, draft_tokens=8, accepted_tokens=5)
+    assert "| spec 62 % | stop" in stats_line(drafted, "stop")
