@@ -111,8 +111,7 @@ class Oracle:
     def __init__(self) -> None:
         self.answers: dict[tuple[int, ...], list[int]] = {}
         self.recording: list[tuple[int, ...]] = []
-        self.drafted = 0
-        self.accepted = 0
+        self.exact = False  # True: no wrong token in the drafts
 
     def draft(self, lookup: PromptLookup, pending: int | None, limit: int | None) -> list[int]:
         seq = lookup.tokens + ([] if pending is None else [pending])
@@ -127,7 +126,7 @@ class Oracle:
                 k = min(6, limit if limit is not None else 6)
                 guess = full[len(seq) + skip : len(seq) + skip + k]
                 wrong = random.Random(len(seq) * 31 + prompt[-1]).randrange(0, k + 2)
-                if wrong < len(guess):
+                if wrong < len(guess) and not self.exact:
                     guess[wrong] = (guess[wrong] + 1) % 300
                 return guess
         return []
@@ -337,3 +336,23 @@ def test_generate_verbose_line_shows_the_acceptance() -> None:
     assert "spec" not in stats_line(plain, "stop")
     drafted = Stats(generation_tokens=10, generation_tps=5.0, draft_tokens=8, accepted_tokens=5)
     assert "| spec 62 % | stop" in stats_line(drafted, "stop")
+
+
+def test_an_end_token_inside_an_accepted_draft_ends_the_answer(
+    tiny_llama: Path, oracle: Oracle
+) -> None:
+    params = SamplingParams(max_tokens=60)
+    engine = Engine(progress_interval=0.0, speculative="lookup")
+    try:
+        engine.load_sync(str(tiny_llama))
+        prompt = [Message("user", "Numbers: 1 2 3")]
+        (answer,) = learn(engine, oracle, ["Numbers: 1 2 3"], params)
+        key = next(iter(oracle.answers))
+        oracle.answers[key] = [*answer, 2]  # the end token (<|im_end|>) drafted too
+        oracle.exact = True
+        drafted = engine.generate_sync(prompt, params)
+    finally:
+        engine.close()
+    assert len(answer) < 60  # the plain answer ended by itself
+    assert drafted.tokens == answer and drafted.finish_reason == "stop"
+    assert drafted.stats.accepted_tokens > 0
