@@ -356,3 +356,24 @@ def test_an_end_token_inside_an_accepted_draft_ends_the_answer(
     assert len(answer) < 60  # the plain answer ended by itself
     assert drafted.tokens == answer and drafted.finish_reason == "stop"
     assert drafted.stats.accepted_tokens > 0
+
+
+async def test_answers_joining_and_leaving_drafting_rows_stay_exact(
+    engine: Engine, oracle: Oracle
+) -> None:
+    lengths = [40, 12, 30, 25]
+    params = [SamplingParams(max_tokens=n) for n in lengths]
+    expected = learn(engine, oracle, PROMPTS, params)
+
+    async def later(index: int, after: float) -> list[Chunk]:
+        await asyncio.sleep(after)
+        return await collect(engine, PROMPTS[index], params[index])
+
+    results = await asyncio.gather(
+        collect(engine, PROMPTS[0], params[0]),
+        collect(engine, PROMPTS[1], params[1]),
+        later(2, 0.15),
+        later(3, 0.3),
+    )
+    assert [tokens(chunks) for chunks in results] == expected
+    assert all(chunks[-1].stats.accepted_tokens > 0 for chunks in results)
