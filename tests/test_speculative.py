@@ -277,7 +277,7 @@ async def test_auto_drafts_alone_but_not_in_a_crowded_batch(
     assert alone.tokens == expected[0] and alone.stats.accepted_tokens > 0
     assert [tokens(chunks) for chunks in together] == expected
     drafted = [chunks[-1].stats.draft_tokens for chunks in together]
-    assert sum(drafted) < sum(len(a) for a in expected) // 4  # only while few rows were left
+    assert sum(drafted) < sum(len(a) for a in expected) // 2  # only while few rows decode
 
 
 def test_serve_takes_the_mode_per_request_and_reports_the_counts(
