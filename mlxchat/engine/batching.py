@@ -12,6 +12,9 @@ Each request keeps its own semantics: sampler and repetition penalty (per row), 
 strings (matched here on the text), `max_tokens`, cancel (checked every step), throttled
 `Progress` (prefill and decode) and its own stats (time to first token, tok/s).
 
+A row may also verify tokens guessed by prompt lookup in its decode step and keep several
+(`verify.py`, the `speculative` setting): its tokens reach `_token` one by one, as before.
+
 mlx-lm internals used (verified on 0.32.2, pinned below 0.33): `BatchGenerator` (`insert`
 with caches and token histories, `next`, `remove`), its responses' `finish_reason` and
 `prompt_cache`. Prompts join it prefilled (all but their last token, which starts decoding).
