@@ -72,6 +72,7 @@ class Settings:
     fast_cpu: bool = default("fast_cpu")
     prompt_cache_mb: int | None = default("prompt_cache_mb")
     prompt_cache_disk_mb: int = default("prompt_cache_disk_mb")
+    speculative: str = default("speculative")
     allowed_hosts: str = default("allowed_hosts")
     allowed_origins: str = default("allowed_origins")
     max_tool_steps: int = default("max_tool_steps")

@@ -53,6 +53,7 @@ class Setting:
         optional: None ("unset") is allowed.
         example: A value to show in the default config file when the default is None.
         longest: The most characters a string may have (None: no limit).
+        choices: The only values a string may take (None: any).
     """
 
     name: str
@@ -65,11 +66,14 @@ class Setting:
     optional: bool = False
     example: Any = None
     longest: int | None = None
+    choices: tuple[str, ...] | None = None
 
     @property
     def expects(self) -> str:
         """What a valid value is, in words: "a number from 0 to 1"."""
         words = _KINDS[self.kind]
+        if self.choices is not None:
+            return "one of " + ", ".join(self.choices)
         if self.longest is not None:
             return f"{words} of at most {self.longest} characters"
         if self.low is not None and self.high is not None:
@@ -111,6 +115,8 @@ class Setting:
             raise SettingError(self.name, f"{label} must not be empty")
         if self.longest is not None and len(value) > self.longest:
             raise SettingError(self.name, f"{label} must be {self.expects}, got {len(value)}")
+        if self.choices is not None and value not in self.choices:
+            raise SettingError(self.name, f"{label} must be {self.expects}, got '{clip(value)}'")
         return value
 
     def parse(self, text: str, label: str | None = None) -> Any:
@@ -299,6 +305,15 @@ _ALL = (
         "Most megabytes of KV cache kept on disk across runs, so a resumed chat or a "
         "restarted server skips the prefill (0: off).",
         low=0,
+    ),
+    Setting(
+        "speculative",
+        str,
+        "auto",
+        "Speculative decoding: 'lookup' guesses the next tokens from earlier text and the "
+        "model checks them in one step (same answers, faster when text repeats); 'auto': "
+        "lookup while at most 2 answers are written at once; 'off'.",
+        choices=("auto", "off", "lookup"),
     ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(

@@ -53,6 +53,14 @@ RemoteModelOpt = Annotated[
     str | None,
     typer.Option("--remote-model", help="With -m http://…/v1: the model id on the server."),
 ]
+SpeculativeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speculative",
+        metavar="auto|off|lookup",
+        help="Speculative decoding: guess tokens from earlier text, checked in one step.",
+    ),
+]
 ApiKeyOpt = Annotated[
     str | None,
     typer.Option("--api-key", envvar="MLXCHAT_API_KEY", help="With -m http://…/v1: API key."),
@@ -71,6 +79,7 @@ def chat(
     remote_model: RemoteModelOpt = None,
     api_key: ApiKeyOpt = None,
     theme: Annotated[str | None, typer.Option(help="Colour theme name.")] = None,
+    speculative: SpeculativeOpt = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where history is kept (or MLXCHAT_DATA_DIR).")
     ] = None,
@@ -99,6 +108,7 @@ def chat(
         max_tokens=max_tokens,
         seed=seed,
         theme=theme,
+        speculative=speculative,
     )
     target = resume_target(resume, continue_)
     from mlxchat.cli.terminal import require_terminal
@@ -195,10 +205,12 @@ def read_prompt(prompt: str | None) -> str:
 
 def stats_line(stats: Any, finish: str) -> str:
     memory = f"peak {stats.peak_memory:.2f} GB | " if stats.peak_memory else ""  # 0: remote
+    drafted = stats.draft_tokens
+    spec = f"spec {round(100 * stats.accepted_tokens / drafted)} % | " if drafted else ""
     return (
         f"{stats.generation_tokens} tokens, {stats.generation_tps:.1f} tok/s | "
         f"prompt {stats.prompt_tokens} tokens, {stats.prompt_tps:.1f} tok/s | "
-        f"TTFT {stats.ttft:.3f} s | {memory}{finish}"
+        f"TTFT {stats.ttft:.3f} s | {memory}{spec}{finish}"
     )
 
 

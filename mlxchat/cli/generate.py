@@ -14,6 +14,7 @@ from mlxchat.cli.app import (
     ModelOpt,
     RemoteModelOpt,
     SeedOpt,
+    SpeculativeOpt,
     SystemOpt,
     TempOpt,
     TopPOpt,
@@ -44,6 +45,7 @@ def generate(
     top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k (0 = off).")] = None,
     max_tokens: MaxTokOpt = None,
     seed: SeedOpt = None,
+    speculative: SpeculativeOpt = None,
     remote_model: RemoteModelOpt = None,
     api_key: ApiKeyOpt = None,
     stop: Annotated[
@@ -89,6 +91,7 @@ def generate(
         seed=seed,
         enable_thinking=think,
         thinking_budget=thinking_budget,
+        speculative=speculative,
     )
     text = read_prompt(prompt)
     messages = (
@@ -125,7 +128,12 @@ def _run_generate(
     from mlxchat.engine.types import Chunk, EngineError, Progress
     from mlxchat.text import sanitize
 
-    engine = make_engine(settings.model, api_key=api_key, fast_cpu=settings.fast_cpu)
+    engine = make_engine(
+        settings.model,
+        api_key=api_key,
+        fast_cpu=settings.fast_cpu,
+        speculative=settings.speculative,
+    )
     info = load_model_or_exit(engine, settings.model, quiet=as_json)
     params = replace(effective_sampling(settings, info.sampling_defaults), stop=stop)
     if verbose and info.notice:

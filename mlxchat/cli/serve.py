@@ -13,6 +13,7 @@ import typer
 
 from mlxchat.cli.app import (
     ModelOpt,
+    SpeculativeOpt,
     app,
     load_model_or_exit,
     settings_or_exit,
@@ -44,6 +45,7 @@ def install_hint() -> str:
 @app.command()
 def serve(
     model: ModelOpt = None,
+    speculative: SpeculativeOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
     api_key: Annotated[
@@ -113,6 +115,7 @@ def serve(
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
         model_aliases=model_aliases,
+        speculative=speculative,
     )
     if not _is_loopback(host) and not api_key:
         typer.echo(
@@ -134,6 +137,7 @@ def serve(
         prompt_cache_bytes=settings.prompt_cache_bytes,
         prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
         max_batch=max_concurrency,
+        speculative=settings.speculative,
     )
     if group is None:
         info = load_model_or_exit(engine, settings.model, quiet=False)

@@ -12,6 +12,9 @@ Each request keeps its own semantics: sampler and repetition penalty (per row), 
 strings (matched here on the text), `max_tokens`, cancel (checked every step), throttled
 `Progress` (prefill and decode) and its own stats (time to first token, tok/s).
 
+A row may also verify tokens guessed by prompt lookup in its decode step and keep several
+(`verify.py`, the `speculative` setting): its tokens reach `_token` one by one, as before.
+
 mlx-lm internals used (verified on 0.32.2, pinned below 0.33): `BatchGenerator` (`insert`
 with caches and token histories, `next`, `remove`), its responses' `finish_reason` and
 `prompt_cache`. Prompts join it prefilled (all but their last token, which starts decoding).
@@ -46,11 +49,12 @@ from mlxchat.engine.generation import (
 from mlxchat.engine.logprobs import token_logprob
 from mlxchat.engine.prefill import Prefill, Prefiller
 from mlxchat.engine.prompt_cache import PromptCache
-from mlxchat.engine.sampling import build_sampler
+from mlxchat.engine.sampling import build_logits_processors, build_sampler
 from mlxchat.engine.session import CacheSession
 from mlxchat.engine.text_router import Piece, route_step, route_tail, step_chunks
 from mlxchat.engine.tool_calls import ToolCallRoute, finish_reason, plan
 from mlxchat.engine.types import Chunk, FinishReason, Progress, RequestOptions, Stats, TokenLogprob
+from mlxchat.engine.verify import speculative_generator
 from mlxchat.engine.worker import DEFERRED, Job
 
 MAX_ROWS = 8
@@ -88,6 +92,7 @@ class _Row:
     joining: tuple[list[int], int, Any, Any] | None = None
     # what the generator takes when the prefill ends: the last prompt token, max_tokens,
     # the sampler and the logits processors
+    speculate: bool = False  # may draft (prompt lookup): no constraint, no thinking budget
 
 
 class Batch:
@@ -100,6 +105,8 @@ class Batch:
         cache: The prompt cache rows start from and return to.
         prefill_step_size: Prompt tokens per prefill chunk (None: this machine's default).
         max_rows: The most answers decoded together.
+        speculative: "lookup": rows verify prompt-lookup drafts (`verify.py`); "auto": while
+            at most `verify.AUTO_ROWS` rows decode; "off": one token per row and step.
     """
 
     def __init__(
@@ -110,6 +117,7 @@ class Batch:
         cache: PromptCache,
         prefill_step_size: int | None,
         max_rows: int = MAX_ROWS,
+        speculative: str = "auto",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -117,19 +125,22 @@ class Batch:
         self.cache = cache
         self.prefill_step_size = prefill_step_size or default_prefill_step_size()
         self.max_rows = max_rows
+        self.speculative = speculative
         self.rows: dict[int, _Row] = {}
         self.prefilling: list[_Row] = []
         self.prefiller = Prefiller(model, self.prefill_step_size)
         self.generator = self._generator()
 
     def _generator(self) -> BatchGenerator:
-        return BatchGenerator(
+        generator = BatchGenerator(
             self.model,
             stop_tokens=[[token] for token in self.tokenizer.eos_token_ids],
             completion_batch_size=self.max_rows,
             prefill_batch_size=min(PREFILL_ROWS, self.max_rows),
             prefill_step_size=self.prefill_step_size,
         )
+        self.spec = speculative_generator(generator)  # plain steps while no row drafts
+        return generator
 
     def busy(self) -> bool:
         """Whether any answer is in the batch."""
@@ -156,6 +167,7 @@ class Batch:
         session = self.cache.session(request.session, prompt)
         todo = session.prepare(prompt)
         stats.cached_tokens = session.reused
+        processors = row_processors(self.tokenizer, prompt, request, tools)
         row = _Row(
             job=job,
             session=session,
@@ -173,8 +185,10 @@ class Batch:
                 todo[-1:],
                 fitted.max_tokens,
                 build_sampler(params),
-                row_processors(self.tokenizer, prompt, request, tools),
+                processors,
             ),
+            speculate=(request.options.speculative or self.speculative) != "off"
+            and len(processors) == len(build_logits_processors(params)),
         )
         row.detokenizer.reset()
         self.prefilling.append(row)
@@ -268,6 +282,9 @@ class Batch:
             samplers=[sampler],
             logits_processors=[processors],
         )
+        if row.speculate:
+            mode = row.options.speculative or self.speculative
+            self.spec.watch(uid, always=mode == "lookup")
         self.rows[uid] = row
 
     def _drop_prefill(self, row: _Row, error: Exception | None) -> None:
@@ -298,6 +315,7 @@ class Batch:
         stats.context_tokens = len(row.prompt) + len(row.generated)
         stats.active_memory = mx.get_active_memory() / 1e9
         stats.peak_memory = max(stats.peak_memory, mx.get_peak_memory() / 1e9)
+        stats.draft_tokens, stats.accepted_tokens = self.spec.counts(response.uid)
         eos = response.finish_reason == "stop"
         if not eos:
             row.detokenizer.add_token(response.token)

@@ -138,6 +138,8 @@ class Engine:
         prompt_cache_disk_bytes: The most bytes of prompt caches kept on disk across runs
             (0: no disk tier; see `disk_cache.py`).
         prompt_cache_dir: Where they are kept (None: `<cache dir>/prompts`).
+        speculative: Speculative decoding in the batch: "lookup" (rows verify prompt-lookup
+            drafts, see `verify.py`), "auto" (while at most 2 rows decode), "off".
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class Engine:
         batched: bool = True,
         prompt_cache_disk_bytes: int = 0,
         prompt_cache_dir: Path | None = None,
+        speculative: str = "auto",
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -163,6 +166,7 @@ class Engine:
         self.batched = batched
         self.prompt_cache_disk_bytes = prompt_cache_disk_bytes
         self.prompt_cache_dir = prompt_cache_dir
+        self.speculative = speculative
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -316,6 +320,7 @@ class Engine:
                 loaded.cache,
                 self.prefill_step_size,
                 self.max_batch,
+                self.speculative,
             )
         self._loaded = loaded
         self._thread.stepper = loaded.batch

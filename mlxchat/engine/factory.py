@@ -14,6 +14,7 @@ def make_engine(
     fast_cpu: bool = True,
     prompt_cache_bytes: int | None = None,
     prompt_cache_disk_bytes: int = 0,
+    speculative: str = "auto",
 ) -> Engine:
     """The engine that serves `model` (``http://host:port/v1[#id]``: `RemoteEngine`).
 
@@ -24,6 +25,7 @@ def make_engine(
         fast_cpu: The local engine's CPU fast path.
         prompt_cache_bytes: The local engine's prompt cache budget (None: its default).
         prompt_cache_disk_bytes: The local engine's disk tier budget (0: none).
+        speculative: The local engine's speculative decoding ("auto", "off", "lookup").
     """
     if is_remote(model):
         from mlxchat.engine.remote import RemoteEngine
@@ -36,4 +38,5 @@ def make_engine(
         fast_cpu=fast_cpu,
         prompt_cache_bytes=prompt_cache_bytes,
         prompt_cache_disk_bytes=prompt_cache_disk_bytes,
+        speculative=speculative,
     )

@@ -86,6 +86,8 @@ class RequestOptions:
         top_logprobs: How many alternatives to report with it (0-20).
         template_kwargs: Extra chat-template variables (e.g. `enable_thinking`).
         thinking_budget: Most reasoning tokens before the think end is forced (None: no cap).
+        speculative: Speculative decoding for this request ("auto", "off", "lookup"; None:
+            the engine's setting).
     """
 
     tools: tuple[dict[str, Any], ...] = ()
@@ -95,6 +97,7 @@ class RequestOptions:
     top_logprobs: int = 0
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking_budget: int | None = None
+    speculative: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ class Stats:
         context_tokens: Tokens in the model's context (cache) after this step.
         context_limit: The context size in force (0: unknown).
         dropped_messages: Oldest messages left out of the prompt to fit the context.
+        draft_tokens: Tokens guessed ahead by speculative decoding (prompt lookup).
+        accepted_tokens: Of those, the ones the model kept.
     """
 
     prompt_tokens: int = 0
@@ -157,6 +162,8 @@ class Stats:
     context_tokens: int = 0
     context_limit: int = 0
     dropped_messages: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
 
 
 @dataclass

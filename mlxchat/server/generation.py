@@ -64,12 +64,18 @@ def usage(stats: Stats) -> dict[str, Any]:
     (noted for the access log line)."""
     count_tokens(stats)
     prompt = stats.cached_tokens + stats.prompt_tokens
-    return {
+    counts = {
         "prompt_tokens": prompt,
         "completion_tokens": stats.generation_tokens,
         "total_tokens": prompt + stats.generation_tokens,
         "prompt_tokens_details": {"cached_tokens": stats.cached_tokens},
     }
+    if stats.draft_tokens:  # mlxchat's own: speculative decoding's guesses and hits
+        counts["speculative"] = {
+            "draft_tokens": stats.draft_tokens,
+            "accepted_tokens": stats.accepted_tokens,
+        }
+    return counts
 
 
 def progress_payload(event: Progress) -> dict[str, Any]:

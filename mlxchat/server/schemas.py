@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mlxchat.config import ConfigError, Settings, effective_sampling
 from mlxchat.engine.types import Message, RequestOptions, SamplingParams, ToolCall
 from mlxchat.server.errors import APIError
+from mlxchat.settings import SETTINGS, SettingError
 
 _ROLES = {
     "system": "system",
@@ -168,6 +169,8 @@ class ChatRequest(_Sampling):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    speculative: str | None = None
+    """"auto", "off" or "lookup": speculative decoding for this request (mlxchat's own)."""
 
     def options(self) -> RequestOptions:
         """Tools, response format and logprobs for the engine.
@@ -177,7 +180,14 @@ class ChatRequest(_Sampling):
         """
         tools = check_tools(self.tools or [])
         choice = check_tool_choice(self.tool_choice, tools)
-        return replace(self.base_options(), tools=tuple(tools), tool_choice=choice)
+        options = replace(self.base_options(), tools=tuple(tools), tool_choice=choice)
+        if self.speculative is None:
+            return options
+        try:
+            mode = SETTINGS["speculative"].check(self.speculative)
+        except SettingError as error:
+            raise APIError(400, str(error), param="speculative") from None
+        return replace(options, speculative=mode)
 
     def with_thinking(self, options: RequestOptions, defaults: Settings) -> RequestOptions:
         """`options` with the request's template variables and thinking budget, over the

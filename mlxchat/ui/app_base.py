@@ -80,6 +80,7 @@ def run_app(
         fast_cpu=settings.fast_cpu,
         prompt_cache_bytes=settings.prompt_cache_bytes,
         prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
+        speculative=settings.speculative,
     )
     app = build(engine)
     try:

@@ -244,6 +244,9 @@ class StatusBar(Widget):
                 parts.append(_Part(f"ttft {format_seconds(stats.ttft)}", "", 3))
             if stats.cached_tokens:  # the prompt cache (RAM or disk) spared their prefill
                 parts.append(_Part(f"cached {stats.cached_tokens} tokens", "", 2))
+            if stats.draft_tokens:  # speculative decoding: the share of guesses kept
+                accepted = round(100 * stats.accepted_tokens / stats.draft_tokens)
+                parts.append(_Part(f"spec {accepted} %", "", 3))
             parts.append(_Part(f"{stats.generation_tokens} tok", "", 2))
         limit = (stats.context_limit if stats else 0) or self.context_size
         used = self.context_tokens
