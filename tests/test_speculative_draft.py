@@ -5,9 +5,11 @@ accepted; a pair whose tokenizers differ is refused at load with one line."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +171,25 @@ def test_the_draft_cache_follows_accepted_and_rejected_tokens(near_copy: Path) -
         sequence += [pending, *draft[:kept]]
         drafter.extend([pending, *draft[:kept]])
         pending = (draft[kept] + 1) % 400 if kept < len(draft) else 61
+
+
+def test_generate_takes_the_draft_model_flag(
+    tiny_endless: Path, near_copy: Path, tiny_thinking: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlxchat.cli import app
+
+    def generate(*args: str) -> Any:
+        command = ["generate", "-m", str(tiny_endless), "--max-tokens", "8", "-p", "hi"]
+        return CliRunner().invoke(app, [*command, *args])
+
+    result = generate("--draft-model", str(near_copy), "--speculative", "draft", "-v")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"\| spec \d+ % \|", result.stderr), result.stderr
+    result = generate("--draft-model", str(tiny_thinking))
+    assert result.exit_code == 2 and result.exception is not None
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"mlxchat: error: draft model '{tiny_thinking}' does not share the tokenizer of "
+        f"'{tiny_endless}' (vocabulary 437 vs 435); pick a draft model of the same family"
+    )
