@@ -193,3 +193,25 @@ def test_generate_takes_the_draft_model_flag(
         f"mlxchat: error: draft model '{tiny_thinking}' does not share the tokenizer of "
         f"'{tiny_endless}' (vocabulary 437 vs 435); pick a draft model of the same family"
     )
+
+
+def test_a_long_prompt_reaches_the_draft_model_a_chunk_per_step(
+    near_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlx_lm
+
+    from mlxchat.engine import draft_model
+    from mlxchat.engine.draft_model import DraftModel
+
+    model, _ = mlx_lm.load(str(near_copy))
+    drafter, fresh = DraftModel(model), DraftModel(model)
+    prompt = [(i * 37) % 300 + 5 for i in range(30)]
+    drafter.extend(prompt)
+    fresh.extend(prompt)
+    expected = fresh.draft(60)  # all at once
+    monkeypatch.setattr(draft_model, "CATCH_UP", 8)
+    steps = 0
+    while not (draft := drafter.draft(60)):
+        steps += 1
+        assert len(drafter._fed) == 8 * steps  # one chunk per step, no draft meanwhile
+    assert steps == 3 and draft == expected  # 31 tokens: 8 + 8 + 8, then the last 7

@@ -7,6 +7,7 @@ longest prefix it shares with the row's accepted tokens + the pending token (a r
 draft's tail goes), feeds what is missing, then writes up to k greedy tokens. So after any
 step the cache holds exactly tokens that precede the next pending one; a mistake in this
 bookkeeping would cost acceptance, never correctness (the main model verifies every token).
+A long prompt is fed `CATCH_UP` tokens per step, the row drafting nothing meanwhile.
 
 `check_pair` refuses a draft model whose tokenizer differs from the main model's: one line.
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
 from mlxchat.engine.types import ModelLoadError
 
@@ -29,8 +30,10 @@ K_START = 3
 K_MAX = 8
 """The most draft tokens of one row in one step."""
 
-FEED_CHUNK = 512
-"""Tokens per draft-model call while it catches up with the prompt."""
+CATCH_UP = 512
+"""The most tokens of the sequence fed to the draft model in one step while it catches up
+with a long prompt (the row drafts nothing until it has): the other rows of the batch wait
+for at most one such chunk."""
 
 
 class DraftModel:
@@ -71,6 +74,9 @@ class DraftModel:
             return []
         sequence = [*self.tokens, pending]
         self._rewind(sequence)
+        if len(sequence) - len(self._fed) > CATCH_UP:  # a long prompt: one chunk per step
+            self._feed(sequence[len(self._fed) : len(self._fed) + CATCH_UP])
+            return []
         logits = self._feed(sequence[len(self._fed) :])
         guess: list[int] = []
         while True:
@@ -108,23 +114,27 @@ class DraftModel:
         self._valid = common
 
     def _feed(self, tokens: list[int]) -> mx.array:
-        """Run the draft model over `tokens` (in chunks); the last chunk's logits."""
-        logits = None
-        for start in range(0, len(tokens), FEED_CHUNK):
-            chunk = tokens[start : start + FEED_CHUNK]
-            logits = self.model(mx.array([chunk]), cache=self.cache)
-            mx.eval(logits)
-            self._fed.extend(chunk)
-        assert logits is not None
+        """Run the draft model over `tokens`; their logits."""
+        logits = self.model(mx.array([tokens]), cache=self.cache)
+        mx.eval(logits)
+        self._fed.extend(tokens)
         return logits
 
 
-def check_pair(main: str, main_tokenizer: Any, draft: str, draft_tokenizer: Any) -> None:
-    """Refuse a draft model whose tokenizer is not the main model's.
+def check_pair(
+    main: str, main_tokenizer: Any, draft: str, draft_tokenizer: Any, draft_model: Any = None
+) -> None:
+    """Refuse a draft model whose tokenizer is not the main model's, or whose cache cannot
+    be rewound (recurrent layers).
 
     Raises:
         ModelLoadError: One line naming both models and how their vocabularies differ.
     """
+    if draft_model is not None and not can_trim_prompt_cache(make_prompt_cache(draft_model)):
+        raise ModelLoadError(
+            f"draft model '{draft}' cannot draft: its cache cannot be rewound; pick a "
+            "transformer model of the same family"
+        )
     mine, theirs = main_tokenizer.get_vocab(), draft_tokenizer.get_vocab()
     differs = mine != theirs
     if not differs:

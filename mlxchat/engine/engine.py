@@ -314,7 +314,7 @@ class Engine:
             raise ModelLoadError(f"draft model: {error}") from None
         except Exception as error:  # a loader bug or a broken model: one line for users
             raise ModelLoadError(f"could not load draft model '{name}': {error}") from error
-        check_pair(main, tokenizer, name, draft_tokenizer)
+        check_pair(main, tokenizer, name, draft_tokenizer, model)
         return model
 
     def _reload(self, previous: _Loaded | None, emit: Callable[[Any], None]) -> None:
