@@ -215,3 +215,19 @@ def test_a_long_prompt_reaches_the_draft_model_a_chunk_per_step(
         steps += 1
         assert len(drafter._fed) == 8 * steps  # one chunk per step, no draft meanwhile
     assert steps == 3 and draft == expected  # 31 tokens: 8 + 8 + 8, then the last 7
+
+
+def test_a_draft_model_that_keeps_missing_pauses(near_copy: Path) -> None:
+    import mlx_lm
+
+    from mlxchat.engine import speculative
+    from mlxchat.engine.draft_model import DraftModel
+
+    model, _ = mlx_lm.load(str(near_copy))
+    drafter = DraftModel(model)
+    drafter.extend([5, 6, 7])
+    for _ in range(speculative.MISSES_BEFORE_PAUSE):
+        drafter.record(len(drafter.draft(8)), 0)
+    for _ in range(speculative.PAUSE_START):
+        assert drafter.draft(8) == []  # pauses: the row decodes plainly
+    assert drafter.draft(8) != [] and drafter.k == 1

@@ -7,7 +7,8 @@ longest prefix it shares with the row's accepted tokens + the pending token (a r
 draft's tail goes), feeds what is missing, then writes up to k greedy tokens. So after any
 step the cache holds exactly tokens that precede the next pending one; a mistake in this
 bookkeeping would cost acceptance, never correctness (the main model verifies every token).
-A long prompt is fed `CATCH_UP` tokens per step, the row drafting nothing meanwhile.
+A long prompt is fed `CATCH_UP` tokens per step, the row drafting nothing meanwhile. After
+a run of drafts with nothing kept the row pauses drafting, as prompt lookup does.
 
 `check_pair` refuses a draft model whose tokenizer differs from the main model's: one line.
 
@@ -22,6 +23,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+from mlxchat.engine.speculative import MISSES_BEFORE_PAUSE, PAUSE_MAX, PAUSE_START
 from mlxchat.engine.types import ModelLoadError
 
 K_START = 3
@@ -57,6 +59,9 @@ class DraftModel:
         self.k = min(K_START, k_max)
         self.drafted = 0
         self.accepted = 0
+        self._misses = 0
+        self._pause = 0
+        self._pause_next = PAUSE_START
 
     def extend(self, tokens: Sequence[int]) -> None:
         """Append tokens of the sequence (prompt, then the answer as it is accepted)."""
@@ -69,6 +74,9 @@ class DraftModel:
             pending: The next token of the sequence (None: draft nothing).
             limit: The most tokens wanted (None: the row's current `k`).
         """
+        if self._pause > 0:
+            self._pause -= 1
+            return []
         k = self.k if limit is None else min(self.k, limit)
         if k <= 0 or pending is None:
             return []
@@ -96,6 +104,15 @@ class DraftModel:
             self.k = min(self.k + 2, self.k_max)
         else:
             self.k = max(self.k - 1, 1)
+        if accepted:
+            self._misses = 0
+            self._pause_next = PAUSE_START
+            return
+        self._misses += 1
+        if self._misses >= MISSES_BEFORE_PAUSE:
+            self._misses = 0
+            self._pause = self._pause_next
+            self._pause_next = min(self._pause_next * 2, PAUSE_MAX)
 
     @property
     def rate(self) -> float:
