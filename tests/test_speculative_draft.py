@@ -210,8 +210,9 @@ def test_a_long_prompt_reaches_the_draft_model_a_chunk_per_step(
     fresh.extend(prompt)
     expected = fresh.draft(60)  # all at once
     monkeypatch.setattr(draft_model, "CATCH_UP", 8)
+    assert not drafter.needs_pending  # no sync of the batch while it catches up
     steps = 0
-    while not (draft := drafter.draft(60)):
+    while not (draft := drafter.draft(None if steps < 2 else 60)):  # pending not needed yet
         steps += 1
         assert len(drafter._fed) == 8 * steps  # one chunk per step, no draft meanwhile
     assert steps == 3 and draft == expected  # 31 tokens: 8 + 8 + 8, then the last 7
@@ -229,5 +230,6 @@ def test_a_draft_model_that_keeps_missing_pauses(near_copy: Path) -> None:
     for _ in range(speculative.MISSES_BEFORE_PAUSE):
         drafter.record(len(drafter.draft(8)), 0)
     for _ in range(speculative.PAUSE_START):
+        assert not drafter.needs_pending  # no sync of the batch for it
         assert drafter.draft(8) == []  # pauses: the row decodes plainly
     assert drafter.draft(8) != [] and drafter.k == 1

@@ -46,9 +46,6 @@ class DraftModel:
         k_max: The most tokens drafted at once.
     """
 
-    needs_pending = True
-    """`draft` wants the pending token itself (the batch reads it when it is not known)."""
-
     def __init__(self, model: Any, k_max: int = K_MAX) -> None:
         self.model = model
         self.cache: list[Any] = make_prompt_cache(model)
@@ -63,6 +60,12 @@ class DraftModel:
         self._pause = 0
         self._pause_next = PAUSE_START
 
+    @property
+    def needs_pending(self) -> bool:
+        """Whether `draft` will use the pending token (the batch then reads it when it is not
+        known, a sync): not while paused or catching up with a long prompt."""
+        return self._pause == 0 and len(self.tokens) + 1 - len(self._fed) <= CATCH_UP
+
     def extend(self, tokens: Sequence[int]) -> None:
         """Append tokens of the sequence (prompt, then the answer as it is accepted)."""
         self.tokens.extend(tokens)
@@ -71,19 +74,22 @@ class DraftModel:
         """Up to k greedy tokens of the draft model after the sequence and `pending`.
 
         Args:
-            pending: The next token of the sequence (None: draft nothing).
+            pending: The next token of the sequence (None: not known; only a long prompt's
+                next chunk is fed).
             limit: The most tokens wanted (None: the row's current `k`).
         """
         if self._pause > 0:
             self._pause -= 1
             return []
         k = self.k if limit is None else min(self.k, limit)
-        if k <= 0 or pending is None:
+        if k <= 0:
             return []
-        sequence = [*self.tokens, pending]
+        sequence = self.tokens if pending is None else [*self.tokens, pending]
         self._rewind(sequence)
         if len(sequence) - len(self._fed) > CATCH_UP:  # a long prompt: one chunk per step
             self._feed(sequence[len(self._fed) : len(self._fed) + CATCH_UP])
+            return []
+        if pending is None:
             return []
         logits = self._feed(sequence[len(self._fed) :])
         guess: list[int] = []
