@@ -8,6 +8,7 @@ half of them rewriting code (repetitive), half writing prose: total tok/s of "of
 and "lookup" (every row drafting), and each client's own rate.
 
     python benchmarks/speculative.py [--model demo] [--tokens 200] [--clients 8]
+        [--draft-model NAME]  (then "auto" guesses with the draft model)
 """
 
 from __future__ import annotations
@@ -107,12 +108,14 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--clients", type=int, default=0, help="concurrent clients (0: skip)")
+    parser.add_argument("--draft-model", default=None, help="auto and lookup engines get it")
     args = parser.parse_args()
     setup_process()
     from mlxchat.engine.engine import Engine
 
     print(f"{platform.machine()} {platform.processor() or ''} BLAS: {describe_blas()}")
-    print(f"model {args.model}, greedy, up to {args.tokens} tokens per answer\n")
+    print(f"model {args.model}, draft model {args.draft_model or 'none'}, greedy, ", end="")
+    print(f"up to {args.tokens} tokens per answer\n")
     results: dict[str, dict[str, Any]] = {"off": {}, "auto": {}}
     clients: dict[str, tuple[float, list[float]]] = {}
     names = list(WORKLOADS)
@@ -121,7 +124,8 @@ def main() -> None:
     for mode in ("off", "auto", "lookup"):
         if mode == "lookup" and not args.clients:
             break
-        engine = Engine(progress_interval=0.0, speculative=mode)
+        draft = None if mode == "off" else args.draft_model
+        engine = Engine(progress_interval=0.0, speculative=mode, draft_model=draft)
         engine.load_sync(args.model)
         run_alone(engine, "Hello", 8)  # warm up
         for name, (_, prompt) in WORKLOADS.items() if mode in results else ():

@@ -73,6 +73,7 @@ class Settings:
     prompt_cache_mb: int | None = default("prompt_cache_mb")
     prompt_cache_disk_mb: int = default("prompt_cache_disk_mb")
     speculative: str = default("speculative")
+    draft_model: str = default("draft_model")
     allowed_hosts: str = default("allowed_hosts")
     allowed_origins: str = default("allowed_origins")
     max_tool_steps: int = default("max_tool_steps")

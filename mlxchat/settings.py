@@ -311,9 +311,17 @@ _ALL = (
         str,
         "auto",
         "Speculative decoding: 'lookup' guesses the next tokens from earlier text and the "
-        "model checks them in one step (same answers, faster when text repeats); 'auto': "
-        "lookup while at most 2 answers are written at once; 'off'.",
-        choices=("auto", "off", "lookup"),
+        "model checks them in one step (same answers, faster when text repeats); 'draft': the "
+        "draft model guesses them; 'auto': the draft model when one is set, else lookup, "
+        "while at most 2 answers are written at once; 'off'.",
+        choices=("auto", "off", "lookup", "draft"),
+    ),
+    Setting(
+        "draft_model",
+        str,
+        "",
+        "A small model with the same tokenizer as the chat model, loaded with it to guess "
+        "tokens for speculative decoding (empty: none).",
     ),
     # --- mlxchat serve ----------------------------------------------------------------------
     Setting(

@@ -61,7 +61,7 @@ def test_lookup_adapts_k_and_pauses_after_misses() -> None:
 def test_the_setting_takes_only_its_modes() -> None:
     setting = SETTINGS["speculative"]
     assert setting.default == "auto" and setting.check("lookup") == "lookup"
-    with pytest.raises(SettingError, match="must be one of auto, off, lookup, got 'fast'"):
+    with pytest.raises(SettingError, match="must be one of auto, off, lookup, draft, got 'fast'"):
         setting.check("fast")
 
 

@@ -57,8 +57,17 @@ SpeculativeOpt = Annotated[
     str | None,
     typer.Option(
         "--speculative",
-        metavar="auto|off|lookup",
-        help="Speculative decoding: guess tokens from earlier text, checked in one step.",
+        metavar="auto|off|lookup|draft",
+        help="Speculative decoding: guess tokens from earlier text (or a draft model), "
+        "checked in one step.",
+    ),
+]
+DraftModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--draft-model",
+        metavar="NAME",
+        help="A small model with the same tokenizer that guesses tokens (speculative).",
     ),
 ]
 ApiKeyOpt = Annotated[
@@ -80,6 +89,7 @@ def chat(
     api_key: ApiKeyOpt = None,
     theme: Annotated[str | None, typer.Option(help="Colour theme name.")] = None,
     speculative: SpeculativeOpt = None,
+    draft_model: DraftModelOpt = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where history is kept (or MLXCHAT_DATA_DIR).")
     ] = None,
@@ -109,6 +119,7 @@ def chat(
         seed=seed,
         theme=theme,
         speculative=speculative,
+        draft_model=draft_model,
     )
     target = resume_target(resume, continue_)
     from mlxchat.cli.terminal import require_terminal

@@ -10,6 +10,7 @@ import typer
 
 from mlxchat.cli.app import (
     ApiKeyOpt,
+    DraftModelOpt,
     MaxTokOpt,
     ModelOpt,
     RemoteModelOpt,
@@ -46,6 +47,7 @@ def generate(
     max_tokens: MaxTokOpt = None,
     seed: SeedOpt = None,
     speculative: SpeculativeOpt = None,
+    draft_model: DraftModelOpt = None,
     remote_model: RemoteModelOpt = None,
     api_key: ApiKeyOpt = None,
     stop: Annotated[
@@ -92,6 +94,7 @@ def generate(
         enable_thinking=think,
         thinking_budget=thinking_budget,
         speculative=speculative,
+        draft_model=draft_model,
     )
     text = read_prompt(prompt)
     messages = (
@@ -133,6 +136,7 @@ def _run_generate(
         api_key=api_key,
         fast_cpu=settings.fast_cpu,
         speculative=settings.speculative,
+        draft_model=settings.draft_model,
     )
     info = load_model_or_exit(engine, settings.model, quiet=as_json)
     params = replace(effective_sampling(settings, info.sampling_defaults), stop=stop)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlxchat.cli.app import (
+    DraftModelOpt,
     ModelOpt,
     SpeculativeOpt,
     app,
@@ -46,6 +47,7 @@ def install_hint() -> str:
 def serve(
     model: ModelOpt = None,
     speculative: SpeculativeOpt = None,
+    draft_model: DraftModelOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
     api_key: Annotated[
@@ -116,6 +118,7 @@ def serve(
         allowed_origins=allowed_origins,
         model_aliases=model_aliases,
         speculative=speculative,
+        draft_model=draft_model,
     )
     if not _is_loopback(host) and not api_key:
         typer.echo(
@@ -138,6 +141,7 @@ def serve(
         prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
         max_batch=max_concurrency,
         speculative=settings.speculative,
+        draft_model=settings.draft_model or None,
     )
     if group is None:
         info = load_model_or_exit(engine, settings.model, quiet=False)

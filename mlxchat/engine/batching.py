@@ -32,6 +32,7 @@ import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, generation_stream
 
 from mlxchat.engine import cpu
+from mlxchat.engine.draft_model import DraftModel
 from mlxchat.engine.generation import (
     Cancelled,
     GenerateRequest,
@@ -106,7 +107,10 @@ class Batch:
         prefill_step_size: Prompt tokens per prefill chunk (None: this machine's default).
         max_rows: The most answers decoded together.
         speculative: "lookup": rows verify prompt-lookup drafts (`verify.py`); "auto": while
-            at most `verify.AUTO_ROWS` rows decode; "off": one token per row and step.
+            at most `verify.AUTO_ROWS` rows decode; "off": one token per row and step;
+            "draft": rows verify the draft model's guesses (prompt lookup when none is set).
+        draft_model: A small model with the same tokenizer (None: none); "auto" then
+            drafts with it instead of prompt lookup (`draft_model.py`).
     """
 
     def __init__(
@@ -118,8 +122,10 @@ class Batch:
         prefill_step_size: int | None,
         max_rows: int = MAX_ROWS,
         speculative: str = "auto",
+        draft_model: Any = None,
     ) -> None:
         self.model = model
+        self.draft_model = draft_model
         self.tokenizer = tokenizer
         self.context_length = context_length
         self.cache = cache
@@ -284,7 +290,10 @@ class Batch:
         )
         if row.speculate:
             mode = row.options.speculative or self.speculative
-            self.spec.watch(uid, always=mode == "lookup")
+            drafter = None
+            if self.draft_model is not None and mode in ("auto", "draft"):
+                drafter = DraftModel(self.draft_model)
+            self.spec.watch(uid, always=mode in ("lookup", "draft"), drafter=drafter)
         self.rows[uid] = row
 
     def _drop_prefill(self, row: _Row, error: Exception | None) -> None:

@@ -63,6 +63,7 @@ class _Loaded:
         self.info = info
         self.cache = PromptCache(model, cache_budget, copies=batched, disk=disk)
         self.batch: Any = None
+        self.draft: Any = None  # the draft model (None: none)
 
 
 class EventStream:
@@ -139,7 +140,10 @@ class Engine:
             (0: no disk tier; see `disk_cache.py`).
         prompt_cache_dir: Where they are kept (None: `<cache dir>/prompts`).
         speculative: Speculative decoding in the batch: "lookup" (rows verify prompt-lookup
-            drafts, see `verify.py`), "auto" (while at most 2 rows decode), "off".
+            drafts, see `verify.py`), "auto" (while at most 2 rows decode), "off", "draft"
+            (the draft model's guesses).
+        draft_model: The name of a small model with the main model's tokenizer, loaded with
+            it to draft tokens (None: none; see `draft_model.py`).
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class Engine:
         prompt_cache_disk_bytes: int = 0,
         prompt_cache_dir: Path | None = None,
         speculative: str = "auto",
+        draft_model: str | None = None,
     ) -> None:
         from mlxchat.engine.cpu import setup_process
 
@@ -167,6 +172,7 @@ class Engine:
         self.prompt_cache_disk_bytes = prompt_cache_disk_bytes
         self.prompt_cache_dir = prompt_cache_dir
         self.speculative = speculative
+        self.draft_model = draft_model or None
         self._thread = EngineThread()
         self._thread.submit(Job(lambda emit, cancelled: import_runtime(), lambda item: None))
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -272,12 +278,44 @@ class Engine:
             except Exception as error:  # a loader bug or a broken model: one line for users
                 self._reload(previous, emit)
                 raise ModelLoadError(f"could not load model '{name}': {error}") from error
+            try:
+                draft = self._load_draft(name, tokenizer, emit)
+            except ModelLoadError:  # the pair does not fit: the previous model comes back
+                del model, tokenizer
+                _free_memory()
+                self._reload(previous, emit)
+                raise
             info = replace(info, notice=slow_blas_hint() or "")
-            self._serve(model, tokenizer, info)
+            self._serve(model, tokenizer, info, draft=draft)
             emit(LoadProgress(name, "ready", 1.0))
             return info
 
         return job
+
+    def _load_draft(self, main: str, tokenizer: Any, emit: Callable[[Any], None]) -> Any:
+        """The draft model for `main` (None: none set), its tokenizer checked against
+        `tokenizer`.
+
+        Raises:
+            ModelLoadError: One line: it cannot be loaded, or its tokenizer differs.
+        """
+        if not self.draft_model:
+            return None
+        from mlxchat.engine.draft_model import check_pair
+        from mlxchat.models import loader as models
+
+        name = self.draft_model
+        try:
+            models.resolve_model(name, on_progress=emit)
+            model, draft_tokenizer, _ = models.load_model(
+                name, fast_cpu=self.fast_cpu, on_progress=emit
+            )
+        except ModelLoadError as error:
+            raise ModelLoadError(f"draft model: {error}") from None
+        except Exception as error:  # a loader bug or a broken model: one line for users
+            raise ModelLoadError(f"could not load draft model '{name}': {error}") from error
+        check_pair(main, tokenizer, name, draft_tokenizer, model)
+        return model
 
     def _reload(self, previous: _Loaded | None, emit: Callable[[Any], None]) -> None:
         """Bring the previous model back after a failed switch."""
@@ -288,7 +326,7 @@ class Engine:
         name = previous.info.name
         emit(LoadProgress(name, f"reloading {name}", None))
         model, tokenizer, info = models.load_model(name, fast_cpu=self.fast_cpu)
-        self._serve(model, tokenizer, info)
+        self._serve(model, tokenizer, info, draft=previous.draft)
 
     def adopt(self, load: Callable[[], tuple[Any, Any, ModelInfo]]) -> ModelInfo:
         """Blocking: serve the model `load()` returns (run on the engine thread), e.g. a
@@ -305,11 +343,15 @@ class Engine:
 
         return self.call_sync(job, exclusive=True)
 
-    def _serve(self, model: Any, tokenizer: Any, info: ModelInfo, batched: bool = True) -> None:
-        """Hold a loaded model (engine thread): its prompt cache and its batch."""
+    def _serve(
+        self, model: Any, tokenizer: Any, info: ModelInfo, batched: bool = True, draft: Any = None
+    ) -> None:
+        """Hold a loaded model (engine thread): its prompt cache, its batch and its draft
+        model."""
         batched = batched and self.batched
         disk = self._disk_tier(tokenizer, info) if batched else None
         loaded = _Loaded(model, tokenizer, info, self.prompt_cache_bytes, batched, disk)
+        loaded.draft = draft
         if batched:
             from mlxchat.engine.batching import Batch
 
@@ -321,6 +363,7 @@ class Engine:
                 self.prefill_step_size,
                 self.max_batch,
                 self.speculative,
+                draft,
             )
         self._loaded = loaded
         self._thread.stepper = loaded.batch

@@ -15,6 +15,7 @@ def make_engine(
     prompt_cache_bytes: int | None = None,
     prompt_cache_disk_bytes: int = 0,
     speculative: str = "auto",
+    draft_model: str = "",
 ) -> Engine:
     """The engine that serves `model` (``http://host:port/v1[#id]``: `RemoteEngine`).
 
@@ -25,7 +26,9 @@ def make_engine(
         fast_cpu: The local engine's CPU fast path.
         prompt_cache_bytes: The local engine's prompt cache budget (None: its default).
         prompt_cache_disk_bytes: The local engine's disk tier budget (0: none).
-        speculative: The local engine's speculative decoding ("auto", "off", "lookup").
+        speculative: The local engine's speculative decoding ("auto", "off", "lookup",
+            "draft").
+        draft_model: The local engine's draft model ("": none).
     """
     if is_remote(model):
         from mlxchat.engine.remote import RemoteEngine
@@ -39,4 +42,5 @@ def make_engine(
         prompt_cache_bytes=prompt_cache_bytes,
         prompt_cache_disk_bytes=prompt_cache_disk_bytes,
         speculative=speculative,
+        draft_model=draft_model or None,
     )

@@ -19,6 +19,7 @@ Pure Python, no MLX: unit-tested on its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 NGRAM_MAX = 4
 """The longest n-gram matched (longer matches are tried first)."""
@@ -39,6 +40,20 @@ PAUSE_START = 4
 """Steps of the first pause (doubles at each further run of misses, up to `PAUSE_MAX`)."""
 
 PAUSE_MAX = 64
+
+
+class Drafter(Protocol):
+    """What `verify.py` asks of a row's drafter (`PromptLookup`, `draft_model.DraftModel`)."""
+
+    tokens: list[int]
+    drafted: int
+    accepted: int
+
+    def extend(self, tokens: Sequence[int]) -> None: ...
+
+    def draft(self, pending: int | None, limit: int | None = None) -> list[int]: ...
+
+    def record(self, drafted: int, accepted: int) -> None: ...
 
 
 class PromptLookup:

@@ -47,7 +47,7 @@ import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, GenerationBatch
 from mlx_lm.models.cache import BatchKVCache
 
-from mlxchat.engine.speculative import PromptLookup
+from mlxchat.engine.speculative import Drafter, PromptLookup
 
 STEP_TOKENS = 16
 """The most tokens one speculative step feeds (rows x (1 + draft)): a row's draft is cut
@@ -63,14 +63,14 @@ benchmarks/speculative.py). "lookup" rows draft in any batch."""
 class SpeculativeBatch(GenerationBatch):
     """mlx-lm's decode batch whose watched rows verify prompt-lookup drafts."""
 
-    drafters: dict[int, PromptLookup]
+    drafters: dict[int, Drafter]
     pending: dict[int, int]
     always: set[int]
 
-    def watch(self, uid: int, always: bool = False) -> None:
+    def watch(self, uid: int, always: bool = False, drafter: Drafter | None = None) -> None:
         """Let row `uid` draft from its next step on: while the batch is small ("auto"), or
-        `always` ("lookup")."""
-        self.drafters[uid] = PromptLookup()
+        `always` ("lookup", "draft"); with `drafter` (None: a `PromptLookup`)."""
+        self.drafters[uid] = drafter or PromptLookup()
         if always:
             self.always.add(uid)
 
@@ -102,6 +102,7 @@ class SpeculativeBatch(GenerationBatch):
             return None
         room = max(STEP_TOKENS // len(self.uids) - 1, 1)
         drafts: list[list[int]] = []
+        known: Any = None
         for i, uid in enumerate(self.uids):
             drafter = self.drafters.get(uid)
             if drafter is None or (crowded and uid not in self.always):
@@ -109,8 +110,18 @@ class SpeculativeBatch(GenerationBatch):
                 continue
             drafter.extend(self.tokens[i][len(drafter.tokens) :])
             left = self.max_tokens[i] - self._num_tokens[i] - 1
-            drafts.append(drafter.draft(self.pending.get(uid), min(room, left)))
+            pending = self.pending.get(uid)
+            if pending is None and getattr(drafter, "needs_pending", False) and left > 0:
+                if known is None:  # a sync, after a plain step
+                    known = self.pending_tokens()
+                pending = known[i]
+            drafts.append(drafter.draft(pending, min(room, left)))
         return drafts if any(drafts) else None
+
+    def pending_tokens(self) -> Any:
+        """Every row's pending token (evaluates the last plain step's samples)."""
+        tokens: Any = self._next_tokens
+        return tokens.tolist()
 
     # ----- verifying ------------------------------------------------------------------
     def _verify(self, drafts: list[list[int]]) -> list[Any]:

@@ -81,6 +81,7 @@ def run_app(
         prompt_cache_bytes=settings.prompt_cache_bytes,
         prompt_cache_disk_bytes=settings.prompt_cache_disk_bytes,
         speculative=settings.speculative,
+        draft_model=settings.draft_model,
     )
     app = build(engine)
     try:
