@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,10 @@ setup_process()  # the fast BLAS before anything imports MLX, as every entry poi
 # the programs the tests start keep mlxchat's compiled bytecode, as an installed mlxchat
 # does (some shells set this; each start then compiled every module again)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # started in the background by a shell (`pytest &`): the programs the tests start, and
+    # send Ctrl+C to, take it as they do in a terminal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TEST_CACHE = Path(os.environ.get("MLXCHAT_TEST_CACHE", Path.home() / ".cache" / "mlxchat-test"))
 

@@ -16,7 +16,7 @@ from test_terminal import pytestmark as pytestmark  # tmux and the demo model
 
 from mlxchat.store.history import HISTORY_FILE, History
 
-STARTS = 6
+STARTS = 4
 """How many times each start-up path runs in a row."""
 
 LOAD_TIMEOUT = 90
@@ -216,7 +216,7 @@ def test_a_new_chat_while_an_answer_streams_runs_beside_it(tmp_path: Path) -> No
     term = Terminal(mlxchat_command(tmp_path), width=120, height=40)
     try:
         term.wait_until(lambda s: "● demo │ idle" in s, LOAD_TIMEOUT, "the model loaded")
-        for command in ("/temp 0", "/max-tokens 200"):  # a long answer, the same each run
+        for command in ("/temp 0", "/max-tokens 120"):  # a long answer, the same each run
             run_command(term, command)
         term.send(story)
         term.wait_until(lambda s: prompt_text(s) == story, 10, "the question typed")
