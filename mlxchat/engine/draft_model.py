@@ -23,7 +23,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
-from mlxchat.engine.speculative import MISSES_BEFORE_PAUSE, PAUSE_MAX, PAUSE_START
+from mlxchat.engine.speculative import DraftPace
 from mlxchat.engine.types import ModelLoadError
 
 K_START = 3
@@ -38,7 +38,7 @@ with a long prompt (the row drafts nothing until it has): the other rows of the 
 for at most one such chunk."""
 
 
-class DraftModel:
+class DraftModel(DraftPace):
     """The draft-model drafter of one row.
 
     Args:
@@ -47,24 +47,18 @@ class DraftModel:
     """
 
     def __init__(self, model: Any, k_max: int = K_MAX) -> None:
+        super().__init__(K_START, k_max)
         self.model = model
         self.cache: list[Any] = make_prompt_cache(model)
         self.tokens: list[int] = []
         self._fed: list[int] = []  # the tokens in `cache`, in order
         self._valid = 0  # `_fed[:_valid]` is known to agree with the sequence
-        self.k_max = k_max
-        self.k = min(K_START, k_max)
-        self.drafted = 0
-        self.accepted = 0
-        self._misses = 0
-        self._pause = 0
-        self._pause_next = PAUSE_START
 
     @property
     def needs_pending(self) -> bool:
         """Whether `draft` will use the pending token (the batch then reads it when it is not
         known, a sync): not while paused or catching up with a long prompt."""
-        return self._pause == 0 and len(self.tokens) + 1 - len(self._fed) <= CATCH_UP
+        return not self.paused and len(self.tokens) + 1 - len(self._fed) <= CATCH_UP
 
     def extend(self, tokens: Sequence[int]) -> None:
         """Append tokens of the sequence (prompt, then the answer as it is accepted)."""
@@ -78,8 +72,7 @@ class DraftModel:
                 next chunk is fed).
             limit: The most tokens wanted (None: the row's current `k`).
         """
-        if self._pause > 0:
-            self._pause -= 1
+        if self._skip():
             return []
         k = self.k if limit is None else min(self.k, limit)
         if k <= 0:
@@ -99,31 +92,6 @@ class DraftModel:
             if len(guess) == k:
                 return guess
             logits = self._feed([token])
-
-    def record(self, drafted: int, accepted: int) -> None:
-        """Adapt to one verified draft: `accepted` of its `drafted` tokens were kept."""
-        if drafted <= 0:
-            return
-        self.drafted += drafted
-        self.accepted += accepted
-        if accepted == drafted:
-            self.k = min(self.k + 2, self.k_max)
-        else:
-            self.k = max(self.k - 1, 1)
-        if accepted:
-            self._misses = 0
-            self._pause_next = PAUSE_START
-            return
-        self._misses += 1
-        if self._misses >= MISSES_BEFORE_PAUSE:
-            self._misses = 0
-            self._pause = self._pause_next
-            self._pause_next = min(self._pause_next * 2, PAUSE_MAX)
-
-    @property
-    def rate(self) -> float:
-        """The share of drafted tokens accepted so far (0 when none were drafted)."""
-        return self.accepted / self.drafted if self.drafted else 0.0
 
     def _rewind(self, sequence: list[int]) -> None:
         """Cut the cache back to the longest prefix it shares with `sequence`."""

@@ -56,7 +56,64 @@ class Drafter(Protocol):
     def record(self, drafted: int, accepted: int) -> None: ...
 
 
-class PromptLookup:
+class DraftPace:
+    """What every drafter adapts the same way: its draft length `k` (+2 after a draft kept
+    whole, -1 otherwise), its counts, and a pause after a run of drafts with nothing kept
+    (longer each time).
+
+    Args:
+        k_start: The draft length at first.
+        k_max: The most tokens drafted at once.
+    """
+
+    def __init__(self, k_start: int, k_max: int) -> None:
+        self.k_max = k_max
+        self.k = min(k_start, k_max)
+        self.drafted = 0
+        self.accepted = 0
+        self._misses = 0
+        self._pause = 0
+        self._pause_next = PAUSE_START
+
+    @property
+    def paused(self) -> bool:
+        """Whether this row drafts nothing for now."""
+        return self._pause > 0
+
+    def _skip(self) -> bool:
+        """Whether this step drafts nothing (a step of a pause is used up)."""
+        if self._pause > 0:
+            self._pause -= 1
+            return True
+        return False
+
+    def record(self, drafted: int, accepted: int) -> None:
+        """Adapt to one verified draft: `accepted` of its `drafted` tokens were kept."""
+        if drafted <= 0:
+            return
+        self.drafted += drafted
+        self.accepted += accepted
+        if accepted == drafted:
+            self.k = min(self.k + 2, self.k_max)
+        else:
+            self.k = max(self.k - 1, 1)
+        if accepted:
+            self._misses = 0
+            self._pause_next = PAUSE_START
+            return
+        self._misses += 1
+        if self._misses >= MISSES_BEFORE_PAUSE:
+            self._misses = 0
+            self._pause = self._pause_next
+            self._pause_next = min(self._pause_next * 2, PAUSE_MAX)
+
+    @property
+    def rate(self) -> float:
+        """The share of drafted tokens accepted so far (0 when none were drafted)."""
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+
+class PromptLookup(DraftPace):
     """The drafter of one row: an index of its n-grams, its draft length and its counts.
 
     Args:
@@ -64,18 +121,12 @@ class PromptLookup:
     """
 
     def __init__(self, k_max: int = K_MAX) -> None:
+        super().__init__(K_START, k_max)
         self.tokens: list[int] = []
-        self.k_max = k_max
-        self.k = min(K_START, k_max)
         self.n_min = NGRAM_MIN
         # n-gram → where its latest earlier occurrence's continuation starts; an n-gram
         # enters once a token follows it, so the sequence's own suffix never matches itself
         self._index: dict[tuple[int, ...], int] = {}
-        self.drafted = 0
-        self.accepted = 0
-        self._misses = 0
-        self._pause = 0
-        self._pause_next = PAUSE_START
 
     def extend(self, tokens: Sequence[int]) -> None:
         """Append tokens of the sequence (prompt, then the answer as it is accepted)."""
@@ -94,8 +145,7 @@ class PromptLookup:
             pending: The next token of the sequence, or None.
             limit: The most tokens wanted (None: the row's current `k`).
         """
-        if self._pause > 0:
-            self._pause -= 1
+        if self._skip():
             return []
         k = self.k if limit is None else min(self.k, limit)
         if k <= 0:
@@ -112,31 +162,13 @@ class PromptLookup:
         return []
 
     def record(self, drafted: int, accepted: int) -> None:
-        """Adapt to one verified draft: `accepted` of its `drafted` tokens were kept."""
+        """Adapt to one verified draft (`DraftPace`), and the shortest n-gram matched: longer
+        while few guesses are kept, shorter while most are."""
+        super().record(drafted, accepted)
         if drafted <= 0:
             return
-        self.drafted += drafted
-        self.accepted += accepted
-        if accepted == drafted:
-            self.k = min(self.k + 2, self.k_max)
-        else:
-            self.k = max(self.k - 1, 1)
         rate = accepted / drafted
         if rate >= 0.6:
             self.n_min = max(self.n_min - 1, 1)
         elif rate < 0.3:
             self.n_min = min(self.n_min + 1, NGRAM_MAX)
-        if accepted:
-            self._misses = 0
-            self._pause_next = PAUSE_START
-            return
-        self._misses += 1
-        if self._misses >= MISSES_BEFORE_PAUSE:
-            self._misses = 0
-            self._pause = self._pause_next
-            self._pause_next = min(self._pause_next * 2, PAUSE_MAX)
-
-    @property
-    def rate(self) -> float:
-        """The share of drafted tokens accepted so far (0 when none were drafted)."""
-        return self.accepted / self.drafted if self.drafted else 0.0
